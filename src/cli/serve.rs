@@ -1,0 +1,35 @@
+//! `revwallet serve` and `revwallet migrate`.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::{DatabaseArgs, ServeArgs};
+use crate::http::{self, AppState};
+use crate::store::Store;
+
+pub async fn serve(settings: ServeArgs) -> anyhow::Result<()> {
+    let url = settings.database.url();
+    let store = Store::connect(&url, &settings.database.store_options())?;
+    if !settings.no_migrate {
+        store.migrate().await.context("applying migrations")?;
+    }
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    tracing::info!(address = %listener.local_addr()?, backend = store.backend(), "revwallet serving");
+    let state = AppState {
+        store,
+        metrics: crate::telemetry::metrics_handle(),
+        settings: Arc::new(settings),
+    };
+    http::serve(listener, state, http::shutdown_signal()).await
+}
+
+pub async fn migrate(database: DatabaseArgs) -> anyhow::Result<()> {
+    let store = Store::connect(&database.url(), &database.store_options())?;
+    store.migrate().await.context("applying migrations")?;
+    tracing::info!(backend = store.backend(), "migrations applied");
+    store.close().await;
+    Ok(())
+}

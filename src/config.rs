@@ -1,0 +1,151 @@
+//! Typed settings for `revwallet serve`, from flags or the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::store::StoreOptions;
+
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// `sqlite://path` or `postgres://user:password@host:port/db`. Default: `sqlite://revwallet.db`, unless
+    /// `DB_HOST` is set, when the URL is built from DB_HOST, DB_PORT, DB_USERNAME, DB_PASSWORD and DB_NAME.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Largest number of database connections.
+    #[arg(long, env = "REVWALLET_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+
+    /// How long a request waits for a database connection before answering 503.
+    #[arg(long, env = "REVWALLET_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
+    pub db_acquire_timeout_ms: u64,
+}
+
+impl DatabaseArgs {
+    pub fn url(&self) -> String {
+        resolve_database_url(self.database_url.clone(), |name| std::env::var(name).ok())
+    }
+
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            max_connections: self.db_pool_size.max(1),
+            acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (containers use 0.0.0.0:8080).
+    #[arg(long, env = "REVWALLET_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Do not apply migrations before serving (when a separate `revwallet migrate` step does it).
+    #[arg(long)]
+    pub no_migrate: bool,
+
+    /// Longest time a request may take before it is answered 503.
+    #[arg(long, env = "REVWALLET_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "REVWALLET_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
+    pub body_limit: usize,
+
+    /// How long in-flight requests may take to finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "REVWALLET_SHUTDOWN_GRACE_MS", default_value_t = 20_000)]
+    pub shutdown_grace_ms: u64,
+
+    /// Where the web app links to Grafana.
+    #[arg(long, env = "REVWALLET_GRAFANA_URL", default_value = "/grafana/")]
+    pub grafana_url: String,
+
+    /// Where the web app links to Prometheus.
+    #[arg(long, env = "REVWALLET_PROMETHEUS_URL", default_value = "/prometheus/")]
+    pub prometheus_url: String,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: DatabaseArgs {
+                database_url: None,
+                db_pool_size: 16,
+                db_acquire_timeout_ms: 3000,
+            },
+            no_migrate: false,
+            request_timeout_ms: 30_000,
+            body_limit: DEFAULT_BODY_LIMIT,
+            shutdown_grace_ms: 20_000,
+            grafana_url: "/grafana/".to_owned(),
+            prometheus_url: "/prometheus/".to_owned(),
+        }
+    }
+}
+
+/// `DATABASE_URL` wins; else the original project's `DB_*` variables (how ECS and Kubernetes inject
+/// secrets); else the embedded SQLite file.
+pub fn resolve_database_url(explicit: Option<String>, env: impl Fn(&str) -> Option<String>) -> String {
+    if let Some(url) = explicit.filter(|url| !url.is_empty()) {
+        return url;
+    }
+    let Some(host) = env("DB_HOST").filter(|h| !h.is_empty()) else {
+        return "sqlite://revwallet.db".to_owned();
+    };
+    let encode = |value: String| utf8_percent_encode(&value, NON_ALPHANUMERIC).to_string();
+    let user = encode(env("DB_USERNAME").unwrap_or_else(|| "postgres".to_owned()));
+    let password = env("DB_PASSWORD").map(encode);
+    let port = env("DB_PORT").unwrap_or_else(|| "5432".to_owned());
+    let name = encode(env("DB_NAME").unwrap_or_else(|| "revwallet".to_owned()));
+    let credentials = match password {
+        Some(password) => format!("{user}:{password}"),
+        None => user,
+    };
+    format!("postgres://{credentials}@{host}:{port}/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> =
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn database_url_wins_over_db_variables() {
+        let url = resolve_database_url(Some("sqlite://x.db".into()), env(&[("DB_HOST", "db")]));
+        assert_eq!(url, "sqlite://x.db");
+    }
+
+    #[test]
+    fn db_variables_build_a_postgres_url_with_escaped_secrets() {
+        let url = resolve_database_url(
+            None,
+            env(&[
+                ("DB_HOST", "db.internal"),
+                ("DB_PORT", "6543"),
+                ("DB_USERNAME", "app"),
+                ("DB_PASSWORD", "p@ss:w/rd"),
+                ("DB_NAME", "wallets"),
+            ]),
+        );
+        assert_eq!(url, "postgres://app:p%40ss%3Aw%2Frd@db.internal:6543/wallets");
+    }
+
+    #[test]
+    fn without_anything_the_embedded_sqlite_file_is_used() {
+        assert_eq!(resolve_database_url(None, env(&[])), "sqlite://revwallet.db");
+    }
+}

@@ -1,0 +1,140 @@
+//! Wallet identity and ownership, and the kinds of ledger entry.
+
+use std::fmt;
+
+/// A wallet id: a positive sequential integer, rendered as a string in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WalletId(i64);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0:?} is not a wallet id (a positive integer)")]
+pub struct WalletIdError(pub String);
+
+impl WalletId {
+    pub fn parse(text: &str) -> Result<Self, WalletIdError> {
+        match text.parse::<i64>() {
+            Ok(id) if id > 0 && !text.starts_with('+') => Ok(Self(id)),
+            _ => Err(WalletIdError(text.to_owned())),
+        }
+    }
+
+    /// An id read back from storage.
+    pub fn from_db(id: i64) -> Self {
+        Self(id)
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for WalletId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A wallet owner's name: 1–100 characters after trimming, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OwnerError {
+    #[error("owner must not be empty")]
+    Empty,
+    #[error("owner must be at most {} characters", Owner::MAX_CHARS)]
+    TooLong,
+    #[error("owner must not contain control characters")]
+    ControlCharacter,
+}
+
+impl Owner {
+    pub const MAX_CHARS: usize = 100;
+
+    pub fn parse(text: &str) -> Result<Self, OwnerError> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            Err(OwnerError::Empty)
+        } else if trimmed.chars().count() > Self::MAX_CHARS {
+            Err(OwnerError::TooLong)
+        } else if trimmed.chars().any(char::is_control) {
+            Err(OwnerError::ControlCharacter)
+        } else {
+            Ok(Self(trimmed.to_owned()))
+        }
+    }
+}
+
+impl AsRef<str> for Owner {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a ledger entry records. The ledger is append-only; the balance is the signed sum of its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerEntryKind {
+    Opening,
+    Deposit,
+    Withdrawal,
+    TransferIn,
+    TransferOut,
+    Closing,
+}
+
+impl LedgerEntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opening => "opening",
+            Self::Deposit => "deposit",
+            Self::Withdrawal => "withdrawal",
+            Self::TransferIn => "transfer_in",
+            Self::TransferOut => "transfer_out",
+            Self::Closing => "closing",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Opening,
+            Self::Deposit,
+            Self::Withdrawal,
+            Self::TransferIn,
+            Self::TransferOut,
+            Self::Closing,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wallet_ids_are_positive_integers() {
+        assert_eq!(WalletId::parse("1").map(WalletId::get), Ok(1));
+        for bad in ["0", "-1", "+1", "1.0", "", "abc", "99999999999999999999", " 1"] {
+            assert!(WalletId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn owners_are_trimmed_and_bounded() {
+        assert_eq!(Owner::parse("  test2 ").map(|o| o.0), Ok("test2".to_owned()));
+        assert_eq!(Owner::parse("   "), Err(OwnerError::Empty));
+        assert!(Owner::parse(&"é".repeat(100)).is_ok());
+        assert_eq!(Owner::parse(&"é".repeat(101)), Err(OwnerError::TooLong));
+        assert_eq!(Owner::parse("a\u{7}b"), Err(OwnerError::ControlCharacter));
+    }
+
+    #[test]
+    fn entry_kinds_round_trip_through_text() {
+        for kind in ["opening", "deposit", "withdrawal", "transfer_in", "transfer_out", "closing"] {
+            assert_eq!(LedgerEntryKind::parse(kind).map(LedgerEntryKind::as_str), Some(kind));
+        }
+        assert_eq!(LedgerEntryKind::parse("refund"), None);
+    }
+}

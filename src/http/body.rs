@@ -1,0 +1,181 @@
+//! Request bodies: JSON with a checked content type and size, amounts and ids read from their exact JSON
+//! text (never through `f64`), and the `Idempotency-Key` that travels with a write.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{Method, header};
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use crate::domain::{Amount, Currency, WalletId};
+
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// A JSON request body, plus the idempotency key of the request if it carried one.
+pub struct JsonBody<T> {
+    pub value: T,
+    pub idempotency: Option<IdempotencyRequest>,
+}
+
+/// An `Idempotency-Key` and a fingerprint of what it was sent with (method, path and body).
+#[derive(Debug, Clone)]
+pub struct IdempotencyRequest {
+    pub key: String,
+    pub request_hash: String,
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(request.headers().get(header::CONTENT_TYPE)) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let key = idempotency_key(request.headers())?;
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| match rejection.status().as_u16() {
+                413 => ApiError::PayloadTooLarge,
+                _ => ApiError::InvalidJson(rejection.body_text()),
+            })?;
+        let value = serde_json::from_slice(&bytes).map_err(|error| match error.classify() {
+            serde_json::error::Category::Data => ApiError::InvalidRequest(error.to_string()),
+            _ => ApiError::InvalidJson(error.to_string()),
+        })?;
+        let idempotency = key.map(|key| IdempotencyRequest {
+            request_hash: fingerprint(&method, &path, &bytes),
+            key,
+        });
+        Ok(Self { value, idempotency })
+    }
+}
+
+fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
+    let Some(essence) = content_type
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+    else {
+        return false;
+    };
+    let essence = essence.trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn idempotency_key(headers: &header::HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (b' '..=b'~').contains(b)) {
+        return Err(ApiError::InvalidRequest(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters".to_owned(),
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(method.as_str().as_bytes());
+    hasher.update(b" ");
+    hasher.update(path.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(body);
+    hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// The exact text of a JSON string or number: `"100.50"` and `100.50` both give `100.50`.
+fn scalar_text<'de, D: Deserializer<'de>>(deserializer: D, what: &str) -> Result<String, D::Error> {
+    let raw = Box::<RawValue>::deserialize(deserializer)?;
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<String>(text).map_err(D::Error::custom),
+        Some(b'-' | b'0'..=b'9') => Ok(text.to_owned()),
+        _ => Err(D::Error::custom(format!("{what} must be a JSON string or number"))),
+    }
+}
+
+/// An amount as the client wrote it, parsed once the currency is known.
+#[derive(Debug, Clone)]
+pub struct AmountText(pub String);
+
+impl<'de> Deserialize<'de> for AmountText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        scalar_text(deserializer, "amount").map(Self)
+    }
+}
+
+impl AmountText {
+    pub fn positive(&self, currency: Currency) -> Result<Amount, ApiError> {
+        Ok(Amount::parse_positive(&self.0, currency)?)
+    }
+
+    pub fn non_negative(&self, currency: Currency) -> Result<Amount, ApiError> {
+        Ok(Amount::parse(&self.0, currency)?)
+    }
+}
+
+/// A wallet id given in a body, as a string (`"1"`) or a number (`1`).
+#[derive(Debug, Clone, Copy)]
+pub struct IdText(pub WalletId);
+
+impl<'de> Deserialize<'de> for IdText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = scalar_text(deserializer, "wallet id")?;
+        WalletId::parse(&text).map(Self).map_err(D::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Probe {
+        amount: AmountText,
+    }
+
+    fn amount_text(json: &str) -> Result<String, String> {
+        serde_json::from_str::<Probe>(json)
+            .map(|probe| probe.amount.0)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn numbers_keep_their_exact_text() {
+        assert_eq!(amount_text(r#"{"amount": 0.1}"#), Ok("0.1".to_owned()));
+        assert_eq!(amount_text(r#"{"amount": 100.50}"#), Ok("100.50".to_owned()));
+        assert_eq!(
+            amount_text(r#"{"amount": 123456789012345678901234567890}"#),
+            Ok("123456789012345678901234567890".to_owned())
+        );
+        assert_eq!(amount_text(r#"{"amount": 1e3}"#), Ok("1e3".to_owned()));
+        assert_eq!(amount_text(r#"{"amount": "7.25"}"#), Ok("7.25".to_owned()));
+    }
+
+    #[test]
+    fn other_json_types_are_refused() {
+        for json in [r#"{"amount": true}"#, r#"{"amount": null}"#, r#"{"amount": [1]}"#] {
+            assert!(amount_text(json).is_err(), "{json}");
+        }
+    }
+
+    #[test]
+    fn content_types_are_matched_on_their_essence() {
+        let check = |v: &str| is_json(Some(&header::HeaderValue::from_str(v).expect("header")));
+        assert!(check("application/json"));
+        assert!(check("Application/JSON; charset=utf-8"));
+        assert!(check("application/merge-patch+json"));
+        assert!(!check("text/plain"));
+        assert!(!check("application/x-www-form-urlencoded"));
+        assert!(!is_json(None));
+    }
+}

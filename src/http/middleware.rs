@@ -1,0 +1,88 @@
+//! Cross-cutting request handling: one log line and the metrics for every request, panics and timeouts
+//! turned into problem JSON.
+
+use std::any::Any;
+use std::time::Instant;
+
+use axum::BoxError;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+
+use super::error::{ApiError, InternalCause};
+
+/// The matched route template, carried from the router to `observe` in the response.
+#[derive(Debug, Clone)]
+struct RouteTemplate(String);
+
+/// Label for requests that matched no route: one fixed value, never the raw path.
+const UNMATCHED: &str = "unmatched";
+
+pub async fn remember_route(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteTemplate(route));
+    }
+    response
+}
+
+/// Logs one line per request and records its metrics. The request id comes from `X-Request-Id`
+/// (the client's or one made by `SetRequestIdLayer`).
+pub async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let span = tracing::info_span!("request", %request_id, %method);
+    let response = next.run(request).instrument(span.clone()).await;
+
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
+    let route = response
+        .extensions()
+        .get::<RouteTemplate>()
+        .map_or(UNMATCHED, |r| r.0.as_str())
+        .to_owned();
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route.clone()),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("revwallet_http_requests_total", &labels).increment(1);
+    metrics::histogram!("revwallet_http_request_duration_seconds", &labels).record(latency.as_secs_f64());
+
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    let _entered = span.enter();
+    if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
+        tracing::error!(%request_id, %method, %route, status, latency_ms, error = %cause, "request completed");
+    } else if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+        // Probes and scrapes arrive every few seconds: keep them out of the default log.
+        tracing::debug!(%request_id, %method, %route, status, latency_ms, "request completed");
+    } else {
+        tracing::info!(%request_id, %method, %route, status, latency_ms, "request completed");
+    }
+    response
+}
+
+pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    ApiError::Internal(format!("panic: {message}")).into_response()
+}
+
+pub async fn timeout_response(error: BoxError) -> ApiError {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Timeout
+    } else {
+        ApiError::Internal(format!("middleware: {error}"))
+    }
+}

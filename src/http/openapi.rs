@@ -1,0 +1,26 @@
+//! The OpenAPI 3.1 document of the API, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+use super::error::Problem;
+use super::wallets;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "revwallet", description = "Exact-money wallets: amounts are decimal strings in the \
+        currency's minor-unit precision; errors are RFC 9457 problem JSON with a stable `code`."),
+    paths(
+        wallets::create_wallet, wallets::list_wallets, wallets::get_wallet, wallets::get_balance,
+        wallets::deposit, wallets::withdraw, wallets::transfer, wallets::list_transactions,
+        wallets::close_wallet,
+    ),
+    components(schemas(Problem, wallets::WalletResponse, wallets::TransactionResponse,
+        wallets::TransferResponse, wallets::CreateWalletRequest, wallets::MoveMoneyRequest,
+        wallets::TransferRequest)),
+)]
+pub struct ApiDoc;
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

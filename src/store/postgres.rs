@@ -1,0 +1,405 @@
+//! PostgreSQL backend. Deposits and withdrawals are one data-modifying statement (one round trip);
+//! transfers lock both rows in id order so that opposite transfers never deadlock.
+
+use std::sync::LazyLock;
+
+use chrono::Utc;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+use super::{
+    Claim, CurrencyCache, Finish, KeyRow, LedgerEntry, Movement, PoolState, Result, StoreError,
+    StoreOptions, Transfer, Wallet, WalletFilter, WalletRow, cutoff, refused_movement, sql,
+    update_for,
+};
+use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Update and ledger insert in one statement: the entry records the balance the update produced.
+static MOVE_CREDIT: LazyLock<String> = LazyLock::new(|| movement_statement(sql::CREDIT));
+static MOVE_DEBIT: LazyLock<String> = LazyLock::new(|| movement_statement(sql::DEBIT));
+
+fn movement_statement(update: &str) -> String {
+    format!(
+        "with moved as ({update}), entry as ( \
+             insert into transactions (wallet_id, kind, amount, balance_after, created_at) \
+             select id, $3, $2, balance, $4 from moved \
+             returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at) \
+         select m.id, m.owner, m.currency, m.balance, m.created_at, \
+                e.id as entry_id, e.wallet_id, e.kind, e.amount, e.balance_after, e.counterparty_id, \
+                e.created_at as entry_created_at \
+         from moved m cross join entry e"
+    )
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct MovementRow {
+    #[sqlx(flatten)]
+    wallet: WalletRow,
+    entry_id: i64,
+    wallet_id: i64,
+    kind: String,
+    amount: i64,
+    balance_after: i64,
+    counterparty_id: Option<i64>,
+    entry_created_at: chrono::DateTime<Utc>,
+}
+
+impl TryFrom<MovementRow> for Movement {
+    type Error = StoreError;
+    fn try_from(row: MovementRow) -> Result<Self> {
+        let entry = super::EntryRow {
+            id: row.entry_id,
+            wallet_id: row.wallet_id,
+            kind: row.kind,
+            amount: row.amount,
+            balance_after: row.balance_after,
+            counterparty_id: row.counterparty_id,
+            created_at: row.entry_created_at,
+        };
+        Ok(Movement {
+            wallet: row.wallet.try_into()?,
+            entry: entry.try_into()?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    currencies: CurrencyCache,
+}
+
+impl PgStore {
+    pub fn connect(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
+        let connect: PgConnectOptions = url.parse::<PgConnectOptions>()?
+            // A statement stuck behind a lock or a dying server answers within seconds, never hangs a request.
+            .options([("statement_timeout", "5s"), ("lock_timeout", "4s")])
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_lazy_with(connect);
+        Ok(Self {
+            pool,
+            currencies: CurrencyCache::default(),
+        })
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        // sqlx takes a PostgreSQL advisory lock, so replicas starting together migrate one at a time.
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        conn.ping().await?;
+        Ok(())
+    }
+
+    pub fn pool_state(&self) -> PoolState {
+        PoolState {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn wallet_currency(&self, id: WalletId) -> Result<Currency> {
+        if let Some(currency) = self.currencies.get(id) {
+            return Ok(currency);
+        }
+        let code: Option<String> = sqlx::query_scalar(sql::GET_CURRENCY)
+            .bind(id.get())
+            .fetch_optional(&self.pool)
+            .await?;
+        let code = code.ok_or(StoreError::WalletNotFound(id))?;
+        let currency = Currency::parse(&code).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.currencies.put(id, currency);
+        Ok(currency)
+    }
+
+    pub async fn create_wallet(
+        &self,
+        owner: &str,
+        currency: Currency,
+        initial: Amount,
+        finish: Option<Finish<'_, Movement>>,
+    ) -> Result<Movement> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let wallet: Wallet = sqlx::query_as::<_, WalletRow>(sql::INSERT_WALLET)
+            .bind(owner)
+            .bind(currency.code())
+            .bind(initial.minor_units())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_into()?;
+        let entry = insert_entry(&mut tx, &wallet, LedgerEntryKind::Opening, initial, None).await?;
+        let created = Movement { wallet, entry };
+        record(&mut tx, finish, &created).await?;
+        tx.commit().await?;
+        self.currencies.put(created.wallet.id, currency);
+        Ok(created)
+    }
+
+    pub async fn get_wallet(&self, id: WalletId) -> Result<Wallet> {
+        get_open_wallet(&self.pool, id).await?.ok_or(StoreError::WalletNotFound(id))
+    }
+
+    pub async fn list_wallets(&self, filter: &WalletFilter) -> Result<Vec<Wallet>> {
+        sqlx::query_as::<_, WalletRow>(sql::LIST_WALLETS)
+            .bind(filter.owner.as_deref())
+            .bind(filter.currency.map(|c| c.code()))
+            .bind(filter.after.map_or(0, WalletId::get))
+            .bind(i64::from(filter.limit))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(Wallet::try_from)
+            .collect()
+    }
+
+    pub async fn move_money(
+        &self,
+        id: WalletId,
+        kind: LedgerEntryKind,
+        amount: Amount,
+        finish: Option<Finish<'_, Movement>>,
+    ) -> Result<Movement> {
+        let statement = if super::is_debit(kind) { &MOVE_DEBIT } else { &MOVE_CREDIT };
+        let query = sqlx::query_as::<_, MovementRow>(statement.as_str())
+            .bind(id.get())
+            .bind(amount.minor_units())
+            .bind(kind.as_str())
+            .bind(Utc::now());
+        let Some(finish) = finish else {
+            // The hot path: one statement, one round trip, its own implicit transaction.
+            return match query.fetch_optional(&self.pool).await? {
+                Some(row) => row.try_into(),
+                None => Err(self.refused(id, kind, amount).await),
+            };
+        };
+        let mut tx = self.pool.begin().await?;
+        let movement: Movement = match query.fetch_optional(&mut *tx).await? {
+            Some(row) => row.try_into()?,
+            None => return Err(self.refused(id, kind, amount).await),
+        };
+        record(&mut tx, Some(finish), &movement).await?;
+        tx.commit().await?;
+        Ok(movement)
+    }
+
+    async fn refused(&self, id: WalletId, kind: LedgerEntryKind, amount: Amount) -> StoreError {
+        match get_open_wallet(&self.pool, id).await {
+            Ok(current) => refused_movement(id, kind, amount, current),
+            Err(error) => error,
+        }
+    }
+
+    pub async fn transfer(
+        &self,
+        from: WalletId,
+        to: WalletId,
+        amount: Amount,
+        finish: Option<Finish<'_, Transfer>>,
+    ) -> Result<Transfer> {
+        let mut tx = self.pool.begin().await?;
+        // Lock both rows in id order: two opposite transfers then queue instead of deadlocking.
+        let locked: Vec<i64> = sqlx::query_scalar(
+            "select id from wallets where id in ($1, $2) and closed_at is null order by id for update",
+        )
+        .bind(from.get())
+        .bind(to.get())
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in [from, to] {
+            if !locked.contains(&id.get()) {
+                return Err(StoreError::WalletNotFound(id));
+            }
+        }
+        let debited = change_balance(&mut tx, from, LedgerEntryKind::TransferOut, amount).await?;
+        let credited = change_balance(&mut tx, to, LedgerEntryKind::TransferIn, amount).await?;
+        let out = insert_entry(&mut tx, &debited, LedgerEntryKind::TransferOut, amount, Some(to)).await?;
+        let inn = insert_entry(&mut tx, &credited, LedgerEntryKind::TransferIn, amount, Some(from)).await?;
+        let transfer = Transfer {
+            from: Movement { wallet: debited, entry: out },
+            to: Movement { wallet: credited, entry: inn },
+        };
+        record(&mut tx, finish, &transfer).await?;
+        tx.commit().await?;
+        Ok(transfer)
+    }
+
+    pub async fn close_wallet(
+        &self,
+        id: WalletId,
+        finish: Option<Finish<'_, Option<LedgerEntry>>>,
+    ) -> Result<Option<LedgerEntry>> {
+        let mut tx = self.pool.begin().await?;
+        let wallet: Option<WalletRow> =
+            sqlx::query_as(&format!("{} for update", sql::GET_OPEN_WALLET))
+                .bind(id.get())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let wallet: Wallet = wallet.ok_or(StoreError::WalletNotFound(id))?.try_into()?;
+        let payout = if wallet.balance > Amount::ZERO {
+            let closed = Wallet { balance: Amount::ZERO, ..wallet.clone() };
+            Some(insert_entry(&mut tx, &closed, LedgerEntryKind::Closing, wallet.balance, None).await?)
+        } else {
+            None
+        };
+        sqlx::query(sql::CLOSE_WALLET)
+            .bind(id.get())
+            .bind(Utc::now())
+            .execute(&mut *tx)
+            .await?;
+        record(&mut tx, finish, &payout).await?;
+        tx.commit().await?;
+        Ok(payout)
+    }
+
+    pub async fn history(&self, id: WalletId, before: Option<i64>, limit: u32) -> Result<Vec<LedgerEntry>> {
+        get_open_wallet(&self.pool, id).await?.ok_or(StoreError::WalletNotFound(id))?;
+        sqlx::query_as::<_, super::EntryRow>(sql::LIST_ENTRIES)
+            .bind(id.get())
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(LedgerEntry::try_from)
+            .collect()
+    }
+
+    pub async fn count_open_wallets(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar(sql::COUNT_OPEN_WALLETS).fetch_one(&self.pool).await?)
+    }
+
+    pub async fn audit(&self) -> Result<Vec<super::AuditFinding>> {
+        let rows: Vec<super::AuditRow> = sqlx::query_as(sql::AUDIT).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    pub async fn claim_key(&self, key: &str, request_hash: &str) -> Result<Claim> {
+        let now = Utc::now();
+        let inserted = sqlx::query(sql::CLAIM_KEY)
+            .bind(key)
+            .bind(request_hash)
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if inserted == 1 {
+            return Ok(Claim::New);
+        }
+        let Some(existing) = sqlx::query_as::<_, KeyRow>(sql::GET_KEY)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            // Released between our insert and read: let the client retry.
+            return Err(StoreError::IdempotencyKeyInUse);
+        };
+        let abandoned = existing.is_abandoned(now);
+        if let Some(claim) = existing.into_claim(request_hash)? {
+            return Ok(claim);
+        }
+        if abandoned {
+            let taken = sqlx::query(sql::TAKE_OVER_ABANDONED_KEY)
+                .bind(key)
+                .bind(now)
+                .bind(cutoff(super::ABANDONED_CLAIM_AFTER))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            if taken == 1 {
+                return Ok(Claim::New);
+            }
+        }
+        Err(StoreError::IdempotencyKeyInUse)
+    }
+
+    pub async fn release_key(&self, key: &str) -> Result<()> {
+        sqlx::query(sql::RELEASE_KEY).bind(key).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn expire_keys(&self) -> Result<u64> {
+        Ok(sqlx::query(sql::EXPIRE_KEYS)
+            .bind(cutoff(super::IDEMPOTENCY_RETENTION))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+}
+
+async fn get_open_wallet<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    id: WalletId,
+) -> Result<Option<Wallet>> {
+    sqlx::query_as::<_, WalletRow>(sql::GET_OPEN_WALLET)
+        .bind(id.get())
+        .fetch_optional(executor)
+        .await?
+        .map(Wallet::try_from)
+        .transpose()
+}
+
+/// Applies one leg of a transfer inside a transaction that already holds the row locks.
+async fn change_balance(
+    conn: &mut PgConnection,
+    id: WalletId,
+    kind: LedgerEntryKind,
+    amount: Amount,
+) -> Result<Wallet> {
+    let row: Option<WalletRow> = sqlx::query_as(update_for(kind))
+        .bind(id.get())
+        .bind(amount.minor_units())
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(row) => row.try_into(),
+        None => Err(refused_movement(id, kind, amount, get_open_wallet(conn, id).await?)),
+    }
+}
+
+async fn insert_entry(
+    conn: &mut PgConnection,
+    wallet: &Wallet,
+    kind: LedgerEntryKind,
+    amount: Amount,
+    counterparty: Option<WalletId>,
+) -> Result<LedgerEntry> {
+    sqlx::query_as::<_, super::EntryRow>(sql::INSERT_ENTRY)
+        .bind(wallet.id.get())
+        .bind(kind.as_str())
+        .bind(amount.minor_units())
+        .bind(wallet.balance.minor_units())
+        .bind(counterparty.map(WalletId::get))
+        .bind(Utc::now())
+        .fetch_one(conn)
+        .await?
+        .try_into()
+}
+
+async fn record<T>(conn: &mut PgConnection, finish: Option<Finish<'_, T>>, outcome: &T) -> Result<()> {
+    if let Some(finish) = finish {
+        let response = (finish.render)(outcome);
+        sqlx::query(sql::STORE_RESPONSE)
+            .bind(finish.key)
+            .bind(i32::from(response.status))
+            .bind(response.location)
+            .bind(response.body)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
