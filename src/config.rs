@@ -94,7 +94,10 @@ impl Default for ServeArgs {
 
 /// `DATABASE_URL` wins; else the original project's `DB_*` variables (how ECS and Kubernetes inject
 /// secrets); else the embedded SQLite file.
-pub fn resolve_database_url(explicit: Option<String>, env: impl Fn(&str) -> Option<String>) -> String {
+pub fn resolve_database_url(
+    explicit: Option<String>,
+    env: impl Fn(&str) -> Option<String>,
+) -> String {
     if let Some(url) = explicit.filter(|url| !url.is_empty()) {
         return url;
     }
@@ -118,8 +121,10 @@ mod tests {
     use super::*;
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: Vec<(String, String)> =
-            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 
@@ -141,11 +146,17 @@ mod tests {
                 ("DB_NAME", "wallets"),
             ]),
         );
-        assert_eq!(url, "postgres://app:p%40ss%3Aw%2Frd@db.internal:6543/wallets");
+        assert_eq!(
+            url,
+            "postgres://app:p%40ss%3Aw%2Frd@db.internal:6543/wallets"
+        );
     }
 
     #[test]
     fn without_anything_the_embedded_sqlite_file_is_used() {
-        assert_eq!(resolve_database_url(None, env(&[])), "sqlite://revwallet.db");
+        assert_eq!(
+            resolve_database_url(None, env(&[])),
+            "sqlite://revwallet.db"
+        );
     }
 }

@@ -11,7 +11,13 @@ use revwallet::telemetry::{LogFormat, init_logging};
 #[command(name = "revwallet", version, about = "An exact-money wallet service")]
 struct Cli {
     /// Log format on stdout.
-    #[arg(long, global = true, env = "REVWALLET_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "REVWALLET_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     log_format: LogFormat,
 
     #[command(subcommand)]
@@ -46,7 +52,9 @@ async fn main() -> ExitCode {
         Command::Serve(settings) => cli::serve(settings).await.map(|()| true),
         Command::Migrate(database) => cli::migrate(database).await.map(|()| true),
         Command::GenerateData(options) => cli::generate_data(options).await.map(|refused| {
-            println!("done; {refused} operations were refused by the server (e.g. insufficient funds)");
+            println!(
+                "done; {refused} operations were refused by the server (e.g. insufficient funds)"
+            );
             true
         }),
         Command::Audit(database) => cli::audit(database).await.map(|broken| broken == 0),

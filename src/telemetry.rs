@@ -52,7 +52,8 @@ pub fn metrics_handle() -> PrometheusHandle {
             // Fails only if another recorder was installed first; the handle still renders ours.
             drop(metrics::set_global_recorder(recorder));
             describe_metrics();
-            metrics::gauge!("revwallet_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            metrics::gauge!("revwallet_build_info", "version" => env!("CARGO_PKG_VERSION"))
+                .set(1.0);
             handle
         })
         .clone()
@@ -60,27 +61,45 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!("revwallet_http_requests_total", "HTTP requests by method, matched route and status");
+    describe_counter!(
+        "revwallet_http_requests_total",
+        "HTTP requests by method, matched route and status"
+    );
     describe_histogram!(
         "revwallet_http_request_duration_seconds",
         Unit::Seconds,
         "HTTP request latency by method, matched route and status"
     );
-    describe_counter!("revwallet_operations_total", "Money operations by type, currency and outcome");
+    describe_counter!(
+        "revwallet_operations_total",
+        "Money operations by type, currency and outcome"
+    );
     describe_counter!(
         "revwallet_money_moved_minor_units_total",
         "Money moved by successful operations, in minor units of the currency"
     );
     describe_gauge!("revwallet_wallets_open", "Open wallets");
-    describe_gauge!("revwallet_database_up", "1 when the last database ping succeeded");
-    describe_gauge!("revwallet_db_pool_connections", "Database connections by state");
-    describe_gauge!("revwallet_db_pool_max_connections", "Largest size of the database pool");
+    describe_gauge!(
+        "revwallet_database_up",
+        "1 when the last database ping succeeded"
+    );
+    describe_gauge!(
+        "revwallet_db_pool_connections",
+        "Database connections by state"
+    );
+    describe_gauge!(
+        "revwallet_db_pool_max_connections",
+        "Largest size of the database pool"
+    );
     describe_histogram!(
         "revwallet_db_pool_acquire_duration_seconds",
         Unit::Seconds,
         "Time spent waiting for a database connection (measured by the readiness ping)"
     );
-    describe_counter!("revwallet_idempotent_replays_total", "Requests answered from a stored idempotent response");
+    describe_counter!(
+        "revwallet_idempotent_replays_total",
+        "Requests answered from a stored idempotent response"
+    );
     describe_gauge!("revwallet_build_info", "Build information; always 1");
 }
 

@@ -10,7 +10,9 @@ pub async fn audit(database: DatabaseArgs) -> anyhow::Result<usize> {
     for finding in &findings {
         let ledger = finding
             .ledger_balance
-            .map_or("no ledger entries".to_owned(), |sum| format!("ledger sums to {sum}"));
+            .map_or("no ledger entries".to_owned(), |sum| {
+                format!("ledger sums to {sum}")
+            });
         let chain = finding
             .first_bad_entry
             .map(|id| format!("; entry {id} does not continue the previous balance"))

@@ -26,7 +26,9 @@ pub struct GenerateDataArgs {
 
 /// Returns how many operations were refused by the server (insufficient funds is expected now and then).
 pub async fn generate_data(args: GenerateDataArgs) -> anyhow::Result<u32> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
     let base = args.url.trim_end_matches('/');
     let total = u64::from(args.wallets) + u64::from(args.operations);
     let bar = ProgressBar::new(total).with_style(
@@ -41,18 +43,33 @@ pub async fn generate_data(args: GenerateDataArgs) -> anyhow::Result<u32> {
             "currency": args.currency,
             "initial_balance": format!("{}.{:02}", initial / 100, initial % 100),
         });
-        let response = client.post(format!("{base}/wallet/")).json(&body).send().await
+        let response = client
+            .post(format!("{base}/wallet/"))
+            .json(&body)
+            .send()
+            .await
             .with_context(|| format!("creating a wallet at {base}"))?;
-        anyhow::ensure!(response.status().is_success(), "creating a wallet: {}", response.status());
+        anyhow::ensure!(
+            response.status().is_success(),
+            "creating a wallet: {}",
+            response.status()
+        );
         let wallet: Value = response.json().await?;
         ids.push(wallet["id"].as_str().unwrap_or_default().to_owned());
         bar.inc(1);
     }
-    anyhow::ensure!(!ids.is_empty() || args.operations == 0, "operations need at least one wallet");
+    anyhow::ensure!(
+        !ids.is_empty() || args.operations == 0,
+        "operations need at least one wallet"
+    );
     let mut refused = 0;
     for _ in 0..args.operations {
         let (path, body) = random_operation(&ids);
-        let response = client.post(format!("{base}{path}")).json(&body).send().await?;
+        let response = client
+            .post(format!("{base}{path}"))
+            .json(&body)
+            .send()
+            .await?;
         if response.status().is_server_error() {
             anyhow::bail!("{path} answered {}", response.status());
         }
@@ -72,11 +89,20 @@ fn random_operation(ids: &[String]) -> (&'static str, Value) {
     let cents = rng.random_range(1..50_000_u32);
     let amount = format!("{}.{:02}", cents / 100, cents % 100);
     match rng.random_range(0..10) {
-        0..=4 => ("/wallet/deposit", json!({"id": pick(&mut rng), "amount": amount})),
-        5..=7 => ("/wallet/withdraw", json!({"id": pick(&mut rng), "amount": amount})),
+        0..=4 => (
+            "/wallet/deposit",
+            json!({"id": pick(&mut rng), "amount": amount}),
+        ),
+        5..=7 => (
+            "/wallet/withdraw",
+            json!({"id": pick(&mut rng), "amount": amount}),
+        ),
         _ => {
             let (from, to) = (pick(&mut rng), pick(&mut rng));
-            ("/wallet/transfer", json!({"from_id": from, "to_id": to, "amount": amount}))
+            (
+                "/wallet/transfer",
+                json!({"from_id": from, "to_id": to, "amount": amount}),
+            )
         }
     }
 }

@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 pub async fn healthcheck(url: &str) -> bool {
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(3)).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+    {
         Ok(client) => client,
         Err(_) => return false,
     };

@@ -233,7 +233,10 @@ mod tests {
             "1.2.3", "١", "１",
         ] {
             assert!(
-                matches!(Amount::parse(text, currency("EUR")), Err(AmountError::Malformed(_))),
+                matches!(
+                    Amount::parse(text, currency("EUR")),
+                    Err(AmountError::Malformed(_))
+                ),
                 "{text:?} should be malformed"
             );
         }
@@ -270,7 +273,10 @@ mod tests {
         assert_eq!(Amount(1000).format(currency("JPY")), "1000");
         assert_eq!(Amount(1500).format(currency("KWD")), "1.500");
         assert_eq!(Amount(5).format(currency("EUR")), "0.05");
-        assert_eq!(Amount(i64::MAX).format(currency("EUR")), "92233720368547758.07");
+        assert_eq!(
+            Amount(i64::MAX).format(currency("EUR")),
+            "92233720368547758.07"
+        );
     }
 
     fn currencies() -> impl Strategy<Value = Currency> {

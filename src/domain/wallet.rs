@@ -116,14 +116,26 @@ mod tests {
     #[test]
     fn wallet_ids_are_positive_integers() {
         assert_eq!(WalletId::parse("1").map(WalletId::get), Ok(1));
-        for bad in ["0", "-1", "+1", "1.0", "", "abc", "99999999999999999999", " 1"] {
+        for bad in [
+            "0",
+            "-1",
+            "+1",
+            "1.0",
+            "",
+            "abc",
+            "99999999999999999999",
+            " 1",
+        ] {
             assert!(WalletId::parse(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn owners_are_trimmed_and_bounded() {
-        assert_eq!(Owner::parse("  test2 ").map(|o| o.0), Ok("test2".to_owned()));
+        assert_eq!(
+            Owner::parse("  test2 ").map(|o| o.0),
+            Ok("test2".to_owned())
+        );
         assert_eq!(Owner::parse("   "), Err(OwnerError::Empty));
         assert!(Owner::parse(&"é".repeat(100)).is_ok());
         assert_eq!(Owner::parse(&"é".repeat(101)), Err(OwnerError::TooLong));
@@ -132,8 +144,18 @@ mod tests {
 
     #[test]
     fn entry_kinds_round_trip_through_text() {
-        for kind in ["opening", "deposit", "withdrawal", "transfer_in", "transfer_out", "closing"] {
-            assert_eq!(LedgerEntryKind::parse(kind).map(LedgerEntryKind::as_str), Some(kind));
+        for kind in [
+            "opening",
+            "deposit",
+            "withdrawal",
+            "transfer_in",
+            "transfer_out",
+            "closing",
+        ] {
+            assert_eq!(
+                LedgerEntryKind::parse(kind).map(LedgerEntryKind::as_str),
+                Some(kind)
+            );
         }
         assert_eq!(LedgerEntryKind::parse("refund"), None);
     }

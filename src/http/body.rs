@@ -42,10 +42,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 413 => ApiError::PayloadTooLarge,
                 _ => ApiError::InvalidJson(rejection.body_text()),
             })?;
-        let value = serde_json::from_slice(&bytes).map_err(|error| match error.classify() {
-            serde_json::error::Category::Data => ApiError::InvalidRequest(error.to_string()),
-            _ => ApiError::InvalidJson(error.to_string()),
-        })?;
+        // Syntax first, so that `[1, 2` is reported as broken JSON rather than as the wrong shape.
+        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+            .map_err(|error| ApiError::InvalidJson(error.to_string()))?;
+        // serde would also read a struct from an array (`[1, "2.00"]`): every request body here is an object.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(ApiError::InvalidRequest("the body must be a JSON object".to_owned()));
+        }
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|error| ApiError::InvalidRequest(error.to_string()))?;
         let idempotency = key.map(|key| IdempotencyRequest {
             request_hash: fingerprint(&method, &path, &bytes),
             key,
@@ -62,7 +67,8 @@ fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
         return false;
     };
     let essence = essence.trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn idempotency_key(headers: &header::HeaderMap) -> Result<Option<String>, ApiError> {
@@ -99,7 +105,9 @@ fn scalar_text<'de, D: Deserializer<'de>>(deserializer: D, what: &str) -> Result
     match text.as_bytes().first() {
         Some(b'"') => serde_json::from_str::<String>(text).map_err(D::Error::custom),
         Some(b'-' | b'0'..=b'9') => Ok(text.to_owned()),
-        _ => Err(D::Error::custom(format!("{what} must be a JSON string or number"))),
+        _ => Err(D::Error::custom(format!(
+            "{what} must be a JSON string or number"
+        ))),
     }
 }
 
@@ -152,7 +160,10 @@ mod tests {
     #[test]
     fn numbers_keep_their_exact_text() {
         assert_eq!(amount_text(r#"{"amount": 0.1}"#), Ok("0.1".to_owned()));
-        assert_eq!(amount_text(r#"{"amount": 100.50}"#), Ok("100.50".to_owned()));
+        assert_eq!(
+            amount_text(r#"{"amount": 100.50}"#),
+            Ok("100.50".to_owned())
+        );
         assert_eq!(
             amount_text(r#"{"amount": 123456789012345678901234567890}"#),
             Ok("123456789012345678901234567890".to_owned())
@@ -163,7 +174,11 @@ mod tests {
 
     #[test]
     fn other_json_types_are_refused() {
-        for json in [r#"{"amount": true}"#, r#"{"amount": null}"#, r#"{"amount": [1]}"#] {
+        for json in [
+            r#"{"amount": true}"#,
+            r#"{"amount": null}"#,
+            r#"{"amount": [1]}"#,
+        ] {
             assert!(amount_text(json).is_err(), "{json}");
         }
     }

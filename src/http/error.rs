@@ -46,7 +46,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the database is unavailable; retry later")]
     ServiceUnavailable,
-    #[error("the request took too long; it may or may not have been applied (use an Idempotency-Key to retry safely)")]
+    #[error(
+        "the request took too long; it may or may not have been applied (use an Idempotency-Key to retry safely)"
+    )]
     Timeout,
     /// A bug. The cause is logged once by the logging middleware and never shown to the client.
     #[error("internal error")]
@@ -75,32 +77,70 @@ impl ApiError {
         use StatusCode as S;
         match self {
             Self::InvalidJson(_) => (S::BAD_REQUEST, "invalid_json", "Invalid JSON"),
-            Self::InvalidRequest(_) => (S::UNPROCESSABLE_ENTITY, "invalid_request", "Invalid request"),
-            Self::InvalidAmount(AmountError::TooLarge(_)) => {
-                (S::UNPROCESSABLE_ENTITY, "amount_too_large", "Amount too large")
-            }
+            Self::InvalidRequest(_) => (
+                S::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "Invalid request",
+            ),
+            Self::InvalidAmount(AmountError::TooLarge(_)) => (
+                S::UNPROCESSABLE_ENTITY,
+                "amount_too_large",
+                "Amount too large",
+            ),
             Self::InvalidAmount(_) => (S::UNPROCESSABLE_ENTITY, "invalid_amount", "Invalid amount"),
-            Self::UnknownCurrency(_) => (S::UNPROCESSABLE_ENTITY, "unknown_currency", "Unknown currency"),
-            Self::CurrencyMismatch { .. } => {
-                (S::UNPROCESSABLE_ENTITY, "currency_mismatch", "Currency mismatch")
-            }
-            Self::AmountTooLarge(_) => (S::UNPROCESSABLE_ENTITY, "amount_too_large", "Amount too large"),
+            Self::UnknownCurrency(_) => (
+                S::UNPROCESSABLE_ENTITY,
+                "unknown_currency",
+                "Unknown currency",
+            ),
+            Self::CurrencyMismatch { .. } => (
+                S::UNPROCESSABLE_ENTITY,
+                "currency_mismatch",
+                "Currency mismatch",
+            ),
+            Self::AmountTooLarge(_) => (
+                S::UNPROCESSABLE_ENTITY,
+                "amount_too_large",
+                "Amount too large",
+            ),
             Self::WalletNotFound(_) => (S::NOT_FOUND, "wallet_not_found", "Wallet not found"),
             Self::NotFound(_) => (S::NOT_FOUND, "not_found", "Not found"),
-            Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
+            Self::MethodNotAllowed => (
+                S::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            ),
             Self::InsufficientFunds(_) => (S::CONFLICT, "insufficient_funds", "Insufficient funds"),
-            Self::IdempotencyKeyInUse => (S::CONFLICT, "idempotency_key_in_use", "Idempotency key in use"),
-            Self::IdempotencyKeyReused => {
-                (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", "Idempotency key reused")
-            }
-            Self::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
-            Self::UnsupportedMediaType => {
-                (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type")
-            }
-            Self::ServiceUnavailable | Self::Timeout => {
-                (S::SERVICE_UNAVAILABLE, "service_unavailable", "Service unavailable")
-            }
-            Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
+            Self::IdempotencyKeyInUse => (
+                S::CONFLICT,
+                "idempotency_key_in_use",
+                "Idempotency key in use",
+            ),
+            Self::IdempotencyKeyReused => (
+                S::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Idempotency key reused",
+            ),
+            Self::PayloadTooLarge => (
+                S::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+            ),
+            Self::UnsupportedMediaType => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+            ),
+            Self::ServiceUnavailable | Self::Timeout => (
+                S::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "Service unavailable",
+            ),
+            Self::Internal(_) => (
+                S::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+            ),
         }
     }
 
@@ -115,14 +155,21 @@ impl ApiError {
             Self::Internal(_) => "an internal error occurred; it has been logged".to_owned(),
             other => other.to_string(),
         };
-        Problem { kind: "about:blank", title, status: status.as_u16(), code, detail }
+        Problem {
+            kind: "about:blank",
+            title,
+            status: status.as_u16(),
+            code,
+            detail,
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.problem();
-        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(problem)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -20,7 +20,10 @@ struct RouteTemplate(String);
 const UNMATCHED: &str = "unmatched";
 
 pub async fn remember_route(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
     let mut response = next.run(request).await;
     if let Some(route) = route {
         response.extensions_mut().insert(RouteTemplate(route));
@@ -55,7 +58,8 @@ pub async fn observe(request: Request, next: Next) -> Response {
         ("status", status.to_string()),
     ];
     metrics::counter!("revwallet_http_requests_total", &labels).increment(1);
-    metrics::histogram!("revwallet_http_request_duration_seconds", &labels).record(latency.as_secs_f64());
+    metrics::histogram!("revwallet_http_request_duration_seconds", &labels)
+        .record(latency.as_secs_f64());
 
     let latency_ms = latency.as_secs_f64() * 1000.0;
     let _entered = span.enter();

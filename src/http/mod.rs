@@ -37,14 +37,23 @@ pub fn app(state: AppState) -> Router {
     let timeout = Duration::from_millis(state.settings.request_timeout_ms);
     let body_limit = state.settings.body_limit;
     let api = Router::new()
-        .route("/wallet", get(wallets::list_wallets).post(wallets::create_wallet))
-        .route("/wallet/", get(wallets::list_wallets).post(wallets::create_wallet))
+        .route(
+            "/wallet",
+            get(wallets::list_wallets).post(wallets::create_wallet),
+        )
+        .route(
+            "/wallet/",
+            get(wallets::list_wallets).post(wallets::create_wallet),
+        )
         .route("/wallet/openapi.json", get(openapi::document))
         .route("/wallet/deposit", post(wallets::deposit))
         .route("/wallet/withdraw", post(wallets::withdraw))
         .route("/wallet/transfer", post(wallets::transfer))
         .route("/wallet/balance/{id}", get(wallets::get_balance))
-        .route("/wallet/{id}", get(wallets::get_wallet).delete(wallets::close_wallet))
+        .route(
+            "/wallet/{id}",
+            get(wallets::get_wallet).delete(wallets::close_wallet),
+        )
         .route("/wallet/{id}/transactions", get(wallets::list_transactions))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

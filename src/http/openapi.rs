@@ -8,16 +8,31 @@ use super::wallets;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "revwallet", description = "Exact-money wallets: amounts are decimal strings in the \
-        currency's minor-unit precision; errors are RFC 9457 problem JSON with a stable `code`."),
+    info(
+        title = "revwallet",
+        description = "Exact-money wallets: amounts are decimal strings in the \
+        currency's minor-unit precision; errors are RFC 9457 problem JSON with a stable `code`."
+    ),
     paths(
-        wallets::create_wallet, wallets::list_wallets, wallets::get_wallet, wallets::get_balance,
-        wallets::deposit, wallets::withdraw, wallets::transfer, wallets::list_transactions,
+        wallets::create_wallet,
+        wallets::list_wallets,
+        wallets::get_wallet,
+        wallets::get_balance,
+        wallets::deposit,
+        wallets::withdraw,
+        wallets::transfer,
+        wallets::list_transactions,
         wallets::close_wallet,
     ),
-    components(schemas(Problem, wallets::WalletResponse, wallets::TransactionResponse,
-        wallets::TransferResponse, wallets::CreateWalletRequest, wallets::MoveMoneyRequest,
-        wallets::TransferRequest)),
+    components(schemas(
+        Problem,
+        wallets::WalletResponse,
+        wallets::TransactionResponse,
+        wallets::TransferResponse,
+        wallets::CreateWalletRequest,
+        wallets::MoveMoneyRequest,
+        wallets::TransferRequest
+    ))
 )]
 pub struct ApiDoc;
 

@@ -11,20 +11,29 @@ use super::error::ApiError;
 
 /// Alive while the process serves; never touches the database.
 pub async fn healthz() -> impl IntoResponse {
-    (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"})))
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({"status": "ok"})),
+    )
 }
 
 /// Ready when the database answers a ping within a second.
 pub async fn readyz(State(app): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     match ping(&app).await {
-        true => Ok((StatusCode::OK, axum::Json(serde_json::json!({"status": "ready"})))),
+        true => Ok((
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ready"})),
+        )),
         false => Err(ApiError::ServiceUnavailable),
     }
 }
 
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         crate::telemetry::render_metrics(&app.metrics),
     )
 }
@@ -43,7 +52,8 @@ async fn ping(app: &AppState) -> bool {
         tokio::time::timeout(Duration::from_secs(1), app.store.ping()).await,
         Ok(Ok(()))
     );
-    metrics::histogram!("revwallet_db_pool_acquire_duration_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("revwallet_db_pool_acquire_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
     metrics::gauge!("revwallet_database_up").set(if up { 1.0 } else { 0.0 });
     up
 }
@@ -56,7 +66,8 @@ pub async fn refresh_gauges(app: AppState) {
         tick.tick().await;
         let pool = app.store.pool_state();
         metrics::gauge!("revwallet_db_pool_max_connections").set(f64::from(pool.max));
-        metrics::gauge!("revwallet_db_pool_connections", "state" => "idle").set(f64::from(pool.idle));
+        metrics::gauge!("revwallet_db_pool_connections", "state" => "idle")
+            .set(f64::from(pool.idle));
         metrics::gauge!("revwallet_db_pool_connections", "state" => "in_use")
             .set(f64::from(pool.size.saturating_sub(pool.idle)));
         if !ping(&app).await {

@@ -12,7 +12,11 @@ use crate::store::{Claim, Finish, Store, StoredResponse};
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// Renders a JSON body with a status (and a `Location` for created resources).
-pub fn json_response<T: Serialize>(status: StatusCode, location: Option<String>, body: &T) -> StoredResponse {
+pub fn json_response<T: Serialize>(
+    status: StatusCode,
+    location: Option<String>,
+    body: &T,
+) -> StoredResponse {
     StoredResponse {
         status: status.as_u16(),
         location,
@@ -26,7 +30,12 @@ pub fn to_response(stored: StoredResponse, replayed: bool) -> Response {
     let mut response = if stored.body.is_empty() {
         status.into_response()
     } else {
-        (status, [(header::CONTENT_TYPE, "application/json")], stored.body).into_response()
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            stored.body,
+        )
+            .into_response()
     };
     let headers = response.headers_mut();
     if let Some(location) = stored.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
@@ -55,13 +64,19 @@ where
         let outcome = operation(None).await?;
         return Ok(to_response(render(&outcome), false));
     };
-    match store.claim_idempotency_key(&request.key, &request.request_hash).await? {
+    match store
+        .claim_idempotency_key(&request.key, &request.request_hash)
+        .await?
+    {
         Claim::Replay(stored) => {
             metrics::counter!("revwallet_idempotent_replays_total").increment(1);
             Ok(to_response(stored, true))
         }
         Claim::New => {
-            let finish = Finish { key: &request.key, render };
+            let finish = Finish {
+                key: &request.key,
+                render,
+            };
             match operation(Some(finish)).await {
                 Ok(outcome) => Ok(to_response(render(&outcome), false)),
                 Err(error) => {
@@ -75,4 +90,3 @@ where
         }
     }
 }
-

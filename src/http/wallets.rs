@@ -136,7 +136,12 @@ fn path_id(id: &str) -> Result<WalletId> {
 
 /// Counts a money operation by type, currency and outcome, and the volume of the successful ones,
 /// and logs refused ones with their wallet, amount and reason.
-fn observe_operation(kind: &'static str, currency: Option<Currency>, amount: i64, error: Option<&ApiError>) {
+fn observe_operation(
+    kind: &'static str,
+    currency: Option<Currency>,
+    amount: i64,
+    error: Option<&ApiError>,
+) {
     let currency = currency.map_or("unknown", |c| c.code());
     let outcome = match error {
         None => "ok",
@@ -154,7 +159,9 @@ fn observe_operation(kind: &'static str, currency: Option<Currency>, amount: i64
                 .increment(amount.unsigned_abs());
         }
         None => {}
-        Some(error) => tracing::info!(operation = kind, currency, outcome, detail = %error, "operation refused"),
+        Some(error) => {
+            tracing::info!(operation = kind, currency, outcome, detail = %error, "operation refused")
+        }
     }
 }
 
@@ -167,7 +174,11 @@ struct OperationLabels {
 
 impl OperationLabels {
     fn new(kind: &'static str) -> Self {
-        Self { kind, currency: None, amount: 0 }
+        Self {
+            kind,
+            currency: None,
+            amount: 0,
+        }
     }
 
     fn observe(self, result: Result<Response>) -> Result<Response> {
@@ -229,7 +240,9 @@ fn page_size(limit: Option<&str>) -> Result<u32> {
         None => Ok(DEFAULT_PAGE),
         Some(text) => match text.parse::<u32>() {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-            _ => Err(ApiError::InvalidRequest(format!("limit must be an integer from 1 to {MAX_PAGE}"))),
+            _ => Err(ApiError::InvalidRequest(format!(
+                "limit must be an integer from 1 to {MAX_PAGE}"
+            ))),
         },
     }
 }
@@ -254,7 +267,10 @@ fn link_next(path: &str, pairs: &[(&str, String)]) -> HeaderValue {
 #[utoipa::path(get, path = "/wallet/", tag = "wallets", params(ListWalletsQuery),
     responses((status = 200, body = [WalletResponse], headers(("Link" = String, description = "next page"))),
         (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn list_wallets(State(app): State<AppState>, query: Query<ListWalletsQuery>) -> Result<Response> {
+pub async fn list_wallets(
+    State(app): State<AppState>,
+    query: Query<ListWalletsQuery>,
+) -> Result<Response> {
     let limit = page_size(query.limit.as_deref())?;
     let currency = query.currency.as_deref().map(Currency::parse).transpose()?;
     let filter = WalletFilter {
@@ -266,7 +282,10 @@ pub async fn list_wallets(State(app): State<AppState>, query: Query<ListWalletsQ
     let mut wallets = app.store.list_wallets(&filter).await?;
     let more = wallets.len() > limit as usize;
     wallets.truncate(limit as usize);
-    let body: Vec<WalletResponse> = wallets.iter().map(|w| WalletResponse::new(w, None)).collect();
+    let body: Vec<WalletResponse> = wallets
+        .iter()
+        .map(|w| WalletResponse::new(w, None))
+        .collect();
     let mut headers = HeaderMap::new();
     if let (true, Some(last)) = (more, wallets.last()) {
         let mut pairs = vec![("limit", limit.to_string()), ("after", last.id.to_string())];
@@ -281,7 +300,10 @@ pub async fn list_wallets(State(app): State<AppState>, query: Query<ListWalletsQ
 #[utoipa::path(get, path = "/wallet/{id}", tag = "wallets", params(("id" = String, Path)),
     responses((status = 200, body = WalletResponse),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_wallet(State(app): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<WalletResponse>> {
+pub async fn get_wallet(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<WalletResponse>> {
     let wallet = app.store.get_wallet(path_id(&id)?).await?;
     Ok(axum::Json(WalletResponse::new(&wallet, None)))
 }
@@ -290,11 +312,18 @@ pub async fn get_wallet(State(app): State<AppState>, Path(id): Path<String>) -> 
 #[utoipa::path(get, path = "/wallet/balance/{id}", tag = "wallets", params(("id" = String, Path)),
     responses((status = 200, body = WalletResponse),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_balance(state: State<AppState>, id: Path<String>) -> Result<axum::Json<WalletResponse>> {
+pub async fn get_balance(
+    state: State<AppState>,
+    id: Path<String>,
+) -> Result<axum::Json<WalletResponse>> {
     get_wallet(state, id).await
 }
 
-async fn move_money(app: AppState, request: JsonBody<MoveMoneyRequest>, kind: LedgerEntryKind) -> Result<Response> {
+async fn move_money(
+    app: AppState,
+    request: JsonBody<MoveMoneyRequest>,
+    kind: LedgerEntryKind,
+) -> Result<Response> {
     let label = match kind {
         LedgerEntryKind::Withdrawal => "withdrawal",
         _ => "deposit",
@@ -327,7 +356,10 @@ async fn move_money(app: AppState, request: JsonBody<MoveMoneyRequest>, kind: Le
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 200, body = WalletResponse),
         (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn deposit(State(app): State<AppState>, request: JsonBody<MoveMoneyRequest>) -> Result<Response> {
+pub async fn deposit(
+    State(app): State<AppState>,
+    request: JsonBody<MoveMoneyRequest>,
+) -> Result<Response> {
     move_money(app, request, LedgerEntryKind::Deposit).await
 }
 
@@ -336,7 +368,10 @@ pub async fn deposit(State(app): State<AppState>, request: JsonBody<MoveMoneyReq
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 200, body = WalletResponse),
         (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn withdraw(State(app): State<AppState>, request: JsonBody<MoveMoneyRequest>) -> Result<Response> {
+pub async fn withdraw(
+    State(app): State<AppState>,
+    request: JsonBody<MoveMoneyRequest>,
+) -> Result<Response> {
     move_money(app, request, LedgerEntryKind::Withdrawal).await
 }
 
@@ -345,17 +380,27 @@ pub async fn withdraw(State(app): State<AppState>, request: JsonBody<MoveMoneyRe
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 200, body = TransferResponse),
         (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn transfer(State(app): State<AppState>, request: JsonBody<TransferRequest>) -> Result<Response> {
+pub async fn transfer(
+    State(app): State<AppState>,
+    request: JsonBody<TransferRequest>,
+) -> Result<Response> {
     let mut op = OperationLabels::new("transfer");
     let result = async {
         let (from, to) = (request.value.from_id.0, request.value.to_id.0);
         if from == to {
-            return Err(ApiError::InvalidRequest("cannot transfer a wallet to itself".to_owned()));
+            return Err(ApiError::InvalidRequest(
+                "cannot transfer a wallet to itself".to_owned(),
+            ));
         }
         let from_currency = *op.currency.insert(app.store.wallet_currency(from).await?);
         let to_currency = app.store.wallet_currency(to).await?;
         if from_currency != to_currency {
-            return Err(ApiError::CurrencyMismatch { from, to, from_currency, to_currency });
+            return Err(ApiError::CurrencyMismatch {
+                from,
+                to,
+                from_currency,
+                to_currency,
+            });
         }
         let amount = request.value.amount.positive(from_currency)?;
         op.amount = amount.minor_units();
@@ -405,11 +450,20 @@ pub async fn list_transactions(
     let mut entries = app.store.history(id, before, limit + 1).await?;
     let more = entries.len() > limit as usize;
     entries.truncate(limit as usize);
-    let body: Vec<TransactionResponse> = entries.iter().map(|e| TransactionResponse::new(e, currency)).collect();
+    let body: Vec<TransactionResponse> = entries
+        .iter()
+        .map(|e| TransactionResponse::new(e, currency))
+        .collect();
     let mut headers = HeaderMap::new();
     if let (true, Some(last)) = (more, entries.last()) {
-        let pairs = [("limit", limit.to_string()), ("before", last.id.to_string())];
-        headers.insert(header::LINK, link_next(&format!("/wallet/{id}/transactions"), &pairs));
+        let pairs = [
+            ("limit", limit.to_string()),
+            ("before", last.id.to_string()),
+        ];
+        headers.insert(
+            header::LINK,
+            link_next(&format!("/wallet/{id}/transactions"), &pairs),
+        );
     }
     Ok((headers, axum::Json(body)).into_response())
 }
@@ -423,9 +477,15 @@ pub async fn close_wallet(State(app): State<AppState>, Path(id): Path<String>) -
         let id = path_id(&id)?;
         op.currency = Some(app.store.wallet_currency(id).await?);
         let payout = app.store.close_wallet(id, None).await?;
-        op.amount = payout.as_ref().map_or(0, |entry| entry.amount.minor_units());
+        op.amount = payout
+            .as_ref()
+            .map_or(0, |entry| entry.amount.minor_units());
         tracing::info!(wallet_id = %id, paid_out = op.amount, "wallet closed");
-        let stored = StoredResponse { status: StatusCode::NO_CONTENT.as_u16(), location: None, body: String::new() };
+        let stored = StoredResponse {
+            status: StatusCode::NO_CONTENT.as_u16(),
+            location: None,
+            body: String::new(),
+        };
         Ok(to_response(stored, false))
     }
     .await;

@@ -131,6 +131,8 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
+            // A connection cut during the handshake shows up as a protocol error.
+            | sqlx::Error::Protocol(_)
             | sqlx::Error::WorkerCrashed => Self::Unavailable(error),
             sqlx::Error::Database(db) => match db.code().as_deref() {
                 // PostgreSQL: connection exceptions, shutdown, too many connections, statement timeout.
@@ -458,7 +460,11 @@ fn is_debit(kind: LedgerEntryKind) -> bool {
 }
 
 fn update_for(kind: LedgerEntryKind) -> &'static str {
-    if is_debit(kind) { sql::DEBIT } else { sql::CREDIT }
+    if is_debit(kind) {
+        sql::DEBIT
+    } else {
+        sql::CREDIT
+    }
 }
 
 fn cutoff(age: Duration) -> DateTime<Utc> {

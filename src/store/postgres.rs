@@ -73,7 +73,8 @@ pub struct PgStore {
 
 impl PgStore {
     pub fn connect(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
-        let connect: PgConnectOptions = url.parse::<PgConnectOptions>()?
+        let connect: PgConnectOptions = url
+            .parse::<PgConnectOptions>()?
             // A statement stuck behind a lock or a dying server answers within seconds, never hangs a request.
             .options([("statement_timeout", "5s"), ("lock_timeout", "4s")])
             .log_statements(tracing::log::LevelFilter::Trace);
@@ -151,7 +152,9 @@ impl PgStore {
     }
 
     pub async fn get_wallet(&self, id: WalletId) -> Result<Wallet> {
-        get_open_wallet(&self.pool, id).await?.ok_or(StoreError::WalletNotFound(id))
+        get_open_wallet(&self.pool, id)
+            .await?
+            .ok_or(StoreError::WalletNotFound(id))
     }
 
     pub async fn list_wallets(&self, filter: &WalletFilter) -> Result<Vec<Wallet>> {
@@ -174,7 +177,11 @@ impl PgStore {
         amount: Amount,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
-        let statement = if super::is_debit(kind) { &MOVE_DEBIT } else { &MOVE_CREDIT };
+        let statement = if super::is_debit(kind) {
+            &MOVE_DEBIT
+        } else {
+            &MOVE_CREDIT
+        };
         let query = sqlx::query_as::<_, MovementRow>(statement.as_str())
             .bind(id.get())
             .bind(amount.minor_units())
@@ -227,11 +234,31 @@ impl PgStore {
         }
         let debited = change_balance(&mut tx, from, LedgerEntryKind::TransferOut, amount).await?;
         let credited = change_balance(&mut tx, to, LedgerEntryKind::TransferIn, amount).await?;
-        let out = insert_entry(&mut tx, &debited, LedgerEntryKind::TransferOut, amount, Some(to)).await?;
-        let inn = insert_entry(&mut tx, &credited, LedgerEntryKind::TransferIn, amount, Some(from)).await?;
+        let out = insert_entry(
+            &mut tx,
+            &debited,
+            LedgerEntryKind::TransferOut,
+            amount,
+            Some(to),
+        )
+        .await?;
+        let inn = insert_entry(
+            &mut tx,
+            &credited,
+            LedgerEntryKind::TransferIn,
+            amount,
+            Some(from),
+        )
+        .await?;
         let transfer = Transfer {
-            from: Movement { wallet: debited, entry: out },
-            to: Movement { wallet: credited, entry: inn },
+            from: Movement {
+                wallet: debited,
+                entry: out,
+            },
+            to: Movement {
+                wallet: credited,
+                entry: inn,
+            },
         };
         record(&mut tx, finish, &transfer).await?;
         tx.commit().await?;
@@ -251,8 +278,20 @@ impl PgStore {
                 .await?;
         let wallet: Wallet = wallet.ok_or(StoreError::WalletNotFound(id))?.try_into()?;
         let payout = if wallet.balance > Amount::ZERO {
-            let closed = Wallet { balance: Amount::ZERO, ..wallet.clone() };
-            Some(insert_entry(&mut tx, &closed, LedgerEntryKind::Closing, wallet.balance, None).await?)
+            let closed = Wallet {
+                balance: Amount::ZERO,
+                ..wallet.clone()
+            };
+            Some(
+                insert_entry(
+                    &mut tx,
+                    &closed,
+                    LedgerEntryKind::Closing,
+                    wallet.balance,
+                    None,
+                )
+                .await?,
+            )
         } else {
             None
         };
@@ -266,8 +305,15 @@ impl PgStore {
         Ok(payout)
     }
 
-    pub async fn history(&self, id: WalletId, before: Option<i64>, limit: u32) -> Result<Vec<LedgerEntry>> {
-        get_open_wallet(&self.pool, id).await?.ok_or(StoreError::WalletNotFound(id))?;
+    pub async fn history(
+        &self,
+        id: WalletId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>> {
+        get_open_wallet(&self.pool, id)
+            .await?
+            .ok_or(StoreError::WalletNotFound(id))?;
         sqlx::query_as::<_, super::EntryRow>(sql::LIST_ENTRIES)
             .bind(id.get())
             .bind(before.unwrap_or(i64::MAX))
@@ -280,7 +326,9 @@ impl PgStore {
     }
 
     pub async fn count_open_wallets(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar(sql::COUNT_OPEN_WALLETS).fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar(sql::COUNT_OPEN_WALLETS)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     pub async fn audit(&self) -> Result<Vec<super::AuditFinding>> {
@@ -328,7 +376,10 @@ impl PgStore {
     }
 
     pub async fn release_key(&self, key: &str) -> Result<()> {
-        sqlx::query(sql::RELEASE_KEY).bind(key).execute(&self.pool).await?;
+        sqlx::query(sql::RELEASE_KEY)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -367,7 +418,12 @@ async fn change_balance(
         .await?;
     match row {
         Some(row) => row.try_into(),
-        None => Err(refused_movement(id, kind, amount, get_open_wallet(conn, id).await?)),
+        None => Err(refused_movement(
+            id,
+            kind,
+            amount,
+            get_open_wallet(conn, id).await?,
+        )),
     }
 }
 
@@ -390,7 +446,11 @@ async fn insert_entry(
         .try_into()
 }
 
-async fn record<T>(conn: &mut PgConnection, finish: Option<Finish<'_, T>>, outcome: &T) -> Result<()> {
+async fn record<T>(
+    conn: &mut PgConnection,
+    finish: Option<Finish<'_, T>>,
+    outcome: &T,
+) -> Result<()> {
     if let Some(finish) = finish {
         let response = (finish.render)(outcome);
         sqlx::query(sql::STORE_RESPONSE)

@@ -8,8 +8,7 @@ pub const INSERT_ENTRY: &str = "insert into transactions (wallet_id, kind, amoun
      values ($1, $2, $3, $4, $5, $6) \
      returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at";
 
-pub const GET_OPEN_WALLET: &str =
-    "select id, owner, currency, balance, created_at from wallets where id = $1 and closed_at is null";
+pub const GET_OPEN_WALLET: &str = "select id, owner, currency, balance, created_at from wallets where id = $1 and closed_at is null";
 
 pub const GET_CURRENCY: &str = "select currency from wallets where id = $1";
 
@@ -58,8 +57,7 @@ pub const AUDIT: &str = "with entries as ( \
      where s.ledger_balance is null or s.ledger_balance <> w.balance or b.first_bad_entry is not null \
      order by w.id";
 
-pub const CLAIM_KEY: &str =
-    "insert into idempotency_keys (key, request_hash, created_at) values ($1, $2, $3) on conflict (key) do nothing";
+pub const CLAIM_KEY: &str = "insert into idempotency_keys (key, request_hash, created_at) values ($1, $2, $3) on conflict (key) do nothing";
 
 pub const GET_KEY: &str =
     "select request_hash, status, location, body, created_at from idempotency_keys where key = $1";

@@ -130,7 +130,9 @@ impl SqliteStore {
 
     pub async fn get_wallet(&self, id: WalletId) -> Result<Wallet> {
         let mut conn = self.pool.acquire().await?;
-        get_open_wallet(&mut conn, id).await?.ok_or(StoreError::WalletNotFound(id))
+        get_open_wallet(&mut conn, id)
+            .await?
+            .ok_or(StoreError::WalletNotFound(id))
     }
 
     pub async fn list_wallets(&self, filter: &WalletFilter) -> Result<Vec<Wallet>> {
@@ -173,17 +175,37 @@ impl SqliteStore {
         self.write(async |conn| {
             // The write lock is the database's: no row locks to order.
             for id in [from, to] {
-                get_open_wallet(&mut *conn, id).await?.ok_or(StoreError::WalletNotFound(id))?;
+                get_open_wallet(&mut *conn, id)
+                    .await?
+                    .ok_or(StoreError::WalletNotFound(id))?;
             }
             let debited = change_balance(conn, from, LedgerEntryKind::TransferOut, amount).await?;
             let credited = change_balance(conn, to, LedgerEntryKind::TransferIn, amount).await?;
-            let out =
-                insert_entry(conn, &debited, LedgerEntryKind::TransferOut, amount, Some(to)).await?;
-            let inn =
-                insert_entry(conn, &credited, LedgerEntryKind::TransferIn, amount, Some(from)).await?;
+            let out = insert_entry(
+                conn,
+                &debited,
+                LedgerEntryKind::TransferOut,
+                amount,
+                Some(to),
+            )
+            .await?;
+            let inn = insert_entry(
+                conn,
+                &credited,
+                LedgerEntryKind::TransferIn,
+                amount,
+                Some(from),
+            )
+            .await?;
             let transfer = Transfer {
-                from: Movement { wallet: debited, entry: out },
-                to: Movement { wallet: credited, entry: inn },
+                from: Movement {
+                    wallet: debited,
+                    entry: out,
+                },
+                to: Movement {
+                    wallet: credited,
+                    entry: inn,
+                },
             };
             record(conn, finish, &transfer).await?;
             Ok(transfer)
@@ -197,10 +219,24 @@ impl SqliteStore {
         finish: Option<Finish<'_, Option<LedgerEntry>>>,
     ) -> Result<Option<LedgerEntry>> {
         self.write(async |conn| {
-            let wallet = get_open_wallet(&mut *conn, id).await?.ok_or(StoreError::WalletNotFound(id))?;
+            let wallet = get_open_wallet(&mut *conn, id)
+                .await?
+                .ok_or(StoreError::WalletNotFound(id))?;
             let payout = if wallet.balance > Amount::ZERO {
-                let closed = Wallet { balance: Amount::ZERO, ..wallet.clone() };
-                Some(insert_entry(conn, &closed, LedgerEntryKind::Closing, wallet.balance, None).await?)
+                let closed = Wallet {
+                    balance: Amount::ZERO,
+                    ..wallet.clone()
+                };
+                Some(
+                    insert_entry(
+                        conn,
+                        &closed,
+                        LedgerEntryKind::Closing,
+                        wallet.balance,
+                        None,
+                    )
+                    .await?,
+                )
             } else {
                 None
             };
@@ -215,9 +251,16 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn history(&self, id: WalletId, before: Option<i64>, limit: u32) -> Result<Vec<LedgerEntry>> {
+    pub async fn history(
+        &self,
+        id: WalletId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>> {
         let mut conn = self.pool.acquire().await?;
-        get_open_wallet(&mut conn, id).await?.ok_or(StoreError::WalletNotFound(id))?;
+        get_open_wallet(&mut conn, id)
+            .await?
+            .ok_or(StoreError::WalletNotFound(id))?;
         sqlx::query_as::<_, EntryRow>(sql::LIST_ENTRIES)
             .bind(id.get())
             .bind(before.unwrap_or(i64::MAX))
@@ -230,7 +273,9 @@ impl SqliteStore {
     }
 
     pub async fn count_open_wallets(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar(sql::COUNT_OPEN_WALLETS).fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar(sql::COUNT_OPEN_WALLETS)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     pub async fn audit(&self) -> Result<Vec<super::AuditFinding>> {
@@ -251,7 +296,10 @@ impl SqliteStore {
             if inserted == 1 {
                 return Ok(Claim::New);
             }
-            let existing: KeyRow = sqlx::query_as(sql::GET_KEY).bind(key).fetch_one(&mut *conn).await?;
+            let existing: KeyRow = sqlx::query_as(sql::GET_KEY)
+                .bind(key)
+                .fetch_one(&mut *conn)
+                .await?;
             let abandoned = existing.is_abandoned(now);
             if let Some(claim) = existing.into_claim(request_hash)? {
                 return Ok(claim);
@@ -272,7 +320,10 @@ impl SqliteStore {
 
     pub async fn release_key(&self, key: &str) -> Result<()> {
         self.write(async |conn| {
-            sqlx::query(sql::RELEASE_KEY).bind(key).execute(conn).await?;
+            sqlx::query(sql::RELEASE_KEY)
+                .bind(key)
+                .execute(conn)
+                .await?;
             Ok(())
         })
         .await
@@ -312,7 +363,12 @@ async fn change_balance(
         .await?;
     match row {
         Some(row) => row.try_into(),
-        None => Err(refused_movement(id, kind, amount, get_open_wallet(conn, id).await?)),
+        None => Err(refused_movement(
+            id,
+            kind,
+            amount,
+            get_open_wallet(conn, id).await?,
+        )),
     }
 }
 
@@ -335,7 +391,11 @@ async fn insert_entry(
         .try_into()
 }
 
-async fn record<T>(conn: &mut SqliteConnection, finish: Option<Finish<'_, T>>, outcome: &T) -> Result<()> {
+async fn record<T>(
+    conn: &mut SqliteConnection,
+    finish: Option<Finish<'_, T>>,
+    outcome: &T,
+) -> Result<()> {
     if let Some(finish) = finish {
         let response = (finish.render)(outcome);
         sqlx::query(sql::STORE_RESPONSE)

@@ -1,0 +1,467 @@
+//! The test harness: each test gets its own freshly migrated database (SQLite file or PostgreSQL database,
+//! dropped afterwards) and a revwallet serving it on a random loopback port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use revwallet::config::ServeArgs;
+use revwallet::http::{self, AppState};
+use revwallet::store::Store;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+pub const POSTGRES_ENV: &str = "REVWALLET_TEST_POSTGRES_URL";
+pub const REQUIRE_POSTGRES_ENV: &str = "REVWALLET_REQUIRE_POSTGRES";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The admin URL of a PostgreSQL server where tests may create databases, or `None` after saying loudly
+/// that the PostgreSQL tests did not run. With `REVWALLET_REQUIRE_POSTGRES=1` (as `.ci/run` sets) a missing
+/// server is a failure instead.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var(POSTGRES_ENV) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let required = std::env::var(REQUIRE_POSTGRES_ENV).is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "{REQUIRE_POSTGRES_ENV}=1 but {POSTGRES_ENV} is not set"
+            );
+            eprintln!(
+                "\n!!! POSTGRESQL TESTS DID NOT RUN: set {POSTGRES_ENV} to a server where tests may create \
+                 databases (`make test` does this for you) !!!\n"
+            );
+            None
+        }
+    }
+}
+
+/// A database that exists for one test and is dropped when the guard goes.
+pub struct TestDatabase {
+    pub url: String,
+    dropper: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    pub async fn create(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                Some(Self {
+                    url,
+                    dropper: None,
+                    _dir: Some(dir),
+                })
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url()?;
+                let name = format!("revwallet_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .expect("connect to the test PostgreSQL");
+                sqlx::query(&format!("create database {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create the test database");
+                conn.close().await.ok();
+                let (base, _) = admin
+                    .rsplit_once('/')
+                    .expect("admin URL has a database path");
+                let url = format!("{base}/{name}");
+                Some(Self {
+                    url,
+                    dropper: Some((admin, name)),
+                    _dir: None,
+                })
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.dropper.take() else {
+            return;
+        };
+        // Drop runs outside async: use a thread with its own small runtime.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin).await?;
+                sqlx::query(&format!("drop database if exists {name} with (force)"))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await
+            })?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop a test database: {dropped:?}");
+        }
+    }
+}
+
+/// revwallet serving a fresh database on a random port, in this process.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    pub store: Store,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    // Declared last: dropped after the server has stopped.
+    pub database: TestDatabase,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        let database = TestDatabase::create(backend).await?;
+        Some(Self::spawn_on(database, ServeArgs::default()).await)
+    }
+
+    pub async fn spawn_on(database: TestDatabase, mut settings: ServeArgs) -> Self {
+        settings.database.database_url = Some(database.url.clone());
+        let store =
+            Store::connect(&database.url, &settings.database.store_options()).expect("store");
+        store.migrate().await.expect("migrate");
+        Self::serve(database, store, settings).await
+    }
+
+    /// Serves an already-connected store (fault tests connect through a proxy).
+    pub async fn serve(database: TestDatabase, store: Store, settings: ServeArgs) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let state = AppState {
+            store: store.clone(),
+            metrics: revwallet::telemetry::metrics_handle(),
+            settings: Arc::new(settings),
+        };
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let stop = async move {
+                let _ = stop.await;
+            };
+            http::serve(listener, state, stop)
+                .await
+                .expect("server runs");
+        });
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            store,
+            shutdown: Some(shutdown),
+            server: Some(server),
+            database,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        Reply::read(self.client.get(self.url(path)).send().await.expect("GET")).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        Reply::read(
+            self.client
+                .post(self.url(path))
+                .json(&body)
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await
+    }
+
+    pub async fn post_with_key(&self, path: &str, key: &str, body: Value) -> Reply {
+        let request = self
+            .client
+            .post(self.url(path))
+            .header("Idempotency-Key", key)
+            .json(&body);
+        Reply::read(request.send().await.expect("POST")).await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let mut request = self.client.post(self.url(path)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        Reply::read(request.send().await.expect("POST")).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        Reply::read(
+            self.client
+                .delete(self.url(path))
+                .send()
+                .await
+                .expect("DELETE"),
+        )
+        .await
+    }
+
+    /// Creates a wallet and returns its id.
+    pub async fn create_wallet(&self, owner: &str, currency: &str, initial: &str) -> String {
+        let reply = self
+            .post(
+                "/wallet/",
+                json!({"owner": owner, "currency": currency, "initial_balance": initial}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.body["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn balance(&self, id: &str) -> String {
+        let reply = self.get(&format!("/wallet/{id}")).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.body["balance"].as_str().expect("balance").to_owned()
+    }
+
+    pub async fn history(&self, id: &str) -> Vec<Value> {
+        let reply = self
+            .get(&format!("/wallet/{id}/transactions?limit=1000"))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.body.as_array().expect("array").clone()
+    }
+
+    /// Every wallet's balance and history, to prove that a refused request changed nothing.
+    pub async fn snapshot(&self) -> Value {
+        let wallets = self.get("/wallet/?limit=1000").await.body;
+        let mut histories = Vec::new();
+        for wallet in wallets.as_array().expect("array") {
+            let id = wallet["id"].as_str().expect("id");
+            histories.push(json!(self.history(id).await));
+        }
+        json!({"wallets": wallets, "histories": histories})
+    }
+
+    /// Runs one SQL statement with one text parameter straight on the test database (to set up or break things).
+    pub async fn execute(&self, statement: &str, parameter: &str) {
+        match &self.store {
+            Store::Postgres(_) => {
+                let mut conn = sqlx::PgConnection::connect(&self.database.url)
+                    .await
+                    .expect("connect");
+                sqlx::query(statement)
+                    .bind(parameter)
+                    .execute(&mut conn)
+                    .await
+                    .expect("statement");
+            }
+            Store::Sqlite(_) => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.database.url)
+                    .await
+                    .expect("connect");
+                sqlx::query(statement)
+                    .bind(parameter)
+                    .execute(&mut conn)
+                    .await
+                    .expect("statement");
+            }
+        }
+    }
+
+    pub async fn audit_findings(&self) -> usize {
+        self.store.audit().await.expect("audit").len()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// A response read whole: status, headers and the body as JSON (or `Value::Null`).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub async fn read(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Self {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem-JSON answer with this status and code.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(
+            self.status, status,
+            "expected {status} {code}, got {}",
+            self.text
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.text
+        );
+        assert_eq!(self.body["code"], code, "{}", self.text);
+        assert_eq!(self.body["status"], status);
+        assert_eq!(self.body["type"], "about:blank");
+        assert!(self.body["title"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(self.body["detail"].is_string());
+    }
+}
+
+/// Declares each listed `async fn name(backend: Backend)` test once per backend:
+/// `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if $crate::helpers::postgres_admin_url().is_none() {
+                        return;
+                    }
+                    super::$name($crate::helpers::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+/// The real `revwallet` binary running as a child process (for crash, signal and log tests).
+pub struct Process {
+    pub child: std::process::Child,
+    pub address: SocketAddr,
+    pub stdout: std::path::PathBuf,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+impl Process {
+    pub async fn start(database_url: &str, extra_env: &[(&str, &str)]) -> Self {
+        let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let stdout =
+            std::env::temp_dir().join(format!("revwallet-{}.log", uuid::Uuid::new_v4().simple()));
+        let log = std::fs::File::create(&stdout).expect("log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_revwallet"))
+            .arg("serve")
+            .env("DATABASE_URL", database_url)
+            .env("REVWALLET_LISTEN", address.to_string())
+            .envs(extra_env.iter().copied())
+            .stdout(log)
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start revwallet");
+        let process = Self {
+            child,
+            address,
+            stdout,
+        };
+        process.wait_until_healthy().await;
+        process
+    }
+
+    async fn wait_until_healthy(&self) {
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(response) = client
+                .get(format!("http://{}/healthz", self.address))
+                .send()
+                .await
+                && response.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("revwallet did not become healthy at {}", self.address);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.stdout);
+    }
+}
+
+/// Runs `revwallet audit` on a database and returns its exit success and output.
+pub fn run_audit(database_url: &str) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_revwallet"))
+        .arg("audit")
+        .env("DATABASE_URL", database_url)
+        .output()
+        .expect("run revwallet audit");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}

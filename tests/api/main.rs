@@ -1,0 +1,10 @@
+//! All integration tests in one binary (one link step). Each module runs its tests on SQLite and PostgreSQL.
+
+mod helpers;
+
+mod concurrency;
+mod errors;
+mod faults;
+mod idempotency;
+mod observability;
+mod routes;
