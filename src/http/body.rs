@@ -47,7 +47,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .map_err(|error| ApiError::InvalidJson(error.to_string()))?;
         // serde would also read a struct from an array (`[1, "2.00"]`): every request body here is an object.
         if bytes.trim_ascii_start().first() != Some(&b'{') {
-            return Err(ApiError::InvalidRequest("the body must be a JSON object".to_owned()));
+            return Err(ApiError::InvalidRequest(
+                "the body must be a JSON object".to_owned(),
+            ));
         }
         let value = serde_json::from_slice(&bytes)
             .map_err(|error| ApiError::InvalidRequest(error.to_string()))?;
