@@ -7,4 +7,5 @@ mod errors;
 mod faults;
 mod idempotency;
 mod observability;
+mod readme;
 mod routes;
