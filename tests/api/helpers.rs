@@ -389,12 +389,21 @@ pub fn free_port() -> u16 {
 
 impl Process {
     pub async fn start(database_url: &str, extra_env: &[(&str, &str)]) -> Self {
+        Self::spawn(database_url, extra_env, &[]).await
+    }
+
+    pub async fn start_with_args(database_url: &str, args: &[&str]) -> Self {
+        Self::spawn(database_url, &[], args).await
+    }
+
+    async fn spawn(database_url: &str, extra_env: &[(&str, &str)], args: &[&str]) -> Self {
         let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let stdout =
             std::env::temp_dir().join(format!("revwallet-{}.log", uuid::Uuid::new_v4().simple()));
         let log = std::fs::File::create(&stdout).expect("log file");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_revwallet"))
             .arg("serve")
+            .args(args)
             .env("DATABASE_URL", database_url)
             .env("REVWALLET_LISTEN", address.to_string())
             .envs(extra_env.iter().copied())

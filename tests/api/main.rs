@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod cli;
 mod concurrency;
 mod errors;
 mod faults;

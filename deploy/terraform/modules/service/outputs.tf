@@ -1,0 +1,34 @@
+output "url" {
+  description = "Public URL of the service (the load balancer's DNS name; point a domain at it for HTTPS)."
+  value       = local.https ? "https://${coalesce(var.domain_name, aws_lb.this.dns_name)}" : "http://${aws_lb.this.dns_name}"
+}
+
+output "load_balancer_dns_name" {
+  description = "DNS name of the load balancer (target of a CNAME or alias record)."
+  value       = aws_lb.this.dns_name
+}
+
+output "repository_url" {
+  description = "ECR repository to push images to."
+  value       = aws_ecr_repository.this.repository_url
+}
+
+output "cluster_name" {
+  description = "ECS cluster name."
+  value       = aws_ecs_cluster.this.name
+}
+
+output "service_name" {
+  description = "ECS service name."
+  value       = aws_ecs_service.this.name
+}
+
+output "log_group_name" {
+  description = "CloudWatch log group of the service's stdout (JSON lines)."
+  value       = aws_cloudwatch_log_group.service.name
+}
+
+output "task_definition_arn" {
+  description = "Task definition revision the service runs."
+  value       = aws_ecs_task_definition.this.arn
+}

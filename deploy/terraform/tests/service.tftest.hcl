@@ -1,0 +1,319 @@
+# Service module with a mocked AWS provider: private tasks, image by digest, the runtime contract,
+# least-privilege execution role, load balancer and autoscaling.
+
+mock_provider "aws" {
+  source = "./tests/mocks"
+}
+
+variables {
+  name                  = "revwallet-test"
+  vpc_id                = "vpc-test"
+  public_subnet_ids     = ["subnet-public-a", "subnet-public-b"]
+  private_subnet_ids    = ["subnet-private-a", "subnet-private-b"]
+  alb_security_group_id = "sg-alb"
+  app_security_group_id = "sg-app"
+  kms_key_arn           = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+  image_digest          = "sha256:3f1c2b0e9d8a7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b"
+  db_host               = "revwallet-test.abcdefghijkl.eu-west-1.rds.amazonaws.com"
+  db_port               = 5432
+  db_name               = "revwallet"
+  db_secret_arn         = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-mock-AbCdEf"
+}
+
+run "tasks_run_in_private_subnets_without_public_ips" {
+  command = apply
+
+  module {
+    source = "./modules/service"
+  }
+
+  assert {
+    condition     = aws_ecs_service.this.network_configuration[0].assign_public_ip == false
+    error_message = "tasks must not get public IPs"
+  }
+
+  assert {
+    condition     = aws_ecs_service.this.network_configuration[0].subnets == toset(var.private_subnet_ids)
+    error_message = "tasks must run in the private subnets only"
+  }
+
+  assert {
+    condition     = aws_ecs_service.this.network_configuration[0].security_groups == toset([var.app_security_group_id])
+    error_message = "tasks must use only the app security group"
+  }
+
+  assert {
+    condition     = aws_ecs_service.this.launch_type == "FARGATE" && aws_ecs_service.this.desired_count == 2
+    error_message = "expected two Fargate tasks"
+  }
+
+  assert {
+    condition     = aws_ecs_service.this.deployment_circuit_breaker[0].enable && aws_ecs_service.this.deployment_circuit_breaker[0].rollback
+    error_message = "failed deployments must roll back"
+  }
+
+  assert {
+    condition     = one([for s in aws_ecs_cluster.this.setting : s.value if s.name == "containerInsights"]) == "enabled"
+    error_message = "Container Insights must be on"
+  }
+}
+
+run "task_runs_the_image_by_digest_with_the_runtime_contract" {
+  command = apply
+
+  module {
+    source = "./modules/service"
+  }
+
+  assert {
+    condition     = jsondecode(aws_ecs_task_definition.this.container_definitions)[0].image == "${aws_ecr_repository.this.repository_url}@${var.image_digest}"
+    error_message = "the image must be the repository's image at the given digest"
+  }
+
+  assert {
+    condition = (
+      jsondecode(aws_ecs_task_definition.this.container_definitions)[0].user == "10001:10001" &&
+      jsondecode(aws_ecs_task_definition.this.container_definitions)[0].readonlyRootFilesystem == true &&
+      jsondecode(aws_ecs_task_definition.this.container_definitions)[0].privileged == false
+    )
+    error_message = "the container must run as uid 10001 with a read-only root filesystem"
+  }
+
+  assert {
+    condition = {
+      for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].environment : e.name => e.value
+      if contains(["REVWALLET_LISTEN", "DB_HOST", "DB_PORT", "DB_NAME"], e.name)
+      } == {
+      REVWALLET_LISTEN = "0.0.0.0:8080"
+      DB_HOST          = var.db_host
+      DB_PORT          = "5432"
+      DB_NAME          = "revwallet"
+    }
+    error_message = "listen address and database location must come from the variables"
+  }
+
+  assert {
+    condition = {
+      for s in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].secrets : s.name => s.valueFrom
+      } == {
+      DB_USERNAME = "${var.db_secret_arn}:username::"
+      DB_PASSWORD = "${var.db_secret_arn}:password::"
+    }
+    error_message = "credentials must come from the RDS-managed secret's username and password keys, and nothing else"
+  }
+
+  assert {
+    condition = alltrue([
+      for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].environment : !contains(["DB_USERNAME", "DB_PASSWORD", "DATABASE_URL"], e.name)
+    ])
+    error_message = "credentials must never be plain environment variables"
+  }
+
+  assert {
+    condition = (
+      jsondecode(aws_ecs_task_definition.this.container_definitions)[0].logConfiguration.logDriver == "awslogs" &&
+      jsondecode(aws_ecs_task_definition.this.container_definitions)[0].logConfiguration.options["awslogs-group"] == aws_cloudwatch_log_group.service.name &&
+      aws_cloudwatch_log_group.service.retention_in_days == 365
+    )
+    error_message = "logs must go to the service's CloudWatch log group, which has a retention"
+  }
+
+  assert {
+    condition = (
+      aws_ecs_task_definition.this.execution_role_arn == aws_iam_role.execution.arn &&
+      aws_ecs_task_definition.this.task_role_arn == aws_iam_role.task.arn
+    )
+    error_message = "the app runs with its own task role, not the execution role"
+  }
+}
+
+run "execution_role_reads_only_that_secret_and_pulls_only_that_repository" {
+  command = apply
+
+  module {
+    source = "./modules/service"
+  }
+
+  assert {
+    condition = [
+      for s in jsondecode(aws_iam_role_policy.execution.policy).Statement : s.Resource
+      if length(regexall("secretsmanager:", jsonencode(s.Action))) > 0
+    ] == [var.db_secret_arn]
+    error_message = "the execution role may read the database secret and no other"
+  }
+
+  assert {
+    condition = [
+      for s in jsondecode(aws_iam_role_policy.execution.policy).Statement : s.Resource
+      if length(regexall("ecr:(BatchGetImage|GetDownloadUrlForLayer|BatchCheckLayerAvailability)", jsonencode(s.Action))) > 0
+    ] == [aws_ecr_repository.this.arn]
+    error_message = "the execution role may pull from this repository only"
+  }
+
+  assert {
+    condition = [
+      for s in jsondecode(aws_iam_role_policy.execution.policy).Statement : s.Action if s.Resource == "*"
+    ] == ["ecr:GetAuthorizationToken"]
+    error_message = "only the registry login (which has no resource) may use a wildcard resource"
+  }
+
+  assert {
+    condition     = alltrue([for s in jsondecode(aws_iam_role_policy.execution.policy).Statement : s.Effect == "Allow" && !can(regex("\\*$", jsonencode(s.Action)))])
+    error_message = "no wildcard actions"
+  }
+}
+
+run "load_balancer_serves_http_and_probes_readyz" {
+  command = apply
+
+  module {
+    source = "./modules/service"
+  }
+
+  assert {
+    condition     = !aws_lb.this.internal && aws_lb.this.subnets == toset(var.public_subnet_ids) && aws_lb.this.security_groups == toset([var.alb_security_group_id])
+    error_message = "the load balancer is public, in the public subnets, with its own security group"
+  }
+
+  assert {
+    condition = (
+      aws_lb_target_group.this.health_check[0].path == "/readyz" &&
+      aws_lb_target_group.this.port == 8080 && aws_lb_target_group.this.target_type == "ip"
+    )
+    error_message = "targets are the tasks' port 8080, probed on /readyz"
+  }
+
+  assert {
+    condition     = length(aws_lb_listener.http) == 1 && length(aws_lb_listener.https) == 0 && length(aws_lb_listener.http_redirect) == 0
+    error_message = "without a certificate there is one plain HTTP listener"
+  }
+
+  assert {
+    condition     = startswith(output.url, "http://")
+    error_message = "the URL is plain HTTP without a certificate"
+  }
+
+  assert {
+    condition = (
+      aws_lb_listener.http[0].default_action[0].type == "fixed-response" &&
+      aws_lb_listener.http[0].default_action[0].fixed_response[0].status_code == "404"
+    )
+    error_message = "paths that are not public get a 404 from the load balancer"
+  }
+
+  assert {
+    condition = (
+      aws_lb_listener_rule.public_paths.listener_arn == aws_lb_listener.http[0].arn &&
+      aws_lb_listener_rule.public_paths.action[0].target_group_arn == aws_lb_target_group.this.arn &&
+      one([for c in aws_lb_listener_rule.public_paths.condition : c.path_pattern[0].values]) == toset(["/", "/ui/*", "/static/*", "/wallet", "/wallet/*"])
+    )
+    error_message = "only /, /ui/, /static/ and /wallet reach the service (not /metrics, /healthz, /readyz)"
+  }
+}
+
+run "https_and_redirect_when_a_certificate_is_given" {
+  command = apply
+
+  module {
+    source = "./modules/service"
+  }
+
+  variables {
+    certificate_arn = "arn:aws:acm:eu-west-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
+    domain_name     = "wallet.example.com"
+  }
+
+  # A distinct ARN for the HTTPS listener, so the rule's listener can be told apart from the redirect.
+  override_resource {
+    target = aws_lb_listener.https
+    values = {
+      arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/revwallet-mock/0123456789abcdef/443443443443"
+    }
+  }
+
+  assert {
+    condition     = length(aws_lb_listener.http) == 0 && aws_lb_listener.https[0].certificate_arn == var.certificate_arn
+    error_message = "with a certificate, HTTPS serves and HTTP no longer forwards"
+  }
+
+  assert {
+    condition = (
+      aws_lb_listener.http_redirect[0].default_action[0].type == "redirect" &&
+      aws_lb_listener.http_redirect[0].default_action[0].redirect[0].protocol == "HTTPS" &&
+      aws_lb_listener.http_redirect[0].default_action[0].redirect[0].status_code == "HTTP_301"
+    )
+    error_message = "HTTP must redirect permanently to HTTPS"
+  }
+
+  assert {
+    condition     = aws_lb_listener_rule.public_paths.listener_arn == aws_lb_listener.https[0].arn
+    error_message = "with a certificate, the public paths are served over HTTPS only"
+  }
+
+  assert {
+    condition     = output.url == "https://wallet.example.com"
+    error_message = "the URL is the HTTPS domain"
+  }
+}
+
+run "repository_scans_on_push_and_keeps_tags_immutable" {
+  command = apply
+
+  module {
+    source = "./modules/service"
+  }
+
+  assert {
+    condition     = aws_ecr_repository.this.image_tag_mutability == "IMMUTABLE" && aws_ecr_repository.this.image_scanning_configuration[0].scan_on_push
+    error_message = "the repository must refuse tag overwrites and scan every push"
+  }
+}
+
+run "autoscaling_tracks_cpu_and_requests" {
+  command = apply
+
+  module {
+    source = "./modules/service"
+  }
+
+  assert {
+    condition     = aws_appautoscaling_target.this.min_capacity == 2 && aws_appautoscaling_target.this.max_capacity >= 2
+    error_message = "autoscaling keeps at least two tasks"
+  }
+
+  assert {
+    condition = toset([
+      aws_appautoscaling_policy.cpu.target_tracking_scaling_policy_configuration[0].predefined_metric_specification[0].predefined_metric_type,
+      aws_appautoscaling_policy.requests.target_tracking_scaling_policy_configuration[0].predefined_metric_specification[0].predefined_metric_type,
+    ]) == toset(["ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"])
+    error_message = "scaling must track CPU and requests per target"
+  }
+}
+
+run "a_tag_is_rejected" {
+  command = plan
+
+  module {
+    source = "./modules/service"
+  }
+
+  variables {
+    image_digest = "latest"
+  }
+
+  expect_failures = [var.image_digest]
+}
+
+run "a_tagged_image_reference_is_rejected" {
+  command = plan
+
+  module {
+    source = "./modules/service"
+  }
+
+  variables {
+    image_digest = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/revwallet-test:1.4.0"
+  }
+
+  expect_failures = [var.image_digest]
+}

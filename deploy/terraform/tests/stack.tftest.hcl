@@ -1,0 +1,55 @@
+# The root configuration wired together, with a mocked AWS provider (no credentials, no network).
+
+mock_provider "aws" {
+  source = "./tests/mocks"
+}
+
+variables {
+  environment        = "test"
+  region             = "eu-west-1"
+  availability_zones = ["eu-west-1a", "eu-west-1b"]
+  image_digest       = "sha256:3f1c2b0e9d8a7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b"
+}
+
+run "the_stack_applies_and_reports_its_outputs" {
+  command = apply
+
+  assert {
+    condition     = output.cluster_name == "revwallet-test" && output.service_name == "revwallet"
+    error_message = "cluster and service names are derived from the environment"
+  }
+
+  assert {
+    condition     = startswith(output.url, "http://") && output.repository_url != ""
+    error_message = "the URL and the repository URL are reported"
+  }
+
+  assert {
+    condition     = output.database_secret_arn == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-mock-AbCdEf"
+    error_message = "the service reads the secret the database created"
+  }
+
+  assert {
+    condition     = aws_kms_key.this.enable_key_rotation
+    error_message = "the data key rotates"
+  }
+}
+
+run "prod_defaults_keep_every_protection_on" {
+  command = plan
+
+  assert {
+    condition     = var.db_multi_az && var.db_deletion_protection && var.alb_deletion_protection && var.db_final_snapshot
+    error_message = "protections must default to on"
+  }
+}
+
+run "a_tag_is_rejected_at_the_root" {
+  command = plan
+
+  variables {
+    image_digest = "revwallet:latest"
+  }
+
+  expect_failures = [var.image_digest]
+}

