@@ -38,6 +38,8 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
+
 /// The process-wide Prometheus recorder. The `metrics` facade has one global recorder, so every app in the
 /// process (several in tests) shares it.
 pub fn metrics_handle() -> PrometheusHandle {
@@ -46,6 +48,12 @@ pub fn metrics_handle() -> PrometheusHandle {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("revwallet_coalesced_batch_size".to_owned()),
+                        BATCH_BUCKETS,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -101,6 +109,10 @@ fn describe_metrics() {
         "Requests answered from a stored idempotent response"
     );
     describe_gauge!("revwallet_build_info", "Build information; always 1");
+    describe_histogram!(
+        "revwallet_coalesced_batch_size",
+        "Deposits and withdrawals on one wallet applied together in one transaction (PostgreSQL)"
+    );
 }
 
 /// Renders every metric, process metrics included, in the Prometheus text format.

@@ -3,6 +3,7 @@
 //! Every operation is one database transaction (on PostgreSQL the hot paths are one statement). Balances are
 //! changed only by SQL that checks and writes in the same statement, never read-modified-written in memory.
 
+mod coalesce;
 mod postgres;
 mod sql;
 mod sqlite;

@@ -69,6 +69,7 @@ impl TryFrom<MovementRow> for Movement {
 pub struct PgStore {
     pool: PgPool,
     currencies: CurrencyCache,
+    coalescer: super::coalesce::Coalescer,
 }
 
 impl PgStore {
@@ -85,6 +86,7 @@ impl PgStore {
         Ok(Self {
             pool,
             currencies: CurrencyCache::default(),
+            coalescer: super::coalesce::Coalescer::default(),
         })
     }
 
@@ -177,38 +179,18 @@ impl PgStore {
         amount: Amount,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
-        let statement = if super::is_debit(kind) {
-            &MOVE_DEBIT
-        } else {
-            &MOVE_CREDIT
-        };
-        let query = sqlx::query_as::<_, MovementRow>(statement.as_str())
-            .bind(id.get())
-            .bind(amount.minor_units())
-            .bind(kind.as_str())
-            .bind(Utc::now());
         let Some(finish) = finish else {
-            // The hot path: one statement, one round trip, its own implicit transaction.
-            return match query.fetch_optional(&self.pool).await? {
-                Some(row) => row.try_into(),
-                None => Err(self.refused(id, kind, amount).await),
-            };
+            // The hot path: one statement, or one transaction for a queue of operations on a busy wallet.
+            return self.coalescer.submit(&self.pool, id, kind, amount).await;
         };
         let mut tx = self.pool.begin().await?;
-        let movement: Movement = match query.fetch_optional(&mut *tx).await? {
-            Some(row) => row.try_into()?,
-            None => return Err(self.refused(id, kind, amount).await),
+        let Some(movement) = move_in(&mut tx, id, kind, amount, Utc::now()).await? else {
+            let current = get_open_wallet(&mut *tx, id).await?;
+            return Err(refused_movement(id, kind, amount, current));
         };
         record(&mut tx, Some(finish), &movement).await?;
         tx.commit().await?;
         Ok(movement)
-    }
-
-    async fn refused(&self, id: WalletId, kind: LedgerEntryKind, amount: Amount) -> StoreError {
-        match get_open_wallet(&self.pool, id).await {
-            Ok(current) => refused_movement(id, kind, amount, current),
-            Err(error) => error,
-        }
     }
 
     pub async fn transfer(
@@ -392,7 +374,99 @@ impl PgStore {
     }
 }
 
-async fn get_open_wallet<'e>(
+/// One deposit or withdrawal as a single statement in its own implicit transaction: one round trip.
+pub(super) async fn move_once(
+    pool: &PgPool,
+    id: WalletId,
+    kind: LedgerEntryKind,
+    amount: Amount,
+) -> Result<Movement> {
+    let mut conn = pool.acquire().await?;
+    match move_in(&mut conn, id, kind, amount, Utc::now()).await? {
+        Some(movement) => Ok(movement),
+        None => Err(refused_movement(
+            id,
+            kind,
+            amount,
+            get_open_wallet(&mut *conn, id).await?,
+        )),
+    }
+}
+
+/// The update and its ledger entry; `None` when the wallet is missing, closed, or refuses the amount.
+pub(super) async fn move_in(
+    conn: &mut PgConnection,
+    id: WalletId,
+    kind: LedgerEntryKind,
+    amount: Amount,
+    at: chrono::DateTime<Utc>,
+) -> Result<Option<Movement>> {
+    let statement = if super::is_debit(kind) {
+        &MOVE_DEBIT
+    } else {
+        &MOVE_CREDIT
+    };
+    sqlx::query_as::<_, MovementRow>(statement.as_str())
+        .bind(id.get())
+        .bind(amount.minor_units())
+        .bind(kind.as_str())
+        .bind(at)
+        .fetch_optional(conn)
+        .await?
+        .map(Movement::try_from)
+        .transpose()
+}
+
+/// Several deposits to one wallet as one statement: one balance update, one ledger entry each, in order, each
+/// with the balance it produced. `None` when the wallet is missing or closed or the total would overflow.
+pub(super) async fn deposit_all(
+    pool: &PgPool,
+    id: WalletId,
+    amounts: &[i64],
+) -> Result<Option<Vec<Movement>>> {
+    let rows: Vec<MovementRow> = sqlx::query_as(DEPOSIT_ALL)
+        .bind(id.get())
+        .bind(amounts)
+        .bind(Utc::now())
+        .fetch_all(pool)
+        .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    rows.into_iter()
+        .map(|row| {
+            // Each answer shows the wallet as that deposit left it.
+            let mut movement = Movement::try_from(row)?;
+            movement.wallet.balance = movement.entry.balance_after;
+            Ok(movement)
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// The running balance of each entry is the balance before the batch plus the deposits up to and including it;
+/// amounts are positive, so ordering the answers by `balance_after` restores the order of the requests.
+const DEPOSIT_ALL: &str = "with input as ( \
+         select amount, ord from unnest($2::bigint[]) with ordinality as i(amount, ord) \
+     ), total as ( \
+         select sum(amount)::bigint as amount from input \
+     ), moved as ( \
+         update wallets set balance = balance + (select amount from total) \
+         where id = $1 and closed_at is null and balance <= 9223372036854775807 - (select amount from total) \
+         returning id, owner, currency, balance, created_at \
+     ), entries as ( \
+         insert into transactions (wallet_id, kind, amount, balance_after, created_at) \
+         select m.id, 'deposit', i.amount, \
+                (m.balance - (select amount from total) + sum(i.amount) over (order by i.ord))::bigint, $3 \
+         from moved m cross join input i \
+         order by i.ord \
+         returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at) \
+     select m.id, m.owner, m.currency, m.balance, m.created_at, \
+            e.id as entry_id, e.wallet_id, e.kind, e.amount, e.balance_after, e.counterparty_id, \
+            e.created_at as entry_created_at \
+     from moved m cross join entries e order by e.balance_after";
+
+pub(super) async fn get_open_wallet<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     id: WalletId,
 ) -> Result<Option<Wallet>> {

@@ -9,6 +9,7 @@ crate::on_both_backends!(
     two_hundred_concurrent_deposits_lose_nothing,
     two_hundred_concurrent_withdrawals_never_overdraw,
     random_concurrent_transfers_keep_the_total_and_never_deadlock,
+    concurrent_mixed_operations_on_one_wallet_each_answer_their_own_balance,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -83,5 +84,52 @@ async fn random_concurrent_transfers_keep_the_total_and_never_deadlock(backend: 
         total_cents += cents;
     }
     assert_eq!(total_cents, 10 * 5000, "money was created or destroyed");
+    assert_eq!(app.audit_findings().await, 0);
+}
+
+async fn concurrent_mixed_operations_on_one_wallet_each_answer_their_own_balance(backend: Backend) {
+    let app = app(backend).await;
+    let id = app.create_wallet("hot", "EUR", "5.00").await;
+    // Deposits of 1.00 and withdrawals of 3.00, racing: PostgreSQL coalesces queued ones into one transaction.
+    let requests = (0..150).map(|n| {
+        let (route, amount) = if n % 3 == 0 {
+            ("/wallet/withdraw", "3.00")
+        } else {
+            ("/wallet/deposit", "1.00")
+        };
+        app.post(route, json!({"id": id, "amount": amount}))
+    });
+    let replies = futures::future::join_all(requests).await;
+    let mut expected_cents = 500_i64;
+    let mut balances_after = std::collections::HashSet::new();
+    for reply in &replies {
+        if reply.status != 200 {
+            reply.assert_problem(409, "insufficient_funds");
+            continue;
+        }
+        let entry = &reply.body["transaction"];
+        assert_eq!(
+            reply.body["balance"], entry["balance_after"],
+            "an answer shows another operation's balance"
+        );
+        assert!(balances_after.insert(entry["id"].as_str().expect("entry id").to_owned()));
+        let cents: i64 = entry["amount"]
+            .as_str()
+            .expect("amount")
+            .replace('.', "")
+            .parse()
+            .expect("digits");
+        expected_cents += if entry["type"] == "withdrawal" {
+            -cents
+        } else {
+            cents
+        };
+    }
+    let balance = app.balance(&id).await;
+    assert_eq!(
+        balance.replace('.', "").parse::<i64>().expect("digits"),
+        expected_cents
+    );
+    assert_eq!(app.history(&id).await.len(), 1 + balances_after.len());
     assert_eq!(app.audit_findings().await, 0);
 }

@@ -1,0 +1,187 @@
+//! Coalescing of concurrent deposits and withdrawals on one wallet (PostgreSQL).
+//!
+//! Operations on one wallet serialise on its row lock, and each commit waits for its WAL flush: a hot wallet is
+//! limited to one operation per commit. Here operations that arrive while one is running on the same wallet
+//! queue up, and the queue is then applied as one database transaction (all-deposit queues as one statement),
+//! so a commit carries many operations. Each operation still gets its own ledger entry, its own balance after,
+//! and its own answer; a wallet that sees no concurrency takes the one-statement path unchanged.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::Utc;
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+
+use super::{Movement, Result, StoreError, refused_movement};
+use crate::domain::{Amount, LedgerEntryKind, WalletId};
+
+/// One queued deposit or withdrawal and where its answer goes.
+struct Queued {
+    kind: LedgerEntryKind,
+    amount: Amount,
+    reply: oneshot::Sender<Result<Movement>>,
+}
+
+type Queues = Arc<Mutex<HashMap<i64, Vec<Queued>>>>;
+
+/// A wallet present in the map has a runner applying its operations; its vector holds what waits for the next batch.
+#[derive(Debug, Clone, Default)]
+pub struct Coalescer {
+    queues: Queues,
+}
+
+impl std::fmt::Debug for Queued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} {}", self.kind, self.amount.minor_units())
+    }
+}
+
+impl Coalescer {
+    pub async fn submit(
+        &self,
+        pool: &PgPool,
+        id: WalletId,
+        kind: LedgerEntryKind,
+        amount: Amount,
+    ) -> Result<Movement> {
+        let (reply, answer) = oneshot::channel();
+        let queued = Queued {
+            kind,
+            amount,
+            reply,
+        };
+        let first = {
+            let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
+            match queues.entry(id.get()) {
+                Entry::Occupied(mut waiting) => {
+                    waiting.get_mut().push(queued);
+                    None
+                }
+                Entry::Vacant(idle) => {
+                    idle.insert(Vec::new());
+                    Some(queued)
+                }
+            }
+        };
+        if let Some(first) = first {
+            // The runner owns the batch: a request that goes away does not cancel operations queued behind it.
+            tokio::spawn(run(pool.clone(), self.queues.clone(), id, vec![first]));
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Corrupt(
+                "the operation queue stopped".to_owned(),
+            ))
+        })
+    }
+}
+
+/// Removes the wallet's queue if the runner panics, so later operations start a new runner instead of waiting.
+struct RunnerGuard {
+    queues: Queues,
+    id: i64,
+    armed: bool,
+}
+
+impl Drop for RunnerGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.queues
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&self.id);
+        }
+    }
+}
+
+async fn run(pool: PgPool, queues: Queues, id: WalletId, mut batch: Vec<Queued>) {
+    let mut guard = RunnerGuard {
+        queues: queues.clone(),
+        id: id.get(),
+        armed: true,
+    };
+    loop {
+        apply(&pool, id, batch).await;
+        let mut waiting = queues.lock().unwrap_or_else(PoisonError::into_inner);
+        match waiting.get_mut(&id.get()) {
+            Some(next) if !next.is_empty() => batch = std::mem::take(next),
+            _ => {
+                waiting.remove(&id.get());
+                guard.armed = false;
+                return;
+            }
+        }
+    }
+}
+
+async fn apply(pool: &PgPool, id: WalletId, mut batch: Vec<Queued>) {
+    metrics::histogram!("revwallet_coalesced_batch_size").record(batch.len() as f64);
+    if batch.len() == 1 {
+        let Some(only) = batch.pop() else { return };
+        let result = super::postgres::move_once(pool, id, only.kind, only.amount).await;
+        let _ = only.reply.send(result);
+        return;
+    }
+    if batch.iter().all(|q| q.kind == LedgerEntryKind::Deposit) {
+        let amounts: Vec<i64> = batch.iter().map(|q| q.amount.minor_units()).collect();
+        match super::postgres::deposit_all(pool, id, &amounts).await {
+            Ok(Some(movements)) if movements.len() == batch.len() => {
+                for (queued, movement) in batch.into_iter().zip(movements) {
+                    let _ = queued.reply.send(Ok(movement));
+                }
+                return;
+            }
+            // Refused (closed wallet, balance overflow) or failed before anything applied: one by one below.
+            Ok(_) | Err(StoreError::Database(_)) => {}
+            Err(error) => return answer_all(batch, &error),
+        }
+    }
+    one_by_one(pool, id, batch).await;
+}
+
+/// Applies each operation in turn inside one transaction, each with its own outcome.
+async fn one_by_one(pool: &PgPool, id: WalletId, batch: Vec<Queued>) {
+    let mut results = Vec::with_capacity(batch.len());
+    let attempt: Result<()> = async {
+        let mut tx = pool.begin().await?;
+        for queued in &batch {
+            let moved =
+                super::postgres::move_in(&mut tx, id, queued.kind, queued.amount, Utc::now())
+                    .await?;
+            results.push(match moved {
+                Some(movement) => Ok(movement),
+                None => {
+                    let current = super::postgres::get_open_wallet(&mut *tx, id).await?;
+                    Err(refused_movement(id, queued.kind, queued.amount, current))
+                }
+            });
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+    .await;
+    match attempt {
+        Ok(()) => {
+            for (queued, result) in batch.into_iter().zip(results) {
+                let _ = queued.reply.send(result);
+            }
+        }
+        // The server refused a statement, so nothing was committed: give each operation its own try.
+        Err(StoreError::Database(_)) => {
+            for queued in batch {
+                let result = super::postgres::move_once(pool, id, queued.kind, queued.amount).await;
+                let _ = queued.reply.send(result);
+            }
+        }
+        // The connection failed, possibly during the commit: the outcome is unknown, so nothing is retried.
+        Err(error) => answer_all(batch, &error),
+    }
+}
+
+fn answer_all(batch: Vec<Queued>, error: &StoreError) {
+    for queued in batch {
+        let copy = StoreError::Unavailable(sqlx::Error::Protocol(error.to_string()));
+        let _ = queued.reply.send(Err(copy));
+    }
+}
