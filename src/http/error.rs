@@ -149,6 +149,17 @@ impl ApiError {
         self.status_code_and_title().1
     }
 
+    /// The `outcome` label of `revwallet_operations_total` for an operation refused with this error.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::InsufficientFunds(_) => "insufficient_funds",
+            Self::WalletNotFound(_) => "not_found",
+            Self::CurrencyMismatch { .. } => "currency_mismatch",
+            Self::ServiceUnavailable | Self::Timeout | Self::Internal(_) => "error",
+            _ => "invalid",
+        }
+    }
+
     pub fn problem(&self) -> Problem {
         let (status, code, title) = self.status_code_and_title();
         let detail = match self {

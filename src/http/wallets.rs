@@ -142,26 +142,11 @@ fn observe_operation(
     amount: i64,
     error: Option<&ApiError>,
 ) {
-    let currency = currency.map_or("unknown", |c| c.code());
-    let outcome = match error {
-        None => "ok",
-        Some(ApiError::InsufficientFunds(_)) => "insufficient_funds",
-        Some(ApiError::WalletNotFound(_)) => "not_found",
-        Some(ApiError::CurrencyMismatch { .. }) => "currency_mismatch",
-        Some(ApiError::ServiceUnavailable | ApiError::Timeout | ApiError::Internal(_)) => "error",
-        Some(_) => "invalid",
-    };
-    metrics::counter!("revwallet_operations_total", "type" => kind, "currency" => currency, "outcome" => outcome)
-        .increment(1);
-    match error {
-        None if amount > 0 => {
-            metrics::counter!("revwallet_money_moved_minor_units_total", "type" => kind, "currency" => currency)
-                .increment(amount.unsigned_abs());
-        }
-        None => {}
-        Some(error) => {
-            tracing::info!(operation = kind, currency, outcome, detail = %error, "operation refused")
-        }
+    let outcome = error.map_or("ok", ApiError::outcome);
+    crate::telemetry::record_operation(kind, currency, amount, outcome);
+    if let Some(error) = error {
+        let currency = currency.map_or("unknown", |c| c.code());
+        tracing::info!(operation = kind, currency, outcome, detail = %error, "operation refused");
     }
 }
 

@@ -204,16 +204,10 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(error: &ApiError, message: impl Into<String>) -> Self {
-        let outcome = match error {
-            ApiError::InsufficientFunds(_) => "insufficient_funds",
-            ApiError::WalletNotFound(_) => "not_found",
-            ApiError::CurrencyMismatch { .. } => "currency_mismatch",
-            _ => "invalid",
-        };
         Self {
             status: error.status_code_and_title().0,
             message: message.into(),
-            outcome,
+            outcome: error.outcome(),
         }
     }
 }

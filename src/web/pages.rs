@@ -195,21 +195,7 @@ fn url_with(path: &str, pairs: &[(&str, &str)]) -> String {
     }
 }
 
-/// What an operation counts as in `revwallet_operations_total`, with the same labels the API uses.
-fn record_operation(
-    kind: &'static str,
-    currency: Option<Currency>,
-    moved: i64,
-    outcome: &'static str,
-) {
-    let currency = currency.map_or("unknown", |c| c.code());
-    metrics::counter!("revwallet_operations_total", "type" => kind, "currency" => currency, "outcome" => outcome)
-        .increment(1);
-    if outcome == "ok" && moved > 0 {
-        metrics::counter!("revwallet_money_moved_minor_units_total", "type" => kind, "currency" => currency)
-            .increment(moved.unsigned_abs());
-    }
-}
+use crate::telemetry::record_operation;
 
 fn outcome_of_page(error: &PageError) -> &'static str {
     match error {
