@@ -152,7 +152,7 @@ async fn one_by_one(pool: &PgPool, id: WalletId, batch: Vec<Queued>) {
             results.push(match moved {
                 Some(movement) => Ok(movement),
                 None => {
-                    let current = super::postgres::get_open_wallet(&mut *tx, id).await?;
+                    let current = super::postgres::get_open_wallet(&mut tx, id).await?;
                     Err(refused_movement(id, queued.kind, queued.amount, current))
                 }
             });

@@ -5,6 +5,7 @@
 
 mod coalesce;
 mod postgres;
+mod shared;
 mod sql;
 mod sqlite;
 

@@ -5,12 +5,11 @@ use std::sync::LazyLock;
 
 use chrono::Utc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgConnection};
+use sqlx::{ConnectOptions, PgConnection};
 
 use super::{
-    Claim, CurrencyCache, Finish, KeyRow, LedgerEntry, Movement, PoolState, Result, StoreError,
-    StoreOptions, Transfer, Wallet, WalletFilter, WalletRow, cutoff, refused_movement, sql,
-    update_for,
+    Claim, CurrencyCache, Finish, KeyRow, LedgerEntry, Movement, Result, StoreError, StoreOptions,
+    Transfer, WalletRow, cutoff, refused_movement, sql,
 };
 use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
 
@@ -96,37 +95,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn ping(&self) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        conn.ping().await?;
-        Ok(())
-    }
-
-    pub fn pool_state(&self) -> PoolState {
-        PoolState {
-            size: self.pool.size(),
-            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
-            max: self.pool.options().get_max_connections(),
-        }
-    }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    pub async fn wallet_currency(&self, id: WalletId) -> Result<Currency> {
-        if let Some(currency) = self.currencies.get(id) {
-            return Ok(currency);
-        }
-        let code: Option<String> = sqlx::query_scalar(sql::GET_CURRENCY)
-            .bind(id.get())
-            .fetch_optional(&self.pool)
-            .await?;
-        let code = code.ok_or(StoreError::WalletNotFound(id))?;
-        let currency = Currency::parse(&code).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.currencies.put(id, currency);
-        Ok(currency)
-    }
+    super::shared::pool_reads!();
 
     pub async fn create_wallet(
         &self,
@@ -135,41 +104,12 @@ impl PgStore {
         initial: Amount,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
-        let now = Utc::now();
         let mut tx = self.pool.begin().await?;
-        let wallet: Wallet = sqlx::query_as::<_, WalletRow>(sql::INSERT_WALLET)
-            .bind(owner)
-            .bind(currency.code())
-            .bind(initial.minor_units())
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_into()?;
-        let entry = insert_entry(&mut tx, &wallet, LedgerEntryKind::Opening, initial, None).await?;
-        let created = Movement { wallet, entry };
+        let created = insert_wallet(&mut tx, owner, currency, initial).await?;
         record(&mut tx, finish, &created).await?;
         tx.commit().await?;
         self.currencies.put(created.wallet.id, currency);
         Ok(created)
-    }
-
-    pub async fn get_wallet(&self, id: WalletId) -> Result<Wallet> {
-        get_open_wallet(&self.pool, id)
-            .await?
-            .ok_or(StoreError::WalletNotFound(id))
-    }
-
-    pub async fn list_wallets(&self, filter: &WalletFilter) -> Result<Vec<Wallet>> {
-        sqlx::query_as::<_, WalletRow>(sql::LIST_WALLETS)
-            .bind(filter.owner.as_deref())
-            .bind(filter.currency.map(|c| c.code()))
-            .bind(filter.after.map_or(0, WalletId::get))
-            .bind(i64::from(filter.limit))
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(Wallet::try_from)
-            .collect()
     }
 
     pub async fn move_money(
@@ -185,7 +125,7 @@ impl PgStore {
         };
         let mut tx = self.pool.begin().await?;
         let Some(movement) = move_in(&mut tx, id, kind, amount, Utc::now()).await? else {
-            let current = get_open_wallet(&mut *tx, id).await?;
+            let current = get_open_wallet(&mut tx, id).await?;
             return Err(refused_movement(id, kind, amount, current));
         };
         record(&mut tx, Some(finish), &movement).await?;
@@ -214,34 +154,7 @@ impl PgStore {
                 return Err(StoreError::WalletNotFound(id));
             }
         }
-        let debited = change_balance(&mut tx, from, LedgerEntryKind::TransferOut, amount).await?;
-        let credited = change_balance(&mut tx, to, LedgerEntryKind::TransferIn, amount).await?;
-        let out = insert_entry(
-            &mut tx,
-            &debited,
-            LedgerEntryKind::TransferOut,
-            amount,
-            Some(to),
-        )
-        .await?;
-        let inn = insert_entry(
-            &mut tx,
-            &credited,
-            LedgerEntryKind::TransferIn,
-            amount,
-            Some(from),
-        )
-        .await?;
-        let transfer = Transfer {
-            from: Movement {
-                wallet: debited,
-                entry: out,
-            },
-            to: Movement {
-                wallet: credited,
-                entry: inn,
-            },
-        };
+        let transfer = transfer_in(&mut tx, from, to, amount).await?;
         record(&mut tx, finish, &transfer).await?;
         tx.commit().await?;
         Ok(transfer)
@@ -253,69 +166,15 @@ impl PgStore {
         finish: Option<Finish<'_, Option<LedgerEntry>>>,
     ) -> Result<Option<LedgerEntry>> {
         let mut tx = self.pool.begin().await?;
-        let wallet: Option<WalletRow> =
-            sqlx::query_as(&format!("{} for update", sql::GET_OPEN_WALLET))
-                .bind(id.get())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let wallet: Wallet = wallet.ok_or(StoreError::WalletNotFound(id))?.try_into()?;
-        let payout = if wallet.balance > Amount::ZERO {
-            let closed = Wallet {
-                balance: Amount::ZERO,
-                ..wallet.clone()
-            };
-            Some(
-                insert_entry(
-                    &mut tx,
-                    &closed,
-                    LedgerEntryKind::Closing,
-                    wallet.balance,
-                    None,
-                )
-                .await?,
-            )
-        } else {
-            None
-        };
-        sqlx::query(sql::CLOSE_WALLET)
+        // Hold the row so that no deposit lands between reading the balance and closing.
+        sqlx::query("select id from wallets where id = $1 for update")
             .bind(id.get())
-            .bind(Utc::now())
             .execute(&mut *tx)
             .await?;
+        let payout = close_in(&mut tx, id).await?;
         record(&mut tx, finish, &payout).await?;
         tx.commit().await?;
         Ok(payout)
-    }
-
-    pub async fn history(
-        &self,
-        id: WalletId,
-        before: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<LedgerEntry>> {
-        get_open_wallet(&self.pool, id)
-            .await?
-            .ok_or(StoreError::WalletNotFound(id))?;
-        sqlx::query_as::<_, super::EntryRow>(sql::LIST_ENTRIES)
-            .bind(id.get())
-            .bind(before.unwrap_or(i64::MAX))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(LedgerEntry::try_from)
-            .collect()
-    }
-
-    pub async fn count_open_wallets(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar(sql::COUNT_OPEN_WALLETS)
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    pub async fn audit(&self) -> Result<Vec<super::AuditFinding>> {
-        let rows: Vec<super::AuditRow> = sqlx::query_as(sql::AUDIT).fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     pub async fn claim_key(&self, key: &str, request_hash: &str) -> Result<Claim> {
@@ -388,7 +247,7 @@ pub(super) async fn move_once(
             id,
             kind,
             amount,
-            get_open_wallet(&mut *conn, id).await?,
+            get_open_wallet(&mut conn, id).await?,
         )),
     }
 }
@@ -466,74 +325,4 @@ const DEPOSIT_ALL: &str = "with input as ( \
             e.created_at as entry_created_at \
      from moved m cross join entries e order by e.balance_after";
 
-pub(super) async fn get_open_wallet<'e>(
-    executor: impl sqlx::PgExecutor<'e>,
-    id: WalletId,
-) -> Result<Option<Wallet>> {
-    sqlx::query_as::<_, WalletRow>(sql::GET_OPEN_WALLET)
-        .bind(id.get())
-        .fetch_optional(executor)
-        .await?
-        .map(Wallet::try_from)
-        .transpose()
-}
-
-/// Applies one leg of a transfer inside a transaction that already holds the row locks.
-async fn change_balance(
-    conn: &mut PgConnection,
-    id: WalletId,
-    kind: LedgerEntryKind,
-    amount: Amount,
-) -> Result<Wallet> {
-    let row: Option<WalletRow> = sqlx::query_as(update_for(kind))
-        .bind(id.get())
-        .bind(amount.minor_units())
-        .fetch_optional(&mut *conn)
-        .await?;
-    match row {
-        Some(row) => row.try_into(),
-        None => Err(refused_movement(
-            id,
-            kind,
-            amount,
-            get_open_wallet(conn, id).await?,
-        )),
-    }
-}
-
-async fn insert_entry(
-    conn: &mut PgConnection,
-    wallet: &Wallet,
-    kind: LedgerEntryKind,
-    amount: Amount,
-    counterparty: Option<WalletId>,
-) -> Result<LedgerEntry> {
-    sqlx::query_as::<_, super::EntryRow>(sql::INSERT_ENTRY)
-        .bind(wallet.id.get())
-        .bind(kind.as_str())
-        .bind(amount.minor_units())
-        .bind(wallet.balance.minor_units())
-        .bind(counterparty.map(WalletId::get))
-        .bind(Utc::now())
-        .fetch_one(conn)
-        .await?
-        .try_into()
-}
-
-async fn record<T>(
-    conn: &mut PgConnection,
-    finish: Option<Finish<'_, T>>,
-    outcome: &T,
-) -> Result<()> {
-    if let Some(finish) = finish {
-        let response = (finish.render)(outcome);
-        sqlx::query(sql::STORE_RESPONSE)
-            .bind(finish.key)
-            .bind(i32::from(response.status))
-            .bind(response.location)
-            .bind(response.body)
-            .execute(conn)
-            .await?;
-    }
-    Ok(())
-}
+super::shared::connection_statements!(PgConnection);
