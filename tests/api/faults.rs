@@ -137,16 +137,7 @@ async fn kill_9_during_deposits_loses_no_acknowledged_operation(backend: Backend
     let database = TestDatabase::create(backend).await.expect("database");
     let mut process = Process::start(&database.url, &[]).await;
     let client = reqwest::Client::new();
-    let created: Value = client
-        .post(process.url("/wallet/"))
-        .json(&json!({"owner": "crash", "currency": "EUR"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let id = created["id"].as_str().expect("id").to_owned();
+    let id = process.create_wallet("crash").await;
 
     // Eight writers deposit as fast as they can and remember every acknowledged ledger entry.
     let acknowledged = Arc::new(Mutex::new(Vec::<(String, i64)>::new()));
@@ -236,16 +227,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_0(backend: Backend) {
     let database = TestDatabase::create(backend).await.expect("database");
     let mut process = Process::start(&database.url, &[]).await;
     let client = reqwest::Client::new();
-    let created: Value = client
-        .post(process.url("/wallet/"))
-        .json(&json!({"owner": "term", "currency": "EUR"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let id = created["id"].as_str().expect("id").to_owned();
+    let id = process.create_wallet("term").await;
     let in_flight: Vec<_> = (0..50)
         .map(|_| {
             client

@@ -257,28 +257,30 @@ impl TestApp {
 
     /// Runs one SQL statement with one text parameter straight on the test database (to set up or break things).
     pub async fn execute(&self, statement: &str, parameter: &str) {
-        match &self.store {
-            Store::Postgres(_) => {
-                let mut conn = sqlx::PgConnection::connect(&self.database.url)
-                    .await
-                    .expect("connect");
-                sqlx::query(statement)
-                    .bind(parameter)
-                    .execute(&mut conn)
-                    .await
-                    .expect("statement");
-            }
-            Store::Sqlite(_) => {
-                let mut conn = sqlx::SqliteConnection::connect(&self.database.url)
-                    .await
-                    .expect("connect");
-                sqlx::query(statement)
-                    .bind(parameter)
-                    .execute(&mut conn)
-                    .await
-                    .expect("statement");
-            }
-        }
+        let mut conn = self.raw_connection().await;
+        sqlx::query(statement)
+            .bind(parameter)
+            .execute(&mut conn)
+            .await
+            .expect("statement");
+    }
+
+    /// Rows of two text columns for a query with one integer parameter, straight from the test database.
+    pub async fn text_pairs(&self, query: &str, parameter: i64) -> Vec<(String, String)> {
+        let mut conn = self.raw_connection().await;
+        sqlx::query_as(query)
+            .bind(parameter)
+            .fetch_all(&mut conn)
+            .await
+            .expect("query")
+    }
+
+    async fn raw_connection(&self) -> sqlx::AnyConnection {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        sqlx::AnyConnection::connect(&self.database.url)
+            .await
+            .expect("connect")
     }
 
     pub async fn audit_findings(&self) -> usize {
@@ -438,6 +440,20 @@ impl Process {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// Opens a wallet over HTTP and returns its id.
+    pub async fn create_wallet(&self, owner: &str) -> String {
+        let created: Value = reqwest::Client::new()
+            .post(self.url("/wallet/"))
+            .json(&json!({"owner": owner, "currency": "EUR"}))
+            .send()
+            .await
+            .expect("create")
+            .json()
+            .await
+            .expect("json");
+        created["id"].as_str().expect("id").to_owned()
     }
 
     pub fn logs(&self) -> String {

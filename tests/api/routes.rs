@@ -307,30 +307,8 @@ async fn closing_pays_out_the_balance_and_hides_the_wallet(backend: Backend) {
 
 /// The ledger of a wallet read straight from the database (the API hides closed wallets).
 async fn sqlx_ledger(app: &TestApp, id: &str) -> Vec<(String, String)> {
-    let id: i64 = id.parse().expect("numeric id");
     let query = "select kind, cast(balance_after as text) from transactions where wallet_id = $1 order by id";
-    match &app.store {
-        revwallet::store::Store::Postgres(_) => {
-            let pool = sqlx::PgPool::connect(&app.database.url)
-                .await
-                .expect("connect");
-            sqlx::query_as(query)
-                .bind(id)
-                .fetch_all(&pool)
-                .await
-                .expect("ledger")
-        }
-        revwallet::store::Store::Sqlite(_) => {
-            let pool = sqlx::SqlitePool::connect(&app.database.url)
-                .await
-                .expect("connect");
-            sqlx::query_as(query)
-                .bind(id)
-                .fetch_all(&pool)
-                .await
-                .expect("ledger")
-        }
-    }
+    app.text_pairs(query, id.parse().expect("numeric id")).await
 }
 
 async fn operations_endpoints_answer(backend: Backend) {
