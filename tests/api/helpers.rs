@@ -31,10 +31,16 @@ pub fn postgres_admin_url() -> Option<String> {
                 !required,
                 "{REQUIRE_POSTGRES_ENV}=1 but {POSTGRES_ENV} is not set"
             );
-            eprintln!(
-                "\n!!! POSTGRESQL TESTS DID NOT RUN: set {POSTGRES_ENV} to a server where tests may create \
-                 databases (`make test` does this for you) !!!\n"
-            );
+            // Written straight to stderr, past the test harness's output capture, once per process.
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n!!! POSTGRESQL TESTS DID NOT RUN: set {POSTGRES_ENV} to a server where tests may create \
+                     databases (`make test` does this for you) !!!\n"
+                );
+            });
             None
         }
     }
