@@ -102,7 +102,7 @@ fn describe_metrics() {
     describe_histogram!(
         "revwallet_db_pool_acquire_duration_seconds",
         Unit::Seconds,
-        "Time spent waiting for a database connection (measured by the readiness ping)"
+        "Time spent waiting for a connection from the database pool"
     );
     describe_counter!(
         "revwallet_idempotent_replays_total",

@@ -47,13 +47,10 @@ pub async fn method_not_allowed() -> ApiError {
 }
 
 async fn ping(app: &AppState) -> bool {
-    let started = Instant::now();
     let up = matches!(
         tokio::time::timeout(Duration::from_secs(1), app.store.ping()).await,
         Ok(Ok(()))
     );
-    metrics::histogram!("revwallet_db_pool_acquire_duration_seconds")
-        .record(started.elapsed().as_secs_f64());
     metrics::gauge!("revwallet_database_up").set(if up { 1.0 } else { 0.0 });
     up
 }

@@ -144,7 +144,8 @@ async fn apply(pool: &PgPool, id: WalletId, mut batch: Vec<Queued>) {
 async fn one_by_one(pool: &PgPool, id: WalletId, batch: Vec<Queued>) {
     let mut results = Vec::with_capacity(batch.len());
     let attempt: Result<()> = async {
-        let mut tx = pool.begin().await?;
+        let mut conn = super::acquire(pool).await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         for queued in &batch {
             let moved =
                 super::postgres::move_in(&mut tx, id, queued.kind, queued.amount, Utc::now())

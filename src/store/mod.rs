@@ -469,6 +469,17 @@ fn update_for(kind: LedgerEntryKind) -> &'static str {
     }
 }
 
+/// Takes a connection from the pool, recording the wait as `revwallet_db_pool_acquire_duration_seconds`.
+async fn acquire<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::pool::PoolConnection<DB>> {
+    let started = std::time::Instant::now();
+    let connection = pool.acquire().await;
+    metrics::histogram!("revwallet_db_pool_acquire_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    Ok(connection?)
+}
+
 fn cutoff(age: Duration) -> DateTime<Utc> {
     Utc::now() - chrono::TimeDelta::from_std(age).unwrap_or(chrono::TimeDelta::zero())
 }

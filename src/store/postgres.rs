@@ -9,7 +9,7 @@ use sqlx::{ConnectOptions, PgConnection};
 
 use super::{
     Claim, CurrencyCache, Finish, KeyRow, LedgerEntry, Movement, Result, StoreError, StoreOptions,
-    Transfer, WalletRow, cutoff, refused_movement, sql,
+    Transfer, WalletRow, acquire, cutoff, refused_movement, sql,
 };
 use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
 
@@ -104,7 +104,8 @@ impl PgStore {
         initial: Amount,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = acquire(&self.pool).await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let created = insert_wallet(&mut tx, owner, currency, initial).await?;
         record(&mut tx, finish, &created).await?;
         tx.commit().await?;
@@ -123,7 +124,8 @@ impl PgStore {
             // The hot path: one statement, or one transaction for a queue of operations on a busy wallet.
             return self.coalescer.submit(&self.pool, id, kind, amount).await;
         };
-        let mut tx = self.pool.begin().await?;
+        let mut conn = acquire(&self.pool).await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let Some(movement) = move_in(&mut tx, id, kind, amount, Utc::now()).await? else {
             let current = get_open_wallet(&mut tx, id).await?;
             return Err(refused_movement(id, kind, amount, current));
@@ -140,7 +142,8 @@ impl PgStore {
         amount: Amount,
         finish: Option<Finish<'_, Transfer>>,
     ) -> Result<Transfer> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = acquire(&self.pool).await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         // Lock both rows in id order: two opposite transfers then queue instead of deadlocking.
         let locked: Vec<i64> = sqlx::query_scalar(
             "select id from wallets where id in ($1, $2) and closed_at is null order by id for update",
@@ -165,7 +168,8 @@ impl PgStore {
         id: WalletId,
         finish: Option<Finish<'_, Option<LedgerEntry>>>,
     ) -> Result<Option<LedgerEntry>> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = acquire(&self.pool).await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         // Hold the row so that no deposit lands between reading the balance and closing.
         sqlx::query("select id from wallets where id = $1 for update")
             .bind(id.get())
@@ -183,7 +187,7 @@ impl PgStore {
             .bind(key)
             .bind(request_hash)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *acquire(&self.pool).await?)
             .await?
             .rows_affected();
         if inserted == 1 {
@@ -191,7 +195,7 @@ impl PgStore {
         }
         let Some(existing) = sqlx::query_as::<_, KeyRow>(sql::GET_KEY)
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *acquire(&self.pool).await?)
             .await?
         else {
             // Released between our insert and read: let the client retry.
@@ -206,7 +210,7 @@ impl PgStore {
                 .bind(key)
                 .bind(now)
                 .bind(cutoff(super::ABANDONED_CLAIM_AFTER))
-                .execute(&self.pool)
+                .execute(&mut *acquire(&self.pool).await?)
                 .await?
                 .rows_affected();
             if taken == 1 {
@@ -219,7 +223,7 @@ impl PgStore {
     pub async fn release_key(&self, key: &str) -> Result<()> {
         sqlx::query(sql::RELEASE_KEY)
             .bind(key)
-            .execute(&self.pool)
+            .execute(&mut *acquire(&self.pool).await?)
             .await?;
         Ok(())
     }
@@ -227,7 +231,7 @@ impl PgStore {
     pub async fn expire_keys(&self) -> Result<u64> {
         Ok(sqlx::query(sql::EXPIRE_KEYS)
             .bind(cutoff(super::IDEMPOTENCY_RETENTION))
-            .execute(&self.pool)
+            .execute(&mut *acquire(&self.pool).await?)
             .await?
             .rows_affected())
     }
@@ -240,7 +244,7 @@ pub(super) async fn move_once(
     kind: LedgerEntryKind,
     amount: Amount,
 ) -> Result<Movement> {
-    let mut conn = pool.acquire().await?;
+    let mut conn = acquire(pool).await?;
     match move_in(&mut conn, id, kind, amount, Utc::now()).await? {
         Some(movement) => Ok(movement),
         None => Err(refused_movement(
@@ -287,7 +291,7 @@ pub(super) async fn deposit_all(
         .bind(id.get())
         .bind(amounts)
         .bind(Utc::now())
-        .fetch_all(pool)
+        .fetch_all(&mut *acquire(pool).await?)
         .await?;
     if rows.is_empty() {
         return Ok(None);

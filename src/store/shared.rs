@@ -165,7 +165,7 @@ macro_rules! pool_reads {
     () => {
         pub async fn ping(&self) -> $crate::store::Result<()> {
             use sqlx::Connection;
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = $crate::store::acquire(&self.pool).await?;
             conn.ping().await?;
             Ok(())
         }
@@ -192,7 +192,7 @@ macro_rules! pool_reads {
             }
             let code: Option<String> = sqlx::query_scalar($crate::store::sql::GET_CURRENCY)
                 .bind(id.get())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *$crate::store::acquire(&self.pool).await?)
                 .await?;
             let code = code.ok_or(StoreError::WalletNotFound(id))?;
             let currency = $crate::domain::Currency::parse(&code)
@@ -205,7 +205,7 @@ macro_rules! pool_reads {
             &self,
             id: $crate::domain::WalletId,
         ) -> $crate::store::Result<$crate::store::Wallet> {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = $crate::store::acquire(&self.pool).await?;
             get_open_wallet(&mut conn, id)
                 .await?
                 .ok_or($crate::store::StoreError::WalletNotFound(id))
@@ -220,7 +220,7 @@ macro_rules! pool_reads {
                 .bind(filter.currency.map(|c| c.code()))
                 .bind(filter.after.map_or(0, $crate::domain::WalletId::get))
                 .bind(i64::from(filter.limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *$crate::store::acquire(&self.pool).await?)
                 .await?
                 .into_iter()
                 .map($crate::store::Wallet::try_from)
@@ -233,7 +233,7 @@ macro_rules! pool_reads {
             before: Option<i64>,
             limit: u32,
         ) -> $crate::store::Result<Vec<$crate::store::LedgerEntry>> {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = $crate::store::acquire(&self.pool).await?;
             get_open_wallet(&mut conn, id)
                 .await?
                 .ok_or($crate::store::StoreError::WalletNotFound(id))?;
@@ -250,13 +250,13 @@ macro_rules! pool_reads {
 
         pub async fn count_open_wallets(&self) -> $crate::store::Result<i64> {
             Ok(sqlx::query_scalar($crate::store::sql::COUNT_OPEN_WALLETS)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *$crate::store::acquire(&self.pool).await?)
                 .await?)
         }
 
         pub async fn audit(&self) -> $crate::store::Result<Vec<$crate::store::AuditFinding>> {
             let rows: Vec<$crate::store::AuditRow> = sqlx::query_as($crate::store::sql::AUDIT)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *$crate::store::acquire(&self.pool).await?)
                 .await?;
             Ok(rows.into_iter().map(Into::into).collect())
         }

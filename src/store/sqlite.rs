@@ -15,13 +15,11 @@ use tokio::sync::Mutex;
 
 use super::{
     Claim, CurrencyCache, Finish, KeyRow, LedgerEntry, Movement, Result, StoreError, StoreOptions,
-    Transfer, cutoff, sql,
+    Transfer, acquire, cutoff, sql,
 };
 use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -61,7 +59,8 @@ impl SqliteStore {
         work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
     ) -> Result<T> {
         let _turn = self.writer.lock().await;
-        let mut tx: Tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut conn = acquire(&self.pool).await?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
         let value = work(&mut *tx).await?;
         tx.commit().await?;
         Ok(value)

@@ -51,6 +51,7 @@ async fn metrics_count_requests_by_route_template_and_operations_by_outcome(back
         "revwallet_operations_total",
         "revwallet_money_moved_minor_units_total",
         "revwallet_build_info",
+        "revwallet_db_pool_acquire_duration_seconds_bucket",
         "process_resident_memory_bytes",
         "process_cpu_seconds_total",
     ] {
