@@ -81,6 +81,9 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
+            // sqlx would ping every connection it hands out: a second round trip per operation. A connection
+            // that died is found on use instead (that request answers 503) and is then discarded.
+            .test_before_acquire(false)
             .connect_lazy_with(connect);
         Ok(Self {
             pool,

@@ -40,6 +40,8 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.clamp(1, 8))
             .acquire_timeout(options.acquire_timeout)
+            // An embedded database does not go away under us; skip sqlx's ping per acquisition.
+            .test_before_acquire(false)
             .connect_lazy_with(connect);
         Ok(Self {
             pool,
