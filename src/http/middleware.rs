@@ -74,6 +74,16 @@ pub async fn observe(request: Request, next: Next) -> Response {
     response
 }
 
+/// Runs the rest of the request in its own task. A client that hangs up, or the request timeout, then
+/// only stops waiting for the answer: the handler is never dropped halfway through a database transaction,
+/// which could otherwise leave a connection holding locks (SQLite's write lock most visibly).
+pub async fn run_to_completion(request: Request, next: Next) -> Response {
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(error) => ApiError::Internal(format!("request task: {error}")).into_response(),
+    }
+}
+
 pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     let message = panic
         .downcast_ref::<String>()

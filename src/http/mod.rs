@@ -71,6 +71,7 @@ pub fn app(state: AppState) -> Router {
                 .layer(CatchPanicLayer::custom(middleware::panic_response))
                 .layer(HandleErrorLayer::new(middleware::timeout_response))
                 .timeout(timeout)
+                .layer(axum::middleware::from_fn(middleware::run_to_completion))
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
         .with_state(state)
@@ -85,6 +86,7 @@ pub async fn serve(
     let grace = Duration::from_millis(state.settings.shutdown_grace_ms);
     let store = state.store.clone();
     let background = tokio::spawn(ops::refresh_gauges(state.clone()));
+    let upkeep = tokio::spawn(ops::metrics_upkeep(state.metrics.clone()));
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
         shutdown.await;
@@ -101,6 +103,7 @@ pub async fn serve(
         () = drained => tracing::warn!(?grace, "shutdown grace elapsed; dropping remaining requests"),
     }
     background.abort();
+    upkeep.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -55,6 +55,16 @@ async fn ping(app: &AppState) -> bool {
     up
 }
 
+/// Folds recorded histogram samples into their buckets every second. The exporter keeps raw samples until
+/// then, so without this memory would grow with traffic between scrapes (or forever, with nobody scraping).
+pub async fn metrics_upkeep(handle: metrics_exporter_prometheus::PrometheusHandle) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
+
 /// Keeps the pool, readiness and open-wallet gauges fresh, and expires old idempotency keys.
 pub async fn refresh_gauges(app: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -17,6 +17,7 @@ crate::on_both_backends!(
     kill_9_during_deposits_loses_no_acknowledged_operation,
     audit_names_a_wallet_whose_balance_was_corrupted,
     sigterm_lets_in_flight_requests_finish_and_exits_0,
+    clients_hanging_up_mid_request_leave_nothing_locked,
 );
 
 /// A TCP proxy in front of PostgreSQL that can be cut (connections dropped, new ones refused) and restored.
@@ -254,4 +255,65 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_0(backend: Backend) {
     assert!(status.success(), "exit status after SIGTERM: {status}");
     let (clean, output) = run_audit(&database.url);
     assert!(clean, "{output}");
+}
+
+async fn clients_hanging_up_mid_request_leave_nothing_locked(backend: Backend) {
+    let app = TestApp::spawn(backend).await.expect("backend configured");
+    let id = app.create_wallet("hangups", "EUR", "1000.00").await;
+    let other = app.create_wallet("other", "EUR", "0").await;
+    // Bursts of 64 clients sending writes back to back, all cut off mid-request when the burst ends, the way a
+    // load generator stops. A handler dropped inside a transaction used to leave SQLite's write lock held.
+    for _ in 0..3 {
+        let mut clients = tokio::task::JoinSet::new();
+        for n in 0..64 {
+            let (client, base, id, other) =
+                (app.client.clone(), app.url(""), id.clone(), other.clone());
+            clients.spawn(async move {
+                loop {
+                    let (path, body) = match n % 3 {
+                        0 => ("/wallet/deposit", json!({"id": id, "amount": "1.00"})),
+                        1 => ("/wallet/withdraw", json!({"id": id, "amount": "1.00"})),
+                        _ => (
+                            "/wallet/transfer",
+                            json!({"from_id": id, "to_id": other, "amount": "1.00"}),
+                        ),
+                    };
+                    let _ = client
+                        .post(format!("{base}{path}"))
+                        .json(&body)
+                        .send()
+                        .await;
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        clients.abort_all();
+        while clients.join_next().await.is_some() {}
+    }
+    // Fresh connections: the cut ones are gone.
+    let client = reqwest::Client::new();
+    for (path, body) in [
+        ("/wallet/deposit", json!({"id": id, "amount": "1.00"})),
+        ("/wallet/withdraw", json!({"id": id, "amount": "1.00"})),
+        (
+            "/wallet/transfer",
+            json!({"from_id": id, "to_id": other, "amount": "1.00"}),
+        ),
+    ] {
+        let reply = crate::helpers::Reply::read(
+            client
+                .post(app.url(path))
+                .json(&body)
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
+        assert_eq!(
+            reply.status, 200,
+            "{path} after the hang-ups: {}",
+            reply.text
+        );
+    }
+    assert_eq!(app.audit_findings().await, 0);
 }
