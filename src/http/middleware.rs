@@ -78,7 +78,8 @@ pub async fn observe(request: Request, next: Next) -> Response {
 /// only stops waiting for the answer: the handler is never dropped halfway through a database transaction,
 /// which could otherwise leave a connection holding locks (SQLite's write lock most visibly).
 pub async fn run_to_completion(request: Request, next: Next) -> Response {
-    match tokio::spawn(next.run(request)).await {
+    // The task keeps the request's span, so its logs still carry the request id.
+    match tokio::spawn(next.run(request).in_current_span()).await {
         Ok(response) => response,
         Err(error) => ApiError::Internal(format!("request task: {error}")).into_response(),
     }
