@@ -80,10 +80,16 @@ where
             match operation(Some(finish)).await {
                 Ok(outcome) => Ok(to_response(render(&outcome), false)),
                 Err(error) => {
-                    if let Err(release) = store.release_idempotency_key(&request.key).await {
-                        // The claim expires on its own after ABANDONED_CLAIM_AFTER.
-                        tracing::warn!(error = %release, "could not release idempotency key");
-                    }
+                    // Released before answering, so an immediate retry finds the key free; but during an outage
+                    // the release itself waits for a connection, so the answer waits at most a second and the
+                    // release goes on alone. Unreleased, the claim is taken over after ABANDONED_CLAIM_AFTER.
+                    let (store, key) = (store.clone(), request.key.clone());
+                    let release = tokio::spawn(async move {
+                        if let Err(release) = store.release_idempotency_key(&key).await {
+                            tracing::warn!(error = %release, "could not release idempotency key");
+                        }
+                    });
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), release).await;
                     Err(error)
                 }
             }

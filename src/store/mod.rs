@@ -137,12 +137,14 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Protocol(_)
             | sqlx::Error::WorkerCrashed => Self::Unavailable(error),
             sqlx::Error::Database(db) => match db.code().as_deref() {
-                // PostgreSQL: connection exceptions, shutdown, too many connections, statement timeout.
+                // PostgreSQL: connection exceptions, shutdown, too many connections, statement timeout,
+                // lock timeout. None says anything about the request; all say "try again".
                 Some(code)
                     if code.starts_with("08")
                         || code.starts_with("57P")
                         || code == "53300"
-                        || code == "57014" =>
+                        || code == "57014"
+                        || code == "55P03" =>
                 {
                     Self::Unavailable(error)
                 }
