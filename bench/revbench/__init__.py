@@ -1,0 +1,1 @@
+"""revwallet's performance and resilience harness (`make bench`): stdlib only, so a fresh machine needs no pip."""

@@ -1,0 +1,6 @@
+"""Lets the tests import the harness package (bench/revbench) without installing it."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

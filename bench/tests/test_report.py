@@ -1,0 +1,81 @@
+"""Ratios, targets, the table, the chart and the generated section of docs/performance.md."""
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from revbench import report
+
+
+def m(target, workload, clients, rps, p99=5.0, rss=None):
+    return {"target": target, "workload": workload, "clients": clients, "duration_s": 10, "requests": int(rps * 10),
+            "rps": rps, "p50_ms": 1.0, "p99_ms": p99, "non_2xx": 0, "socket_errors": 0, "peak_rss_mib": rss,
+            "error": None, "extra": {}}
+
+
+def results():
+    ms = []
+    for c in (16, 64):
+        ms += [m("revwallet-postgres", "reads", c, 6000, rss=20), m("pgbench-textbook", "reads", c, 10000),
+               m("pgbench-revwallet-sql", "reads", c, 9000),
+               m("revwallet-postgres", "deposits", c, 1600, p99=60, rss=22), m("pgbench-revwallet-sql", "deposits", c, 2000),
+               m("pgbench-textbook", "deposits", c, 1500),
+               m("revwallet-postgres", "hot", c, 500, rss=21), m("pgbench-textbook", "hot", c, 300),
+               m("pgbench-revwallet-sql", "hot", c, 400), m("revwallet-postgres", "mix", c, 3000, rss=23),
+               m("revwallet-sqlite", "reads", c, 8000, rss=18), m("revwallet-sqlite", "deposits", c, 400, rss=18)]
+    ratio_rows = report.ratios(ms, [16, 64])
+    return {"started": "2026-01-01 00:00 UTC", "wall_s": 600, "machine": {"summary": "2 cores", "postgres": "15",
+            "wrk": "wrk 4.1.0", "pgbench": "pgbench 15", "revwallet": "revwallet 0.1.0", "commit": "abc"},
+            "config": {"duration_s": 10, "clients": [16, 64]}, "measurements": ms, "ratios": ratio_rows,
+            "targets": report.targets(ms, ratio_rows, [16, 64]),
+            "resilience": {"kill9_postgres": {"passed": True, "acknowledged": 10, "lost_acknowledged": 0,
+                                              "applied_twice": 0, "half_transfers": 0, "audit_clean": True, "kills": 2,
+                                              "restart_s": [0.4, 0.4], "unanswered": 3, "unresolved_keys": 1}}}
+
+
+def test_ratios_divide_revwallet_by_the_ceiling_at_the_same_client_count():
+    rows = {(r["workload"], r["ceiling"], r["clients"]): r for r in results()["ratios"]}
+    assert rows[("reads", "pgbench-textbook", 16)]["ratio"] == 0.6
+    assert rows[("deposits", "pgbench-revwallet-sql", 64)]["ratio"] == 0.8
+    assert rows[("deposits", "pgbench-revwallet-sql", 64)]["met"] is True
+    assert rows[("hot", "pgbench-textbook", 64)]["met"] is False  # 1.67 < 2
+    assert rows[("reads", "pgbench-revwallet-sql", 64)]["met"] is None  # shown, no target
+
+
+def test_targets_name_the_unmet_p99_and_the_rss_figure():
+    targets = {t["name"]: t for t in results()["targets"]}
+    p99 = targets["deposits p99 < 50 ms at 64, revwallet on PostgreSQL"]
+    assert (p99["met"], p99["figure"]) == (False, "60.0 ms")
+    assert targets["peak RSS < 50 MB (every revwallet run)"] == {
+        "name": "peak RSS < 50 MB (every revwallet run)", "figure": "23.0 MiB", "met": True}
+
+
+def test_the_chart_is_well_formed_svg_with_a_bar_per_measurement():
+    data = results()
+    tree = ET.fromstring(report.svg(data))
+    bars = [r for r in tree.iter("{http://www.w3.org/2000/svg}rect") if r.find("{http://www.w3.org/2000/svg}title") is not None]
+    ratio_bars = sum(1 for r in data["ratios"] if r["ratio"] is not None)
+    assert len(bars) == len(data["measurements"]) + ratio_bars
+
+
+def test_the_table_lists_every_measurement_and_the_resilience_runs():
+    table = report.markdown(results())
+    figures = table.split("Ratios")[0]
+    for c in (16, 64):
+        for served_by in ("revwallet on PostgreSQL", "pgbench, revwallet's SQL", "pgbench, textbook transaction"):
+            assert figures.count(f"| 2. deposits, 1,000 wallets | {c} | {served_by} |") == 1
+    assert "| kill9_postgres | pass |" in table
+
+
+def test_the_doc_section_between_the_markers_is_replaced_and_the_rest_kept(tmp_path: Path):
+    doc = tmp_path / "performance.md"
+    doc.write_text(f"intro\n{report.START}\nold figures\n{report.END}\noutro\n")
+    report.update_doc(doc, results(), "NEW TABLE")
+    text = doc.read_text()
+    assert text.startswith("intro\n") and text.endswith("\noutro\n")
+    assert "NEW TABLE" in text and "old figures" not in text
+
+
+def test_the_real_doc_keeps_its_markers():
+    doc = Path(__file__).resolve().parents[2] / "docs/performance.md"
+    text = doc.read_text()
+    assert report.START in text and report.END in text

@@ -1,0 +1,50 @@
+-- Shared by the workload scripts: wallet picking, per-thread seeding, and one JSON line of results for the harness.
+local report = {}
+
+local first = tonumber(os.getenv("BENCH_FIRST_ID") or "1")
+local last = tonumber(os.getenv("BENCH_LAST_ID") or "1000")
+report.amount = os.getenv("BENCH_AMOUNT") or "1.00"
+
+-- Each thread is its own Lua state: number the threads so their random streams differ.
+local threads = {}
+local counter = 0
+
+function report.setup(thread)
+   counter = counter + 1
+   thread:set("thread_number", counter)
+   table.insert(threads, thread)
+end
+
+function report.init()
+   math.randomseed(os.time() * 1000 + (thread_number or 0))
+end
+
+function report.wallet()
+   return math.random(first, last)
+end
+
+-- Two different wallets (for transfers); with a single wallet the harness never asks for one.
+function report.two_wallets()
+   local a = math.random(first, last)
+   local b = math.random(first, last - 1)
+   if b >= a then b = b + 1 end
+   return a, b
+end
+
+report.json_headers = { ["Content-Type"] = "application/json" }
+
+-- wrk counts a response as an error when its status is >= 400 ("Non-2xx or 3xx"); this API never answers 3xx
+-- on these routes, so errors.status is the non-2xx count.
+function report.done(summary, latency, requests)
+   local e = summary.errors
+   io.write(string.format(
+      'BENCH_JSON {"requests": %d, "duration_us": %d, "bytes": %d, "non_2xx": %d, ' ..
+      '"socket_errors": {"connect": %d, "read": %d, "write": %d, "timeout": %d}, ' ..
+      '"latency_us": {"mean": %.1f, "p50": %d, "p90": %d, "p99": %d, "p999": %d, "max": %d}}\n',
+      summary.requests, summary.duration, summary.bytes, e.status,
+      e.connect, e.read, e.write, e.timeout,
+      latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+      latency:percentile(99.9), latency.max))
+end
+
+return report
