@@ -1,6 +1,6 @@
 //! Typed settings for `revwallet serve`, from flags or the environment.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use clap::Args;
@@ -8,7 +8,15 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::store::StoreOptions;
 
+// Defaults in one place: the flags below and `ServeArgs::default()` (what tests start from) both use them.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+pub const DEFAULT_DB_POOL_SIZE: u32 = 16;
+pub const DEFAULT_DB_ACQUIRE_TIMEOUT_MS: u64 = 3000;
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 20_000;
+pub const DEFAULT_GRAFANA_URL: &str = "/grafana/";
+pub const DEFAULT_PROMETHEUS_URL: &str = "/prometheus/";
 
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
@@ -18,11 +26,11 @@ pub struct DatabaseArgs {
     pub database_url: Option<String>,
 
     /// Largest number of database connections.
-    #[arg(long, env = "REVWALLET_DB_POOL_SIZE", default_value_t = 16)]
+    #[arg(long, env = "REVWALLET_DB_POOL_SIZE", default_value_t = DEFAULT_DB_POOL_SIZE)]
     pub db_pool_size: u32,
 
     /// How long a request waits for a database connection before answering 503.
-    #[arg(long, env = "REVWALLET_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
+    #[arg(long, env = "REVWALLET_DB_ACQUIRE_TIMEOUT_MS", default_value_t = DEFAULT_DB_ACQUIRE_TIMEOUT_MS)]
     pub db_acquire_timeout_ms: u64,
 }
 
@@ -42,7 +50,7 @@ impl DatabaseArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on (containers use 0.0.0.0:8080).
-    #[arg(long, env = "REVWALLET_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "REVWALLET_LISTEN", default_value_t = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
     #[command(flatten)]
@@ -53,7 +61,7 @@ pub struct ServeArgs {
     pub no_migrate: bool,
 
     /// Longest time a request may take before it is answered 503.
-    #[arg(long, env = "REVWALLET_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    #[arg(long, env = "REVWALLET_REQUEST_TIMEOUT_MS", default_value_t = DEFAULT_REQUEST_TIMEOUT_MS)]
     pub request_timeout_ms: u64,
 
     /// Largest accepted request body, in bytes.
@@ -61,33 +69,33 @@ pub struct ServeArgs {
     pub body_limit: usize,
 
     /// How long in-flight requests may take to finish after SIGTERM or Ctrl-C.
-    #[arg(long, env = "REVWALLET_SHUTDOWN_GRACE_MS", default_value_t = 20_000)]
+    #[arg(long, env = "REVWALLET_SHUTDOWN_GRACE_MS", default_value_t = DEFAULT_SHUTDOWN_GRACE_MS)]
     pub shutdown_grace_ms: u64,
 
     /// Where the web app links to Grafana.
-    #[arg(long, env = "REVWALLET_GRAFANA_URL", default_value = "/grafana/")]
+    #[arg(long, env = "REVWALLET_GRAFANA_URL", default_value = DEFAULT_GRAFANA_URL)]
     pub grafana_url: String,
 
     /// Where the web app links to Prometheus.
-    #[arg(long, env = "REVWALLET_PROMETHEUS_URL", default_value = "/prometheus/")]
+    #[arg(long, env = "REVWALLET_PROMETHEUS_URL", default_value = DEFAULT_PROMETHEUS_URL)]
     pub prometheus_url: String,
 }
 
 impl Default for ServeArgs {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: DEFAULT_LISTEN,
             database: DatabaseArgs {
                 database_url: None,
-                db_pool_size: 16,
-                db_acquire_timeout_ms: 3000,
+                db_pool_size: DEFAULT_DB_POOL_SIZE,
+                db_acquire_timeout_ms: DEFAULT_DB_ACQUIRE_TIMEOUT_MS,
             },
             no_migrate: false,
-            request_timeout_ms: 30_000,
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             body_limit: DEFAULT_BODY_LIMIT,
-            shutdown_grace_ms: 20_000,
-            grafana_url: "/grafana/".to_owned(),
-            prometheus_url: "/prometheus/".to_owned(),
+            shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
+            grafana_url: DEFAULT_GRAFANA_URL.to_owned(),
+            prometheus_url: DEFAULT_PROMETHEUS_URL.to_owned(),
         }
     }
 }

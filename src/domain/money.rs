@@ -151,10 +151,6 @@ impl Amount {
         self.0
     }
 
-    pub fn checked_add(self, other: Amount) -> Option<Amount> {
-        self.0.checked_add(other.0).map(Self)
-    }
-
     /// Formats with exactly the currency's decimals: `"999.00"` EUR, `"1000"` JPY, `"1.500"` KWD.
     pub fn format(self, currency: Currency) -> String {
         let exponent = u32::from(currency.exponent());

@@ -289,15 +289,6 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
 }
 
-impl Default for StoreOptions {
-    fn default() -> Self {
-        Self {
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(3),
-        }
-    }
-}
-
 /// The one storage seam: the backend is chosen from the URL scheme.
 #[derive(Debug, Clone)]
 pub enum Store {

@@ -11,7 +11,7 @@ use tower::ServiceExt;
 
 use crate::config::ServeArgs;
 use crate::http::AppState;
-use crate::store::{Store, StoreOptions};
+use crate::store::Store;
 
 struct TestApp {
     router: Router,
@@ -37,12 +37,13 @@ impl TestApp {
     async fn new() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", dir.path().join("web.db").display());
-        let store = Store::connect(&url, &StoreOptions::default()).expect("store");
+        let settings = ServeArgs::default();
+        let store = Store::connect(&url, &settings.database.store_options()).expect("store");
         store.migrate().await.expect("migrations");
         let state = AppState {
             store,
             metrics: crate::telemetry::metrics_handle(),
-            settings: Arc::new(ServeArgs::default()),
+            settings: Arc::new(settings),
         };
         Self {
             router: crate::http::app(state),
