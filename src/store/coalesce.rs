@@ -180,6 +180,8 @@ async fn one_by_one(pool: &PgPool, id: WalletId, batch: Vec<Queued>) {
     }
 }
 
+/// Gives every queued request the same failure. `StoreError` holds sqlx errors and is not `Clone`, so each gets
+/// an `Unavailable` (503) carrying the original message.
 fn answer_all(batch: Vec<Queued>, error: &StoreError) {
     for queued in batch {
         let copy = StoreError::Unavailable(sqlx::Error::Protocol(error.to_string()));
