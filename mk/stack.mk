@@ -5,7 +5,7 @@
 
 STACK_REVWALLET_BIN ?= $(or $(REVWALLET_BIN),target/debug/revwallet)
 STACK_PYTEST        := python3 -m pytest -p no:cacheprovider
-STACK_SHELL_SCRIPTS := deploy/nginx/docker-entrypoint.d/40-revwallet-htpasswd.sh scripts/generate-data
+STACK_SHELL_SCRIPTS := deploy/nginx/docker-entrypoint.d/40-revwallet-htpasswd.sh scripts/generate-data deploy/backup/pg-backup.sh
 # Extra arguments for `make data`, e.g. make data ARGS="--wallets 50 --operations 2000".
 ARGS ?=
 

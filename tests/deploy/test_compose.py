@@ -33,7 +33,7 @@ EDGE = "nginx"
 API = "revwallet-api"
 DATABASE = "revwallet-db"
 LOG_SERVICES = ("loki", "alloy")
-EXPECTED_SERVICES = {API, DATABASE, EDGE, "prometheus", "grafana", "loki", "alloy"}
+EXPECTED_SERVICES = {API, DATABASE, EDGE, "prometheus", "grafana", "loki", "alloy", "revwallet-backup"}
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}; `$$` is a literal dollar.
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
@@ -285,3 +285,20 @@ def test_images_match_the_kubernetes_manifests():
             assert k8s_images[repository] == {tag}, (
                 f"{name}: compose.yaml uses {repository}:{tag}, deploy/k8s uses {sorted(k8s_images[repository])}"
             )
+
+
+def test_the_backup_service_dumps_with_the_database_image_hardened_and_bounded():
+    backup, database = SERVICES["revwallet-backup"], SERVICES[DATABASE]
+    assert backup["image"] == database["image"], "pg_dump must match the server's major version: use its image"
+    user = str(backup.get("user", ""))
+    assert user and not user.startswith(("0:", "root")) and user != "0", "runs as a non-root user"
+    assert backup.get("read_only") is True and "ALL" in (backup.get("cap_drop") or [])
+    assert not backup.get("cap_add")
+    assert backup.get("cpus") and backup.get("mem_limit"), "cpu and memory limits"
+    assert backup["depends_on"] == {DATABASE: {"condition": "service_healthy"}}
+    env = environment(backup)
+    assert env["PGHOST"] == DATABASE and env["PGPASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    volumes = [str(v) for v in backup.get("volumes") or []]
+    assert any(v.startswith("revwallet-backups:") for v in volumes), "archives go to the named volume"
+    assert "./deploy/backup/pg-backup.sh:/usr/local/bin/pg-backup.sh:ro" in volumes
+    assert backup["entrypoint"][-1] == "/usr/local/bin/pg-backup.sh" and backup["command"] == ["schedule"]
