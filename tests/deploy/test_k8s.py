@@ -87,6 +87,8 @@ def test_every_container_has_cpu_and_memory_requests_and_limits(objs):
 
 def test_every_long_running_container_has_readiness_and_liveness_probes(objs):
     for where, _, c in containers(objs, init=False):
+        if where.startswith(("Job/", "CronJob/")):
+            continue  # runs to completion; its Job's status is the probe
         assert "readinessProbe" in c, f"{where}: no readinessProbe"
         assert "livenessProbe" in c, f"{where}: no livenessProbe"
 
@@ -274,7 +276,11 @@ def in_cluster_database(objs: list[dict]) -> bool:
 
 
 def test_network_policies_allow_exactly_the_listed_ingress(objs):
-    database = {("revwallet", "revwallet-db", "5432")} if in_cluster_database(objs) else set()
+    database = (
+        {("revwallet", "revwallet-db", "5432"), ("revwallet-db-backup", "revwallet-db", "5432")}
+        if in_cluster_database(objs)
+        else set()
+    )
     assert allowed_paths(objs, "ingress") == {
         ("*", "edge", "8080"),  # from outside: the edge only
         ("edge", "revwallet", "8080"),
@@ -290,7 +296,8 @@ def test_network_policies_allow_exactly_the_listed_ingress(objs):
 def test_network_policies_allow_exactly_the_listed_egress(objs):
     # The API reaches either the in-cluster database or the managed one (an address range outside the cluster).
     if in_cluster_database(objs):
-        database = {("revwallet", "revwallet-db", "5432")}
+        # The backup and restore jobs reach the database and nothing else.
+        database = {("revwallet", "revwallet-db", "5432"), ("revwallet-db-backup", "revwallet-db", "5432")}
     else:
         (cidr,) = {dst for (_, dst, _) in allowed_paths(objs, "egress") if dst.startswith("cidr:")}
         database = {("revwallet", cidr, "5432")}
@@ -454,3 +461,18 @@ def test_prometheus_discovers_the_api_pods_under_the_compose_job_names():
     (sd,) = revwallet["kubernetes_sd_configs"]
     assert sd["role"] == "pod" and sd["selectors"] == [{"role": "pod", "label": "app.kubernetes.io/name=revwallet"}]
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+
+
+def test_the_in_cluster_database_is_backed_up_into_a_volume_and_restored_only_by_hand():
+    objs = rendered("kind")
+    backup = named(objs, "CronJob", "revwallet-db-backup")["spec"]
+    assert backup["concurrencyPolicy"] == "Forbid" and not backup.get("suspend")
+    pod = backup["jobTemplate"]["spec"]["template"]["spec"]
+    (claim,) = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    assert named(objs, "PersistentVolumeClaim", claim)
+    assert "pg_dump --format=custom" in pod["containers"][0]["args"][0]
+    db_image = named(objs, "StatefulSet", "revwallet-db")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert pod["containers"][0]["image"] == db_image, "pg_dump must match the server's major version"
+    restore = named(objs, "CronJob", "revwallet-db-restore")["spec"]
+    assert restore["suspend"] is True, "a restore runs only when an operator creates a Job from it"
+    assert "pg_restore" in restore["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"][0]
