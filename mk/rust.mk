@@ -10,6 +10,8 @@ deps-rust: ## check the Rust toolchain and install cargo-nextest if missing
 	@command -v cargo >/dev/null || { echo "FAILED: cargo is not installed (install Rust stable with rustup)"; exit 1; }
 	@rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
 	@command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+	@# The backup tests run pg_dump and pg_restore against the test server.
+	@$(call apt_need,pg_restore,postgresql-client)
 
 fmt-check: ## cargo fmt --check
 	@cargo fmt --all -- --check || { echo "FAILED: code is not formatted; run cargo fmt"; exit 1; }

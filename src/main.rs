@@ -37,6 +37,10 @@ enum Command {
     GenerateData(cli::GenerateDataArgs),
     /// Check the ledger invariants; exits 1 and names each broken wallet.
     Audit(DatabaseArgs),
+    /// Write a consistent copy of the database while it serves (SQLite file, or pg_dump custom format).
+    Backup(cli::BackupArgs),
+    /// Put a backup in place of the database, then audit it; refuses a database in use.
+    Restore(cli::RestoreArgs),
     /// GET /healthz of a running instance; exit 0 when healthy, 1 otherwise.
     Healthcheck {
         #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
@@ -58,6 +62,8 @@ async fn main() -> ExitCode {
             true
         }),
         Command::Audit(database) => cli::audit(database).await.map(|broken| broken == 0),
+        Command::Backup(options) => cli::backup(options).await.map(|()| true),
+        Command::Restore(options) => cli::restore(options).await,
         Command::Healthcheck { url } => Ok(cli::healthcheck(&url).await),
     };
     match result {

@@ -10,6 +10,8 @@ use crate::store::Store;
 
 pub async fn serve(settings: ServeArgs) -> anyhow::Result<()> {
     let url = settings.database.url();
+    // Kept until exit: tells `revwallet restore` that this database is in use.
+    let _in_use = super::lock_for_serving(&url)?;
     let store = Store::connect(&url, &settings.database.store_options())?;
     if !settings.no_migrate {
         store.migrate().await.context("applying migrations")?;

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod backup;
 mod cli;
 mod concurrency;
 mod errors;
