@@ -55,14 +55,14 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
     publish(&partial, &args.to)?;
     let size = std::fs::metadata(&args.to)?.len();
     println!(
-        "backup written: {} ({size} bytes, {}, {:.1} s)",
+        "backup written: {} ({size} bytes, {}, {} ms)",
         args.to.display(),
         if is_postgres(&url) {
             "pg_dump custom format"
         } else {
             "SQLite database"
         },
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_millis()
     );
     println!("{point}");
     Ok(())
