@@ -32,7 +32,7 @@ backup_once() {
 }
 
 last_entry() {
-    psql -d "$1" -qtAX -c "select coalesce('#' || max(id) || ' at ' || max(created_at), 'none') from transactions"
+    psql -d "$1" -qtAX -c "select coalesce((select '#' || id || ' at ' || created_at from transactions order by id desc limit 1), 'none')"
 }
 
 case "${1:-}" in
