@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from revbench import load, pg, report, resilience, sqlsource  # noqa: E402
+from revbench import load, pg, report, resilience  # noqa: E402
 from revbench.cpu import CpuMeter  # noqa: E402
 from revbench.load import Measurement  # noqa: E402
 from revbench.server import Server, run_cli  # noqa: E402
@@ -297,9 +297,6 @@ def preflight(bench: Bench) -> None:
         sys.exit(f"bench: FAILED: {', '.join(missing)} not installed (run `make deps-bench`)")
     if not os.access(bench.binary, os.X_OK):
         sys.exit(f"bench: FAILED: no revwallet binary at {bench.binary} (run `make release`, or set REVWALLET_BIN)")
-    drift = sqlsource.check()
-    if drift:
-        sys.exit("bench: FAILED: " + "; ".join(drift))
     pg.wait_ready(bench.admin_url, timeout=20)
 
 

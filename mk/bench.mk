@@ -24,9 +24,9 @@ bench: release pg-up ## build release, measure revwallet (PostgreSQL, SQLite) ag
 	@REVWALLET_BIN='$(BENCH_BIN)' $(BENCH_PYTHON) bench/run.py \
 		|| { echo "bench: FAILED: a measurement or a resilience run failed (see above; raw output in bench/results/tmp/)" >&2; exit 1; }
 
-bench-check: ## the pgbench scripts still carry revwallet's exact SQL; harness unit tests (no database, no timing)
-	@$(BENCH_PYTHON) bench/check_sql.py \
-		|| { echo "bench-check: bench/pgbench no longer matches src/store (run python3 bench/check_sql.py --write and review)" >&2; exit 1; }
+bench-check: ## the pgbench scripts still carry revwallet's exact SQL (a Rust test); harness unit tests (no database, no timing)
+	@cargo nextest run --locked --lib -E 'test(pgbench)' \
+		|| { echo "bench-check: bench/pgbench no longer matches src/store (run REVWALLET_WRITE_PGBENCH=1 cargo test pgbench and review)" >&2; exit 1; }
 	@$(BENCH_PYTHON) -m pytest -p no:cacheprovider -q bench/tests \
 		|| { echo "bench-check: the harness unit tests failed (see above)" >&2; exit 1; }
 	@echo "bench-check: OK"
