@@ -173,6 +173,7 @@ impl From<OwnerError> for ApiError {
     }
 }
 
+/// A path id that is not a wallet id names no wallet: 404, as for an unknown one (docs/api.md, Conventions).
 impl From<WalletIdError> for ApiError {
     fn from(error: WalletIdError) -> Self {
         Self::wallet_not_found(error.0)

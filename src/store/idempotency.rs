@@ -35,6 +35,7 @@ pub struct Finish<'a, T> {
     pub render: &'a (dyn Fn(&T) -> StoredResponse + Send + Sync),
 }
 
+// Written by hand: a derive would require `T: Clone`, and `Finish` holds only references.
 impl<T> Clone for Finish<'_, T> {
     fn clone(&self) -> Self {
         *self
