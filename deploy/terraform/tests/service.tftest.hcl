@@ -455,3 +455,48 @@ run "the_service_refuses_the_master_secret" {
 
   expect_failures = [var.db_master_secret_arn]
 }
+
+run "an_oversized_body_gets_the_apis_413_not_a_bare_403" {
+  command = apply
+
+  module {
+    source = "./modules/service"
+  }
+
+  assert {
+    condition = one([
+      for r in aws_wafv2_web_acl.this.rule : [
+        for o in r.statement[0].managed_rule_group_statement[0].rule_action_override : length(o.action_to_use[0].count) == 1
+        if o.name == "SizeRestrictions_BODY"
+      ] if r.name == "aws-common"
+    ]) == [true]
+    error_message = "the Common Rule Set's SizeRestrictions_BODY (8 KB) must only count"
+  }
+
+  assert {
+    condition = alltrue([
+      for r in aws_wafv2_web_acl.this.rule : r.action[0].block[0].custom_response[0].response_code == 413
+      && r.action[0].block[0].custom_response[0].custom_response_body_key == "payload-too-large"
+      && r.priority < 10 if r.name == "body-too-large"
+    ]) && length([for r in aws_wafv2_web_acl.this.rule : r if r.name == "body-too-large"]) == 1
+    error_message = "a rule ahead of the managed ones answers 413 with the API's problem JSON"
+  }
+
+  assert {
+    condition = jsondecode(one([for b in aws_wafv2_web_acl.this.custom_response_body : b.content if b.key == "payload-too-large"])) == {
+      type   = "about:blank", title = "Payload Too Large", status = 413, code = "payload_too_large",
+      detail = "the request body is larger than 65536 bytes"
+    }
+    error_message = "the 413 body is the API's problem JSON with code payload_too_large"
+  }
+
+  assert {
+    condition = alltrue([
+      for r in aws_wafv2_web_acl.this.rule : alltrue(concat(
+        [for n in ["65537", "65540", "65600", "66000", "70000", "99999", "100000", "1048576"] : can(regex(r.statement[0].regex_match_statement[0].regex_string, n))],
+        [for n in ["0", "1", "8193", "65535", "65536", "9999", "06553"] : !can(regex(r.statement[0].regex_match_statement[0].regex_string, n))],
+      )) if r.name == "body-too-large"
+    ])
+    error_message = "the Content-Length pattern must match exactly the values above 65536"
+  }
+}
