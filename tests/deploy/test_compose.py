@@ -129,7 +129,7 @@ def test_the_dockerfile_pins_its_base_images_and_runs_hardened():
     runtime = re.findall(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)", text, re.M | re.I)[-1]
     if runtime == "scratch":
         assert "readelf" in text, "the runtime is scratch but the builder does not check the binary is static"
-    assert re.search(r"cargo build --release --locked", text), "release build with --locked"
+    assert re.search(r"cargo auditable build --release --locked", text), "release build with --locked"
     assert re.search(r"cargo install cargo-chef --locked --version \d", text), "cargo-chef pinned"
     assert re.search(r"^USER 10001:10001$", text, re.M), "runtime user uid 10001"
     assert re.search(r'^\s*CMD \["/usr/local/bin/revwallet", "healthcheck"\]', text, re.M), "HEALTHCHECK"
@@ -285,3 +285,37 @@ def test_images_match_the_kubernetes_manifests():
             assert k8s_images[repository] == {tag}, (
                 f"{name}: compose.yaml uses {repository}:{tag}, deploy/k8s uses {sorted(k8s_images[repository])}"
             )
+
+
+def test_the_edge_restarts_with_every_upstream_it_resolves():
+    # nginx resolves `server name:port` once at start; a recreated upstream container has a new address.
+    edge = COMPOSE["services"]["nginx"]
+    upstreams = {v.split(":")[0] for k, v in edge["environment"].items() if k.endswith("_UPSTREAM")}
+    assert upstreams == {"revwallet-api", "grafana", "prometheus"}, upstreams
+    for name in upstreams:
+        dep = edge["depends_on"].get(name) or {}
+        assert dep.get("restart") is True and dep.get("condition") == "service_healthy", (
+            f"nginx must depend on {name} with restart: true (else a recreated {name} leaves it a dead address)")
+
+
+def test_grafana_knows_the_addresses_browsers_use():
+    env = COMPOSE["services"]["grafana"]["environment"]
+    assert env["GF_SERVER_ROOT_URL"].startswith("${GRAFANA_ROOT_URL:-http://revwallet.com/grafana/")
+    # Without the README's hosts entry the stack is reached as http://localhost/: Live must accept that too.
+    assert "http://localhost" in env["GF_LIVE_ALLOWED_ORIGINS"]
+
+
+def test_alloy_sends_no_usage_reports():
+    # The internal network has no way out; Alloy would try (and log failures) without the flag.
+    assert "--disable-reporting" in COMPOSE["services"]["alloy"]["command"]
+
+
+def test_the_image_has_a_tmp_for_the_read_only_roots_scratch_volume():
+    # ECS mounts a task volume on /tmp and Kubernetes an emptyDir; the scratch image must have the directory.
+    text = (ROOT / "Dockerfile").read_text()
+    assert "install -d -m 1777 /out/tmp" in text and "COPY --from=builder /out/tmp /tmp" in text
+
+
+def test_the_build_context_leaves_out_the_browser_tests_packages():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert "tests/ui/node_modules" in ignored

@@ -542,3 +542,22 @@ def test_prometheus_discovers_the_api_pods_under_the_compose_job_names():
     (sd,) = revwallet["kubernetes_sd_configs"]
     assert sd["role"] == "pod" and sd["selectors"] == [{"role": "pod", "label": "app.kubernetes.io/name=revwallet"}]
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+
+
+def grafana_root_url(objs: list[dict]) -> str:
+    (grafana,) = [c for where, _, c in containers(objs, init=False) if c["name"] == "grafana"]
+    (env,) = [e for e in grafana["env"] if e["name"] == "GF_SERVER_ROOT_URL"]
+    ref = env["valueFrom"]["configMapKeyRef"]
+    (cm,) = [o for o in of_kind(objs, "ConfigMap") if o["metadata"]["name"] == ref["name"]]
+    return cm["data"][ref["key"]]
+
+
+def test_grafanas_root_url_is_set_by_each_overlay():
+    # kind maps http://localhost/ to the edge (kind-cluster.yaml); production must name its own address.
+    assert grafana_root_url(rendered("kind")) == "http://localhost/grafana/"
+    for overlay in OVERLAYS:
+        url = grafana_root_url(rendered(overlay))
+        assert url.endswith("/grafana/") and "%(" not in url, f"{overlay}: {url}"
+        if overlay != "kind":
+            assert "localhost" not in url and url.startswith("https://"), (
+                f"{overlay}: Grafana's root URL {url} must be the public https address (links, Live WebSockets)")
