@@ -33,7 +33,8 @@ EDGE = "nginx"
 API = "revwallet-api"
 DATABASE = "revwallet-db"
 LOG_SERVICES = ("loki", "alloy")
-EXPECTED_SERVICES = {API, DATABASE, EDGE, "prometheus", "grafana", "loki", "alloy"}
+ALERTS = "alertmanager"
+EXPECTED_SERVICES = {API, DATABASE, EDGE, "prometheus", "grafana", "loki", "alloy", ALERTS}
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}; `$$` is a literal dollar.
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
@@ -163,6 +164,9 @@ def test_the_internal_network_is_internal_and_only_the_edge_leaves_it():
         assert networks, f"{name} is on no network"
         if name == EDGE:
             assert networks & internal and networks - internal, f"{EDGE} joins the internal and the edge network"
+        elif name == ALERTS:
+            # Alertmanager's way out to the receiver, a network no other service joins.
+            assert networks - internal == {"alerts"}, f"{ALERTS} joins the internal network and `alerts` only"
         else:
             assert networks <= internal, f"{name} must be on internal networks only, is on {sorted(networks)}"
 
@@ -319,3 +323,17 @@ def test_the_image_has_a_tmp_for_the_read_only_roots_scratch_volume():
 def test_the_build_context_leaves_out_the_browser_tests_packages():
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert "tests/ui/node_modules" in ignored
+
+
+def test_prometheus_alerts_reach_a_receiver_through_alertmanager():
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = [t for am in prometheus["alerting"]["alertmanagers"] for sc in am["static_configs"] for t in sc["targets"]]
+    assert targets == [f"{ALERTS}:9093"], targets
+    config = yaml.safe_load((ROOT / "deploy" / "alertmanager" / "alertmanager.yml").read_text())
+    receivers = {r["name"]: r for r in config["receivers"]}
+    (hook,) = receivers[config["route"]["receiver"]]["webhook_configs"]
+    # The receiver's URL is a secret Compose mounts from .env, never a literal in the repository.
+    secret = hook["url_file"].removeprefix("/run/secrets/")
+    assert secret in SERVICES[ALERTS]["secrets"] and COMPOSE["secrets"][secret] == {"environment": "REVWALLET_ALERT_WEBHOOK_URL"}
+    mounted = [v.split(":")[0] for v in SERVICES[ALERTS]["volumes"]]
+    assert "./deploy/alertmanager/alertmanager.yml" in mounted

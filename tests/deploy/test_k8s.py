@@ -561,3 +561,11 @@ def test_grafanas_root_url_is_set_by_each_overlay():
         if overlay != "kind":
             assert "localhost" not in url and url.startswith("https://"), (
                 f"{overlay}: Grafana's root URL {url} must be the public https address (links, Live WebSockets)")
+
+
+def test_kind_test_checks_loki_with_compose_e2es_code_and_fallback():
+    script = (K8S / "kind-test.sh").read_text()
+    assert ".github/scripts/compose_e2e.py" in script, "kind-test.sh must use compose_e2e.py's Loki check"
+    assert "loki/api/v1/query" not in script, "no second, proxy-only Loki query in kind-test.sh"
+    e2e = (ROOT / ".github" / "scripts" / "compose_e2e.py").read_text()
+    assert "/grafana/api/ds/query" in e2e, "compose_e2e.py keeps the fallback to Grafana's query API"
