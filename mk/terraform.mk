@@ -51,6 +51,8 @@ terraform-check: ## Terraform offline: fmt, init, validate, plan dev+prod (dummy
 	    -out=$$env.tfplan > $(TF_WORK_DIR)/$$env.plan.txt 2>&1 || { \
 	    cat $(TF_WORK_DIR)/$$env.plan.txt >&2; $(call fail,terraform plan for $$env); }; \
 	  grep -E '^Plan:' $(TF_WORK_DIR)/$$env.plan.txt | sed 's/^/  /'; \
+	  $(TF_OFFLINE_ENV) terraform -chdir=$(TF_WORK_DIR) show -json $$env.tfplan | python3 $(TF_DIR)/tests/plan_has_rotation.py || { \
+	    echo "terraform-check: FAILED: the $$env plan lacks the database credential rotation (ADR 0045)." >&2; exit 1; }; \
 	done
 	@echo "terraform-check: terraform test (mocked AWS provider)"
 	@$(TF_OFFLINE_ENV) terraform -chdir=$(TF_WORK_DIR) test -no-color > $(TF_WORK_DIR)/test.txt 2>&1 || { \
