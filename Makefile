@@ -1,5 +1,6 @@
 # revwallet — every CI stage is a target here that a person can also run alone.
-# Area-specific targets live in mk/*.mk (terraform, k8s, stack, observability, workflows).
+# Each area's targets live in its own mk/*.mk (rust, ui, bench, stack, observability, k8s, terraform, workflows);
+# mk/00-tools.mk, included first, pins the tool versions and defines the shared helpers (apt_need, pip_need, fail).
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help

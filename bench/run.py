@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from revbench import load, pg, report, resilience, sqlsource  # noqa: E402
+from revbench import load, pg, report, resilience  # noqa: E402
 from revbench.cpu import CpuMeter  # noqa: E402
 from revbench.load import Measurement  # noqa: E402
 from revbench.server import Server, run_cli  # noqa: E402
@@ -32,7 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench/results"
 RAW = RESULTS / "tmp"  # raw wrk/pgbench output and server logs; git-ignored
 DOC = ROOT / "docs/performance.md"
-DEFAULT_ADMIN_URL = "postgres://revwallet_test:revwallet_test@127.0.0.1:5432/postgres"
 SCRIPTS = {"reads": "read.lua", "deposits": "deposit.lua", "hot": "deposit.lua", "mix": "mix.lua"}
 PGBENCH = {"reads": "read", "deposits": "deposit", "hot": "deposit"}
 
@@ -45,8 +44,10 @@ def parse_args() -> argparse.Namespace:
     env = os.environ.get
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--binary", default=env("REVWALLET_BIN", str(ROOT / "target/release/revwallet")))
-    p.add_argument("--postgres-url", default=env("BENCH_POSTGRES_URL", env("REVWALLET_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL)),
-                   help="a database on a server where this role may CREATE DATABASE")
+    # `make bench` exports REVWALLET_TEST_POSTGRES_URL (its default is defined once, in mk/rust.mk).
+    p.add_argument("--postgres-url", default=env("BENCH_POSTGRES_URL", env("REVWALLET_TEST_POSTGRES_URL")),
+                   help="a database on a server where this role may CREATE DATABASE "
+                   "(default: BENCH_POSTGRES_URL, else REVWALLET_TEST_POSTGRES_URL)")
     p.add_argument("--duration", type=int, default=int(env("BENCH_DURATION", "8")), help="seconds per measurement")
     p.add_argument("--clients", default=env("BENCH_CLIENTS", "16,64"))
     p.add_argument("--wallets", type=int, default=int(env("BENCH_WALLETS", "1000")))
@@ -55,7 +56,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--only", default=env("BENCH_ONLY", "postgres,sqlite,resilience"),
                    help="comma-separated parts: postgres, sqlite, resilience")
     p.add_argument("--no-doc", action="store_true", help="do not rewrite docs/performance.md")
-    return p.parse_args()
+    args = p.parse_args()
+    if not args.postgres_url:
+        p.error("no PostgreSQL server: set REVWALLET_TEST_POSTGRES_URL (make bench sets it) or pass --postgres-url")
+    return args
 
 
 def machine(admin_url: str, binary: Path) -> dict[str, str]:
@@ -297,9 +301,6 @@ def preflight(bench: Bench) -> None:
         sys.exit(f"bench: FAILED: {', '.join(missing)} not installed (run `make deps-bench`)")
     if not os.access(bench.binary, os.X_OK):
         sys.exit(f"bench: FAILED: no revwallet binary at {bench.binary} (run `make release`, or set REVWALLET_BIN)")
-    drift = sqlsource.check()
-    if drift:
-        sys.exit("bench: FAILED: " + "; ".join(drift))
     pg.wait_ready(bench.admin_url, timeout=20)
 
 

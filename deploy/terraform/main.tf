@@ -1,5 +1,6 @@
 # revwallet on AWS: network (VPC, subnets, NAT, flow logs, security groups), database (RDS
-# PostgreSQL 17) and service (ECR, ECS Fargate, ALB, WAF, autoscaling). See docs/aws.md.
+# PostgreSQL 17, the app's own rotated login) and service (ECR, ECS Fargate, ALB, WAF, autoscaling, redeploy on
+# rotation, the one-off database bootstrap task). See docs/aws.md.
 
 locals {
   name = "revwallet-${var.environment}"
@@ -35,6 +36,10 @@ module "database" {
   backup_retention_days = var.db_backup_retention_days
   final_snapshot        = var.db_final_snapshot
   log_retention_days    = var.log_retention_days
+
+  # The app's own login, rotated by alternating users (ADR 0045); the rotation function runs with the
+  # tasks' network paths (database port, HTTPS to Secrets Manager).
+  rotation_security_group_id = module.network.app_security_group_id
 }
 
 module "service" {
@@ -58,10 +63,12 @@ module "service" {
   autoscaling_max  = var.autoscaling_max
   rust_log         = var.rust_log
 
-  db_host       = module.database.address
-  db_port       = module.database.port
-  db_name       = module.database.database_name
-  db_secret_arn = module.database.master_user_secret_arn
+  db_host              = module.database.address
+  db_port              = module.database.port
+  db_name              = module.database.database_name
+  db_secret_arn        = module.database.app_secret_arn
+  db_master_secret_arn = module.database.master_user_secret_arn
+  db_app_username      = module.database.app_username
 
   certificate_arn         = var.certificate_arn
   domain_name             = var.domain_name

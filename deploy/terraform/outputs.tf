@@ -34,6 +34,21 @@ output "database_address" {
 }
 
 output "database_secret_arn" {
-  description = "Secrets Manager secret (RDS-managed) with the database user name and password."
+  description = "The application's database secret (its own role, rotated by alternating users): what the tasks read."
+  value       = module.database.app_secret_arn
+}
+
+output "database_master_secret_arn" {
+  description = "RDS-managed master secret: the bootstrap task and the rotation function only."
   value       = module.database.master_user_secret_arn
+}
+
+output "task_secret_arns" {
+  description = "The secrets the service's tasks read."
+  value       = module.service.task_secret_arns
+}
+
+output "db_bootstrap_task_family" {
+  description = "Run once after the first apply: aws ecs run-task --task-definition <this> (docs/aws.md)."
+  value       = module.service.db_bootstrap_task_family
 }

@@ -1,11 +1,10 @@
 //! `revwallet serve` and `revwallet migrate`.
 
-use std::sync::Arc;
-
 use anyhow::Context;
 
+use crate::app;
 use crate::config::{DatabaseArgs, ServeArgs};
-use crate::http::{self, AppState};
+use crate::state::AppState;
 use crate::store::Store;
 
 pub async fn serve(settings: ServeArgs) -> anyhow::Result<()> {
@@ -20,12 +19,12 @@ pub async fn serve(settings: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     tracing::info!(address = %listener.local_addr()?, backend = store.backend(), "revwallet serving");
-    let state = AppState {
-        store,
-        metrics: crate::telemetry::metrics_handle(),
-        settings: Arc::new(settings),
-    };
-    http::serve(listener, state, http::shutdown_signal()).await
+    app::serve(
+        listener,
+        AppState::new(store, settings),
+        app::shutdown_signal(),
+    )
+    .await
 }
 
 pub async fn migrate(database: DatabaseArgs) -> anyhow::Result<()> {

@@ -72,7 +72,7 @@ impl AsRef<str> for Owner {
 }
 
 /// What a ledger entry records. The ledger is append-only; the balance is the signed sum of its entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LedgerEntryKind {
     Opening,

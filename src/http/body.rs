@@ -2,28 +2,22 @@
 //! text (never through `f64`), and the `Idempotency-Key` that travels with a write.
 
 use axum::extract::{FromRequest, Request};
-use axum::http::{Method, header};
+use axum::http::header;
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use crate::domain::{Amount, Currency, WalletId};
+use crate::idempotency::IdempotencyKey;
+use crate::outcome::ProblemKind;
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// A JSON request body, plus the idempotency key of the request if it carried one.
 pub struct JsonBody<T> {
     pub value: T,
-    pub idempotency: Option<IdempotencyRequest>,
-}
-
-/// An `Idempotency-Key` and a fingerprint of what it was sent with (method, path and body).
-#[derive(Debug, Clone)]
-pub struct IdempotencyRequest {
-    pub key: String,
-    pub request_hash: String,
+    pub idempotency: Option<IdempotencyKey>,
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -31,7 +25,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         if !is_json(request.headers().get(header::CONTENT_TYPE)) {
-            return Err(ApiError::UnsupportedMediaType);
+            return Err(ProblemKind::UnsupportedMediaType.into());
         }
         let key = idempotency_key(request.headers())?;
         let method = request.method().clone();
@@ -39,24 +33,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let bytes = axum::body::Bytes::from_request(request, state)
             .await
             .map_err(|rejection| match rejection.status().as_u16() {
-                413 => ApiError::PayloadTooLarge,
-                _ => ApiError::InvalidJson(rejection.body_text()),
+                413 => ProblemKind::PayloadTooLarge.into(),
+                _ => ApiError::invalid_json(rejection.body_text()),
             })?;
         // Syntax first, so that `[1, 2` is reported as broken JSON rather than as the wrong shape.
         serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
-            .map_err(|error| ApiError::InvalidJson(error.to_string()))?;
+            .map_err(|error| ApiError::invalid_json(error.to_string()))?;
         // serde would also read a struct from an array (`[1, "2.00"]`): every request body here is an object.
         if bytes.trim_ascii_start().first() != Some(&b'{') {
-            return Err(ApiError::InvalidRequest(
-                "the body must be a JSON object".to_owned(),
-            ));
+            return Err(ApiError::invalid_request("the body must be a JSON object"));
         }
         let value = serde_json::from_slice(&bytes)
-            .map_err(|error| ApiError::InvalidRequest(error.to_string()))?;
-        let idempotency = key.map(|key| IdempotencyRequest {
-            request_hash: fingerprint(&method, &path, &bytes),
-            key,
-        });
+            .map_err(|error| ApiError::invalid_request(error.to_string()))?;
+        let idempotency =
+            key.map(|key| IdempotencyKey::for_api(key, method.as_str(), &path, &bytes));
         Ok(Self { value, idempotency })
     }
 }
@@ -79,25 +69,11 @@ fn idempotency_key(headers: &header::HeaderMap) -> Result<Option<String>, ApiErr
     };
     let bytes = value.as_bytes();
     if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (b' '..=b'~').contains(b)) {
-        return Err(ApiError::InvalidRequest(
-            "Idempotency-Key must be 1 to 255 printable ASCII characters".to_owned(),
+        return Err(ApiError::invalid_request(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters",
         ));
     }
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
-}
-
-fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(method.as_str().as_bytes());
-    hasher.update(b" ");
-    hasher.update(path.as_bytes());
-    hasher.update(b"\n");
-    hasher.update(body);
-    hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
 }
 
 /// The exact text of a JSON string or number: `"100.50"` and `100.50` both give `100.50`.

@@ -1,58 +1,24 @@
-//! The one error type of the HTTP layer, rendered as RFC 9457 problem JSON with a stable `code`.
+//! The one error type of the HTTP API: a row of the error table (`ProblemKind`) and the detail shown to the
+//! client, rendered as RFC 9457 problem JSON with a stable `code`.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use std::fmt;
+
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::domain::{AmountError, Currency, CurrencyError, OwnerError, WalletId, WalletIdError};
+use crate::outcome::{ProblemCause, ProblemKind};
 use crate::store::StoreError;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    InvalidJson(String),
-    #[error("{0}")]
-    InvalidRequest(String),
-    #[error(transparent)]
-    InvalidAmount(AmountError),
-    #[error(transparent)]
-    UnknownCurrency(#[from] CurrencyError),
-    #[error("wallet {from} holds {from_currency}, wallet {to} holds {to_currency}")]
-    CurrencyMismatch {
-        from: WalletId,
-        to: WalletId,
-        from_currency: Currency,
-        to_currency: Currency,
-    },
-    #[error("{0}")]
-    AmountTooLarge(String),
-    #[error("wallet {0} not found")]
-    WalletNotFound(String),
-    #[error("no route for {0}")]
-    NotFound(String),
-    #[error("method not allowed")]
-    MethodNotAllowed,
-    #[error("{0}")]
-    InsufficientFunds(String),
-    #[error("a request with this Idempotency-Key is still being processed; retry later")]
-    IdempotencyKeyInUse,
-    #[error("this Idempotency-Key was already used for a different request")]
-    IdempotencyKeyReused,
-    #[error("the request body exceeds the size limit")]
-    PayloadTooLarge,
-    #[error("expected Content-Type: application/json")]
-    UnsupportedMediaType,
-    #[error("the database is unavailable; retry later")]
-    ServiceUnavailable,
-    #[error(
-        "the request took too long; it may or may not have been applied (use an Idempotency-Key to retry safely)"
-    )]
-    Timeout,
-    /// A bug. The cause is logged once by the logging middleware and never shown to the client.
-    #[error("internal error")]
-    Internal(String),
+#[derive(Debug)]
+pub struct ApiError {
+    kind: ProblemKind,
+    detail: String,
+    /// Why a 5xx happened: logged by the middleware, never shown.
+    cause: Option<String>,
 }
 
 /// The body of every error response.
@@ -68,126 +34,98 @@ pub struct Problem {
     pub detail: String,
 }
 
-/// The cause of a 500, stashed in the response for the logging middleware.
-#[derive(Debug, Clone)]
-pub struct InternalCause(pub String);
-
 impl ApiError {
-    pub fn status_code_and_title(&self) -> (StatusCode, &'static str, &'static str) {
-        use StatusCode as S;
-        match self {
-            Self::InvalidJson(_) => (S::BAD_REQUEST, "invalid_json", "Invalid JSON"),
-            Self::InvalidRequest(_) => (
-                S::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                "Invalid request",
-            ),
-            Self::InvalidAmount(AmountError::TooLarge(_)) => (
-                S::UNPROCESSABLE_ENTITY,
-                "amount_too_large",
-                "Amount too large",
-            ),
-            Self::InvalidAmount(_) => (S::UNPROCESSABLE_ENTITY, "invalid_amount", "Invalid amount"),
-            Self::UnknownCurrency(_) => (
-                S::UNPROCESSABLE_ENTITY,
-                "unknown_currency",
-                "Unknown currency",
-            ),
-            Self::CurrencyMismatch { .. } => (
-                S::UNPROCESSABLE_ENTITY,
-                "currency_mismatch",
-                "Currency mismatch",
-            ),
-            Self::AmountTooLarge(_) => (
-                S::UNPROCESSABLE_ENTITY,
-                "amount_too_large",
-                "Amount too large",
-            ),
-            Self::WalletNotFound(_) => (S::NOT_FOUND, "wallet_not_found", "Wallet not found"),
-            Self::NotFound(_) => (S::NOT_FOUND, "not_found", "Not found"),
-            Self::MethodNotAllowed => (
-                S::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "Method not allowed",
-            ),
-            Self::InsufficientFunds(_) => (S::CONFLICT, "insufficient_funds", "Insufficient funds"),
-            Self::IdempotencyKeyInUse => (
-                S::CONFLICT,
-                "idempotency_key_in_use",
-                "Idempotency key in use",
-            ),
-            Self::IdempotencyKeyReused => (
-                S::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "Idempotency key reused",
-            ),
-            Self::PayloadTooLarge => (
-                S::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "Payload too large",
-            ),
-            Self::UnsupportedMediaType => (
-                S::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Unsupported media type",
-            ),
-            Self::ServiceUnavailable | Self::Timeout => (
-                S::SERVICE_UNAVAILABLE,
-                "service_unavailable",
-                "Service unavailable",
-            ),
-            Self::Internal(_) => (
-                S::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Internal server error",
-            ),
+    pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+            cause: None,
         }
     }
 
-    /// The stable problem code, also used as the `outcome` label of operation metrics.
-    pub fn code(&self) -> &'static str {
-        self.status_code_and_title().1
+    pub fn invalid_request(detail: impl Into<String>) -> Self {
+        Self::new(ProblemKind::InvalidRequest, detail)
     }
 
-    /// The `outcome` label of `revwallet_operations_total` for an operation refused with this error.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            Self::InsufficientFunds(_) => "insufficient_funds",
-            Self::WalletNotFound(_) => "not_found",
-            Self::CurrencyMismatch { .. } => "currency_mismatch",
-            Self::ServiceUnavailable | Self::Timeout | Self::Internal(_) => "error",
-            _ => "invalid",
+    pub fn invalid_json(detail: impl Into<String>) -> Self {
+        Self::new(ProblemKind::InvalidJson, detail)
+    }
+
+    pub fn wallet_not_found(id: impl fmt::Display) -> Self {
+        Self::new(
+            ProblemKind::WalletNotFound,
+            format!("wallet {id} not found"),
+        )
+    }
+
+    pub fn currency_mismatch(from: WalletId, to: WalletId, theirs: (Currency, Currency)) -> Self {
+        let (from_currency, to_currency) = theirs;
+        Self::new(
+            ProblemKind::CurrencyMismatch,
+            format!("wallet {from} holds {from_currency}, wallet {to} holds {to_currency}"),
+        )
+    }
+
+    /// A bug: the client sees a fixed message, the cause is logged once by the logging middleware.
+    pub fn internal(cause: impl Into<String>) -> Self {
+        Self {
+            cause: Some(cause.into()),
+            ..Self::from(ProblemKind::Internal)
         }
+    }
+
+    pub fn kind(&self) -> ProblemKind {
+        self.kind
     }
 
     pub fn problem(&self) -> Problem {
-        let (status, code, title) = self.status_code_and_title();
-        let detail = match self {
-            Self::Internal(_) => "an internal error occurred; it has been logged".to_owned(),
-            other => other.to_string(),
-        };
         Problem {
             kind: "about:blank",
-            title,
-            status: status.as_u16(),
-            code,
-            detail,
+            title: self.kind.title(),
+            status: self.kind.status().as_u16(),
+            code: self.kind.code(),
+            detail: self.detail.clone(),
         }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+/// The kinds whose detail never varies.
+impl From<ProblemKind> for ApiError {
+    fn from(kind: ProblemKind) -> Self {
+        let detail = match kind {
+            ProblemKind::MethodNotAllowed => "method not allowed",
+            ProblemKind::IdempotencyKeyInUse => {
+                "a request with this Idempotency-Key is still being processed; retry later"
+            }
+            ProblemKind::IdempotencyKeyReused => {
+                "this Idempotency-Key was already used for a different request"
+            }
+            ProblemKind::PayloadTooLarge => "the request body exceeds the size limit",
+            ProblemKind::UnsupportedMediaType => "expected Content-Type: application/json",
+            ProblemKind::Unavailable => "the database is unavailable; retry later",
+            ProblemKind::Internal => "an internal error occurred; it has been logged",
+            other => other.title(),
+        };
+        Self::new(kind, detail)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let problem = self.problem();
-        let status =
-            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, axum::Json(problem)).into_response();
+        let status = self.kind.status();
+        let mut response = (status, axum::Json(self.problem())).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Self::Internal(cause) = self {
-            response.extensions_mut().insert(InternalCause(cause));
+        if let Some(cause) = self.cause {
+            response.extensions_mut().insert(ProblemCause(cause));
         }
         response
     }
@@ -195,36 +133,49 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
+        let kind = ProblemKind::from(&error);
         match error {
-            StoreError::WalletNotFound(id) => Self::WalletNotFound(id.to_string()),
-            StoreError::InsufficientFunds { .. } => Self::InsufficientFunds(error.to_string()),
-            StoreError::BalanceTooLarge(_) => Self::AmountTooLarge(error.to_string()),
-            StoreError::IdempotencyKeyReused => Self::IdempotencyKeyReused,
-            StoreError::IdempotencyKeyInUse => Self::IdempotencyKeyInUse,
-            StoreError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "database unavailable");
-                Self::ServiceUnavailable
+            StoreError::WalletNotFound(id) => Self::wallet_not_found(id),
+            StoreError::InsufficientFunds { .. } | StoreError::BalanceTooLarge(_) => {
+                Self::new(kind, error.to_string())
             }
-            StoreError::Database(cause) => Self::Internal(format!("database: {cause}")),
-            StoreError::Corrupt(what) => Self::Internal(format!("corrupt data: {what}")),
+            StoreError::Unavailable(cause) => Self {
+                cause: Some(format!("database unavailable: {cause}")),
+                ..Self::from(kind)
+            },
+            StoreError::Database(cause) => Self::internal(format!("database: {cause}")),
+            StoreError::Corrupt(what) => Self::internal(format!("corrupt data: {what}")),
+            StoreError::Internal(what) => Self::internal(what),
+            StoreError::IdempotencyKeyReused | StoreError::IdempotencyKeyInUse => Self::from(kind),
         }
     }
 }
 
 impl From<AmountError> for ApiError {
     fn from(error: AmountError) -> Self {
-        Self::InvalidAmount(error)
+        let kind = match error {
+            AmountError::TooLarge(_) => ProblemKind::AmountTooLarge,
+            _ => ProblemKind::InvalidAmount,
+        };
+        Self::new(kind, error.to_string())
+    }
+}
+
+impl From<CurrencyError> for ApiError {
+    fn from(error: CurrencyError) -> Self {
+        Self::new(ProblemKind::UnknownCurrency, error.to_string())
     }
 }
 
 impl From<OwnerError> for ApiError {
     fn from(error: OwnerError) -> Self {
-        Self::InvalidRequest(format!("owner: {error}"))
+        Self::invalid_request(format!("owner: {error}"))
     }
 }
 
+/// A path id that is not a wallet id names no wallet: 404, as for an unknown one (docs/api.md, Conventions).
 impl From<WalletIdError> for ApiError {
     fn from(error: WalletIdError) -> Self {
-        Self::WalletNotFound(error.0)
+        Self::wallet_not_found(error.0)
     }
 }

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::error::Problem;
-use super::wallets;
+use super::{schema, wallets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,12 +26,12 @@ use super::wallets;
     ),
     components(schemas(
         Problem,
-        wallets::WalletResponse,
-        wallets::TransactionResponse,
-        wallets::TransferResponse,
-        wallets::CreateWalletRequest,
-        wallets::MoveMoneyRequest,
-        wallets::TransferRequest
+        schema::WalletResponse,
+        schema::TransactionResponse,
+        schema::TransferResponse,
+        schema::CreateWalletRequest,
+        schema::MoveMoneyRequest,
+        schema::TransferRequest
     ))
 )]
 pub struct ApiDoc;

@@ -1,94 +1,153 @@
-//! Code both backends run word for word. sqlx's connection and pool types differ per database, and generic
-//! bounds over `sqlx::Database` would repeat a dozen clauses on every function; these macros write the
-//! same bodies once and instantiate them for `PgConnection`/`PgPool` and `SqliteConnection`/`SqlitePool`.
+//! Code both backends run word for word.
+//!
+//! sqlx's connection and pool types differ per database, and generic bounds over `sqlx::Database` would repeat a
+//! dozen clauses on every function. So `shared_statements!` writes the shared bodies once, as an ordinary module
+//! with ordinary imports, and each backend instantiates it for its own connection type: `statements` inside
+//! `postgres` and inside `sqlite`. The reads through the pool are an `impl` block on the backend's store type
+//! (fields `pool` and `currencies`); the plain helpers below need no macro at all.
 
-/// Free functions over one connection (plain or inside a transaction): reads, balance changes, ledger
-/// inserts and stored idempotent answers.
-macro_rules! connection_statements {
-    ($conn:ty) => {
-        pub(super) async fn get_open_wallet(
-            conn: &mut $conn,
-            id: $crate::domain::WalletId,
-        ) -> $crate::store::Result<Option<$crate::store::Wallet>> {
-            sqlx::query_as::<_, $crate::store::WalletRow>($crate::store::sql::GET_OPEN_WALLET)
-                .bind(id.get())
-                .fetch_optional(conn)
-                .await?
-                .map($crate::store::Wallet::try_from)
-                .transpose()
-        }
+use super::{Result, StoreError, Wallet, sql};
+use crate::domain::{Amount, LedgerEntryKind, WalletId};
 
-        /// One leg of a transfer: debit or credit, explained when refused.
-        async fn change_balance(
-            conn: &mut $conn,
-            id: $crate::domain::WalletId,
-            kind: $crate::domain::LedgerEntryKind,
-            amount: $crate::domain::Amount,
-        ) -> $crate::store::Result<$crate::store::Wallet> {
-            let row: Option<$crate::store::WalletRow> =
-                sqlx::query_as($crate::store::update_for(kind))
+/// Turns a debit or credit that matched no row into the reason why.
+pub(super) fn refused_movement(
+    id: WalletId,
+    kind: LedgerEntryKind,
+    requested: Amount,
+    current: Option<Wallet>,
+) -> StoreError {
+    match current {
+        None => StoreError::WalletNotFound(id),
+        Some(wallet) if is_debit(kind) => StoreError::InsufficientFunds { wallet, requested },
+        Some(_) => StoreError::BalanceTooLarge(id),
+    }
+}
+
+pub(super) fn is_debit(kind: LedgerEntryKind) -> bool {
+    matches!(
+        kind,
+        LedgerEntryKind::Withdrawal | LedgerEntryKind::TransferOut | LedgerEntryKind::Closing
+    )
+}
+
+pub(super) fn update_for(kind: LedgerEntryKind) -> &'static str {
+    if is_debit(kind) {
+        sql::DEBIT
+    } else {
+        sql::CREDIT
+    }
+}
+
+/// Takes a connection from the pool, recording the wait as `revwallet_db_pool_acquire_duration_seconds`.
+pub(super) async fn acquire<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::pool::PoolConnection<DB>> {
+    let started = std::time::Instant::now();
+    let connection = pool.acquire().await;
+    metrics::histogram!("revwallet_db_pool_acquire_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    Ok(connection?)
+}
+
+/// Expands to `mod statements` for one backend: `$store` is its store type (in the calling module), `$conn` its
+/// connection type. Everything inside reads as plain Rust; the parent module brings it in with `use statements::*`.
+macro_rules! shared_statements {
+    ($store:ident, $conn:ty) => {
+        mod statements {
+            use sqlx::Connection as _;
+
+            use super::$store;
+            use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
+            use crate::store::rows::{AuditRow, EntryRow, WalletRow};
+            use crate::store::shared::{acquire, refused_movement, update_for};
+            use crate::store::{
+                AuditFinding, Finish, LedgerEntry, Movement, PoolState, Result, StoreError,
+                Transfer, Wallet, WalletFilter, sql,
+            };
+
+            type Conn = $conn;
+
+            pub(in crate::store) async fn get_open_wallet(
+                conn: &mut Conn,
+                id: WalletId,
+            ) -> Result<Option<Wallet>> {
+                sqlx::query_as::<_, WalletRow>(sql::GET_OPEN_WALLET)
+                    .bind(id.get())
+                    .fetch_optional(conn)
+                    .await?
+                    .map(Wallet::try_from)
+                    .transpose()
+            }
+
+            /// One debit or credit, explained when refused.
+            pub(in crate::store) async fn change_balance(
+                conn: &mut Conn,
+                id: WalletId,
+                kind: LedgerEntryKind,
+                amount: Amount,
+            ) -> Result<Wallet> {
+                let row: Option<WalletRow> = sqlx::query_as(update_for(kind))
                     .bind(id.get())
                     .bind(amount.minor_units())
                     .fetch_optional(&mut *conn)
                     .await?;
-            match row {
-                Some(row) => row.try_into(),
-                None => Err($crate::store::refused_movement(
-                    id,
-                    kind,
-                    amount,
-                    get_open_wallet(conn, id).await?,
-                )),
+                match row {
+                    Some(row) => row.try_into(),
+                    None => Err(refused_movement(
+                        id,
+                        kind,
+                        amount,
+                        get_open_wallet(conn, id).await?,
+                    )),
+                }
             }
-        }
 
-        async fn insert_entry(
-            conn: &mut $conn,
-            wallet: &$crate::store::Wallet,
-            kind: $crate::domain::LedgerEntryKind,
-            amount: $crate::domain::Amount,
-            counterparty: Option<$crate::domain::WalletId>,
-        ) -> $crate::store::Result<$crate::store::LedgerEntry> {
-            sqlx::query_as::<_, $crate::store::EntryRow>($crate::store::sql::INSERT_ENTRY)
-                .bind(wallet.id.get())
-                .bind(kind.as_str())
-                .bind(amount.minor_units())
-                .bind(wallet.balance.minor_units())
-                .bind(counterparty.map($crate::domain::WalletId::get))
-                .bind(chrono::Utc::now())
-                .fetch_one(conn)
-                .await?
-                .try_into()
-        }
-
-        /// Stores the answer of an idempotent request in the transaction of its operation.
-        async fn record<T>(
-            conn: &mut $conn,
-            finish: Option<$crate::store::Finish<'_, T>>,
-            outcome: &T,
-        ) -> $crate::store::Result<()> {
-            if let Some(finish) = finish {
-                let response = (finish.render)(outcome);
-                sqlx::query($crate::store::sql::STORE_RESPONSE)
-                    .bind(finish.key)
-                    .bind(i32::from(response.status))
-                    .bind(response.location)
-                    .bind(response.body)
-                    .execute(conn)
-                    .await?;
+            pub(in crate::store) async fn insert_entry(
+                conn: &mut Conn,
+                wallet: &Wallet,
+                kind: LedgerEntryKind,
+                amount: Amount,
+                counterparty: Option<WalletId>,
+            ) -> Result<LedgerEntry> {
+                sqlx::query_as::<_, EntryRow>(sql::INSERT_ENTRY)
+                    .bind(wallet.id.get())
+                    .bind(kind.as_str())
+                    .bind(amount.minor_units())
+                    .bind(wallet.balance.minor_units())
+                    .bind(counterparty.map(WalletId::get))
+                    .bind(chrono::Utc::now())
+                    .fetch_one(conn)
+                    .await?
+                    .try_into()
             }
-            Ok(())
-        }
 
-        /// Creates a wallet and its opening entry (inside the caller's transaction).
-        async fn insert_wallet(
-            conn: &mut $conn,
-            owner: &str,
-            currency: $crate::domain::Currency,
-            initial: $crate::domain::Amount,
-        ) -> $crate::store::Result<$crate::store::Movement> {
-            let wallet: $crate::store::Wallet =
-                sqlx::query_as::<_, $crate::store::WalletRow>($crate::store::sql::INSERT_WALLET)
+            /// Stores the answer of an idempotent request in the transaction of its operation.
+            pub(in crate::store) async fn record<T>(
+                conn: &mut Conn,
+                finish: Option<Finish<'_, T>>,
+                outcome: &T,
+            ) -> Result<()> {
+                if let Some(finish) = finish {
+                    let response = (finish.render)(outcome);
+                    sqlx::query(sql::STORE_RESPONSE)
+                        .bind(finish.key)
+                        .bind(i32::from(response.status))
+                        .bind(response.location)
+                        .bind(response.body)
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(())
+            }
+
+            /// Creates a wallet and its opening entry (inside the caller's transaction).
+            pub(in crate::store) async fn insert_wallet(
+                conn: &mut Conn,
+                owner: &str,
+                currency: Currency,
+                initial: Amount,
+            ) -> Result<Movement> {
+                let wallet: Wallet = sqlx::query_as::<_, WalletRow>(sql::INSERT_WALLET)
                     .bind(owner)
                     .bind(currency.code())
                     .bind(initial.minor_units())
@@ -96,171 +155,154 @@ macro_rules! connection_statements {
                     .fetch_one(&mut *conn)
                     .await?
                     .try_into()?;
-            let entry = insert_entry(
-                conn,
-                &wallet,
-                $crate::domain::LedgerEntryKind::Opening,
-                initial,
-                None,
-            )
-            .await?;
-            Ok($crate::store::Movement { wallet, entry })
-        }
+                let entry =
+                    insert_entry(conn, &wallet, LedgerEntryKind::Opening, initial, None).await?;
+                Ok(Movement { wallet, entry })
+            }
 
-        /// Closes an open wallet (inside the caller's transaction, which holds its row): pays out what remains.
-        async fn close_in(
-            conn: &mut $conn,
-            id: $crate::domain::WalletId,
-        ) -> $crate::store::Result<Option<$crate::store::LedgerEntry>> {
-            use $crate::domain::Amount;
-            let wallet = get_open_wallet(&mut *conn, id)
-                .await?
-                .ok_or($crate::store::StoreError::WalletNotFound(id))?;
-            let payout = if wallet.balance > Amount::ZERO {
-                let closed = $crate::store::Wallet {
-                    balance: Amount::ZERO,
-                    ..wallet.clone()
+            /// Closes an open wallet (inside the caller's transaction, which holds its row): pays out what remains.
+            pub(in crate::store) async fn apply_close(
+                conn: &mut Conn,
+                id: WalletId,
+            ) -> Result<Option<LedgerEntry>> {
+                let wallet = get_open_wallet(&mut *conn, id)
+                    .await?
+                    .ok_or(StoreError::WalletNotFound(id))?;
+                let payout = if wallet.balance > Amount::ZERO {
+                    let closed = Wallet {
+                        balance: Amount::ZERO,
+                        ..wallet.clone()
+                    };
+                    let kind = LedgerEntryKind::Closing;
+                    Some(insert_entry(conn, &closed, kind, wallet.balance, None).await?)
+                } else {
+                    None
                 };
-                let kind = $crate::domain::LedgerEntryKind::Closing;
-                Some(insert_entry(conn, &closed, kind, wallet.balance, None).await?)
-            } else {
-                None
-            };
-            sqlx::query($crate::store::sql::CLOSE_WALLET)
-                .bind(id.get())
-                .bind(chrono::Utc::now())
-                .execute(&mut *conn)
-                .await?;
-            Ok(payout)
-        }
+                sqlx::query(sql::CLOSE_WALLET)
+                    .bind(id.get())
+                    .bind(chrono::Utc::now())
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(payout)
+            }
 
-        /// Both legs of a transfer, once the wallets are locked (PostgreSQL) or the database is (SQLite).
-        async fn transfer_in(
-            conn: &mut $conn,
-            from: $crate::domain::WalletId,
-            to: $crate::domain::WalletId,
-            amount: $crate::domain::Amount,
-        ) -> $crate::store::Result<$crate::store::Transfer> {
-            use $crate::domain::LedgerEntryKind::{TransferIn, TransferOut};
-            let debited = change_balance(conn, from, TransferOut, amount).await?;
-            let credited = change_balance(conn, to, TransferIn, amount).await?;
-            let out = insert_entry(conn, &debited, TransferOut, amount, Some(to)).await?;
-            let inn = insert_entry(conn, &credited, TransferIn, amount, Some(from)).await?;
-            Ok($crate::store::Transfer {
-                from: $crate::store::Movement {
-                    wallet: debited,
-                    entry: out,
-                },
-                to: $crate::store::Movement {
-                    wallet: credited,
-                    entry: inn,
-                },
-            })
+            /// Both legs of a transfer, once the wallets are locked (PostgreSQL) or the database is (SQLite).
+            pub(in crate::store) async fn apply_transfer(
+                conn: &mut Conn,
+                from: WalletId,
+                to: WalletId,
+                amount: Amount,
+            ) -> Result<Transfer> {
+                use LedgerEntryKind::{TransferIn, TransferOut};
+                let debited = change_balance(conn, from, TransferOut, amount).await?;
+                let credited = change_balance(conn, to, TransferIn, amount).await?;
+                let out = insert_entry(conn, &debited, TransferOut, amount, Some(to)).await?;
+                let into = insert_entry(conn, &credited, TransferIn, amount, Some(from)).await?;
+                Ok(Transfer {
+                    from: Movement {
+                        wallet: debited,
+                        entry: out,
+                    },
+                    to: Movement {
+                        wallet: credited,
+                        entry: into,
+                    },
+                })
+            }
+
+            /// Reads through the pool, identical for both stores.
+            impl $store {
+                pub async fn ping(&self) -> Result<()> {
+                    let mut conn = acquire(&self.pool).await?;
+                    conn.ping().await?;
+                    Ok(())
+                }
+
+                pub fn pool_state(&self) -> PoolState {
+                    PoolState {
+                        size: self.pool.size(),
+                        idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+                        max: self.pool.options().get_max_connections(),
+                    }
+                }
+
+                pub async fn close(&self) {
+                    self.pool.close().await;
+                }
+
+                pub async fn wallet_currency(&self, id: WalletId) -> Result<Currency> {
+                    if let Some(currency) = self.currencies.get(id) {
+                        return Ok(currency);
+                    }
+                    let code: Option<String> = sqlx::query_scalar(sql::GET_CURRENCY)
+                        .bind(id.get())
+                        .fetch_optional(&mut *acquire(&self.pool).await?)
+                        .await?;
+                    let code = code.ok_or(StoreError::WalletNotFound(id))?;
+                    let currency =
+                        Currency::parse(&code).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    self.currencies.put(id, currency);
+                    Ok(currency)
+                }
+
+                pub async fn get_wallet(&self, id: WalletId) -> Result<Wallet> {
+                    let mut conn = acquire(&self.pool).await?;
+                    get_open_wallet(&mut conn, id)
+                        .await?
+                        .ok_or(StoreError::WalletNotFound(id))
+                }
+
+                /// Up to `filter.limit` wallets (the `Store` asks for one more to know if a page follows).
+                pub async fn list_wallets(&self, filter: &WalletFilter) -> Result<Vec<Wallet>> {
+                    sqlx::query_as::<_, WalletRow>(sql::LIST_WALLETS)
+                        .bind(filter.owner.as_deref())
+                        .bind(filter.currency.map(|c| c.code()))
+                        .bind(filter.after.map_or(0, WalletId::get))
+                        .bind(i64::from(filter.limit))
+                        .fetch_all(&mut *acquire(&self.pool).await?)
+                        .await?
+                        .into_iter()
+                        .map(Wallet::try_from)
+                        .collect()
+                }
+
+                pub async fn history(
+                    &self,
+                    id: WalletId,
+                    before: Option<i64>,
+                    limit: u32,
+                ) -> Result<Vec<LedgerEntry>> {
+                    let mut conn = acquire(&self.pool).await?;
+                    get_open_wallet(&mut conn, id)
+                        .await?
+                        .ok_or(StoreError::WalletNotFound(id))?;
+                    sqlx::query_as::<_, EntryRow>(sql::LIST_ENTRIES)
+                        .bind(id.get())
+                        .bind(before.unwrap_or(i64::MAX))
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *conn)
+                        .await?
+                        .into_iter()
+                        .map(LedgerEntry::try_from)
+                        .collect()
+                }
+
+                pub async fn count_open_wallets(&self) -> Result<i64> {
+                    Ok(sqlx::query_scalar(sql::COUNT_OPEN_WALLETS)
+                        .fetch_one(&mut *acquire(&self.pool).await?)
+                        .await?)
+                }
+
+                pub async fn audit(&self) -> Result<Vec<AuditFinding>> {
+                    let rows: Vec<AuditRow> = sqlx::query_as(sql::AUDIT)
+                        .fetch_all(&mut *acquire(&self.pool).await?)
+                        .await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+            }
         }
+        use statements::*;
     };
 }
 
-/// Methods that only read through the pool, identical for both stores (`self.pool`, `self.currencies`).
-macro_rules! pool_reads {
-    () => {
-        pub async fn ping(&self) -> $crate::store::Result<()> {
-            use sqlx::Connection;
-            let mut conn = $crate::store::acquire(&self.pool).await?;
-            conn.ping().await?;
-            Ok(())
-        }
-
-        pub fn pool_state(&self) -> $crate::store::PoolState {
-            $crate::store::PoolState {
-                size: self.pool.size(),
-                idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
-                max: self.pool.options().get_max_connections(),
-            }
-        }
-
-        pub async fn close(&self) {
-            self.pool.close().await;
-        }
-
-        pub async fn wallet_currency(
-            &self,
-            id: $crate::domain::WalletId,
-        ) -> $crate::store::Result<$crate::domain::Currency> {
-            use $crate::store::StoreError;
-            if let Some(currency) = self.currencies.get(id) {
-                return Ok(currency);
-            }
-            let code: Option<String> = sqlx::query_scalar($crate::store::sql::GET_CURRENCY)
-                .bind(id.get())
-                .fetch_optional(&mut *$crate::store::acquire(&self.pool).await?)
-                .await?;
-            let code = code.ok_or(StoreError::WalletNotFound(id))?;
-            let currency = $crate::domain::Currency::parse(&code)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            self.currencies.put(id, currency);
-            Ok(currency)
-        }
-
-        pub async fn get_wallet(
-            &self,
-            id: $crate::domain::WalletId,
-        ) -> $crate::store::Result<$crate::store::Wallet> {
-            let mut conn = $crate::store::acquire(&self.pool).await?;
-            get_open_wallet(&mut conn, id)
-                .await?
-                .ok_or($crate::store::StoreError::WalletNotFound(id))
-        }
-
-        pub async fn list_wallets(
-            &self,
-            filter: &$crate::store::WalletFilter,
-        ) -> $crate::store::Result<Vec<$crate::store::Wallet>> {
-            sqlx::query_as::<_, $crate::store::WalletRow>($crate::store::sql::LIST_WALLETS)
-                .bind(filter.owner.as_deref())
-                .bind(filter.currency.map(|c| c.code()))
-                .bind(filter.after.map_or(0, $crate::domain::WalletId::get))
-                .bind(i64::from(filter.limit))
-                .fetch_all(&mut *$crate::store::acquire(&self.pool).await?)
-                .await?
-                .into_iter()
-                .map($crate::store::Wallet::try_from)
-                .collect()
-        }
-
-        pub async fn history(
-            &self,
-            id: $crate::domain::WalletId,
-            before: Option<i64>,
-            limit: u32,
-        ) -> $crate::store::Result<Vec<$crate::store::LedgerEntry>> {
-            let mut conn = $crate::store::acquire(&self.pool).await?;
-            get_open_wallet(&mut conn, id)
-                .await?
-                .ok_or($crate::store::StoreError::WalletNotFound(id))?;
-            sqlx::query_as::<_, $crate::store::EntryRow>($crate::store::sql::LIST_ENTRIES)
-                .bind(id.get())
-                .bind(before.unwrap_or(i64::MAX))
-                .bind(i64::from(limit))
-                .fetch_all(&mut *conn)
-                .await?
-                .into_iter()
-                .map($crate::store::LedgerEntry::try_from)
-                .collect()
-        }
-
-        pub async fn count_open_wallets(&self) -> $crate::store::Result<i64> {
-            Ok(sqlx::query_scalar($crate::store::sql::COUNT_OPEN_WALLETS)
-                .fetch_one(&mut *$crate::store::acquire(&self.pool).await?)
-                .await?)
-        }
-
-        pub async fn audit(&self) -> $crate::store::Result<Vec<$crate::store::AuditFinding>> {
-            let rows: Vec<$crate::store::AuditRow> = sqlx::query_as($crate::store::sql::AUDIT)
-                .fetch_all(&mut *$crate::store::acquire(&self.pool).await?)
-                .await?;
-            Ok(rows.into_iter().map(Into::into).collect())
-        }
-    };
-}
-
-pub(super) use {connection_statements, pool_reads};
+pub(super) use shared_statements;

@@ -13,9 +13,12 @@ use sqlx::sqlite::{
 };
 use tokio::sync::Mutex;
 
+use super::cache::CurrencyCache;
+use super::idempotency::{KeyRow, cutoff};
+use super::shared::{acquire, shared_statements};
 use super::{
-    Claim, CurrencyCache, Finish, KeyRow, LedgerEntry, Movement, Result, StoreError, StoreOptions,
-    Transfer, acquire, cutoff, sql,
+    ABANDONED_CLAIM_AFTER, Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, Result,
+    StoreError, StoreOptions, Transfer, sql,
 };
 use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
 
@@ -68,8 +71,6 @@ impl SqliteStore {
         Ok(value)
     }
 
-    super::shared::pool_reads!();
-
     pub async fn create_wallet(
         &self,
         owner: &str,
@@ -119,7 +120,7 @@ impl SqliteStore {
                     .await?
                     .ok_or(StoreError::WalletNotFound(id))?;
             }
-            let transfer = transfer_in(conn, from, to, amount).await?;
+            let transfer = apply_transfer(conn, from, to, amount).await?;
             record(conn, finish, &transfer).await?;
             Ok(transfer)
         })
@@ -132,7 +133,7 @@ impl SqliteStore {
         finish: Option<Finish<'_, Option<LedgerEntry>>>,
     ) -> Result<Option<LedgerEntry>> {
         self.write(async |conn| {
-            let payout = close_in(conn, id).await?;
+            let payout = apply_close(conn, id).await?;
             record(conn, finish, &payout).await?;
             Ok(payout)
         })
@@ -164,7 +165,7 @@ impl SqliteStore {
                 sqlx::query(sql::TAKE_OVER_ABANDONED_KEY)
                     .bind(key)
                     .bind(now)
-                    .bind(cutoff(super::ABANDONED_CLAIM_AFTER))
+                    .bind(cutoff(ABANDONED_CLAIM_AFTER))
                     .execute(&mut *conn)
                     .await?;
                 return Ok(Claim::New);
@@ -188,7 +189,7 @@ impl SqliteStore {
     pub async fn expire_keys(&self) -> Result<u64> {
         self.write(async |conn| {
             Ok(sqlx::query(sql::EXPIRE_KEYS)
-                .bind(cutoff(super::IDEMPOTENCY_RETENTION))
+                .bind(cutoff(IDEMPOTENCY_RETENTION))
                 .execute(conn)
                 .await?
                 .rows_affected())
@@ -197,4 +198,4 @@ impl SqliteStore {
     }
 }
 
-super::shared::connection_statements!(SqliteConnection);
+shared_statements!(SqliteStore, sqlx::SqliteConnection);

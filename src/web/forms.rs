@@ -4,19 +4,20 @@
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use sha2::{Digest, Sha256};
 
-use super::pages::PageError;
-use crate::domain::{AmountError, Currency, OwnerError};
-use crate::http::ApiError;
-use crate::http::AppState;
-use crate::store::{Claim, Finish, Store, StoreError, StoredResponse};
+use super::error::PageError;
+use super::views::Field;
+use crate::domain::{AmountError, Currency, CurrencyError, OwnerError};
+use crate::idempotency::IdempotencyKey;
+use crate::outcome::{Operation, ProblemKind};
+use crate::state::AppState;
+use crate::store::StoredResponse;
 
 /// A posted `application/x-www-form-urlencoded` body. Unknown fields are ignored; a missing field reads as "".
 pub struct FormBody {
     fields: Vec<(String, String)>,
     /// The form's idempotency key, when it carried a well-formed one.
-    pub key: Option<FormKey>,
+    pub key: Option<IdempotencyKey>,
 }
 
 impl FormBody {
@@ -69,7 +70,7 @@ impl FormBody {
         let key = fields
             .iter()
             .find(|(name, _)| name == "key")
-            .and_then(|(_, key)| FormKey::new(key, &path, &bytes));
+            .and_then(|(_, key)| IdempotencyKey::for_form(key, &path, &bytes));
         Ok(Self { fields, key })
     }
 }
@@ -100,87 +101,9 @@ pub fn is_cross_site(headers: &HeaderMap) -> bool {
     }
 }
 
-/// A form's idempotency key (a random id rendered into the form) and a fingerprint of what it was posted with.
-/// Stored beside the API's keys, under a `ui:` prefix so the two never meet.
-#[derive(Debug, Clone)]
-pub struct FormKey {
-    key: String,
-    request_hash: String,
-}
-
-impl FormKey {
-    fn new(key: &str, path: &str, body: &[u8]) -> Option<Self> {
-        let well_formed = (1..=100).contains(&key.len())
-            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        well_formed.then(|| {
-            let mut hash = Sha256::new();
-            hash.update(b"POST ");
-            hash.update(path.as_bytes());
-            hash.update(b"\n");
-            hash.update(body);
-            let request_hash = hash
-                .finalize()
-                .iter()
-                .map(|byte| format!("{byte:02x}"))
-                .collect();
-            Self {
-                key: format!("ui:{key}"),
-                request_hash,
-            }
-        })
-    }
-}
-
 /// A fresh key for a rendered form.
 pub fn new_key() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-/// How a write ended: it ran now, or an earlier post of the same form already ran it.
-pub enum Ran<T> {
-    Done(T),
-    Replayed(StoredResponse),
-}
-
-/// Runs a form's write at most once per form key, like the API's `Idempotency-Key`: the redirect it answered
-/// with is stored in the operation's own transaction, and a repeat post is sent to the same place.
-pub async fn once<'a, T, F, Fut>(
-    store: &Store,
-    key: Option<&'a FormKey>,
-    render: &'a (dyn Fn(&T) -> StoredResponse + Send + Sync),
-    operation: F,
-) -> Result<Ran<T>, StoreError>
-where
-    F: FnOnce(Option<Finish<'a, T>>) -> Fut,
-    Fut: Future<Output = Result<T, StoreError>>,
-{
-    let Some(key) = key else {
-        return operation(None).await.map(Ran::Done);
-    };
-    match store
-        .claim_idempotency_key(&key.key, &key.request_hash)
-        .await?
-    {
-        Claim::Replay(stored) => {
-            metrics::counter!("revwallet_idempotent_replays_total").increment(1);
-            Ok(Ran::Replayed(stored))
-        }
-        Claim::New => match operation(Some(Finish {
-            key: &key.key,
-            render,
-        }))
-        .await
-        {
-            Ok(outcome) => Ok(Ran::Done(outcome)),
-            Err(error) => {
-                // The failed write changed nothing: free the key so the same form may be posted again.
-                if let Err(release) = store.release_idempotency_key(&key.key).await {
-                    tracing::warn!(error = %release, "could not release form key");
-                }
-                Err(error)
-            }
-        },
-    }
 }
 
 /// The redirect a successful form post answers with (303, so the browser follows with a GET).
@@ -192,22 +115,67 @@ pub fn redirect(location: String) -> StoredResponse {
     }
 }
 
-/// Why a field was refused: the message beside it and the status the page is answered with, which is the
-/// status the JSON API gives for the same problem.
+/// Why a field was refused: the message beside it, and the row of the error table it stands for (the page is
+/// answered with that row's status, as the JSON API would be, and the operation counted under its outcome).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub status: StatusCode,
+    pub kind: ProblemKind,
     pub message: String,
-    /// The `outcome` label of `revwallet_operations_total`, as the API counts the same problem.
-    pub outcome: &'static str,
 }
 
 impl Refusal {
-    pub fn new(error: &ApiError, message: impl Into<String>) -> Self {
+    pub fn new(kind: ProblemKind, message: impl Into<String>) -> Self {
         Self {
-            status: error.status_code_and_title().0,
+            kind,
             message: message.into(),
-            outcome: error.outcome(),
+        }
+    }
+}
+
+/// Puts each refusal beside its field and focuses the first one; the first refusal is what the page answers with.
+pub fn mark_refused<const N: usize>(refusals: [(&mut Field, Option<Refusal>); N]) -> ProblemKind {
+    let mut first = None;
+    for (field, refusal) in refusals {
+        if let Some(refusal) = refusal {
+            field.autofocus = first.is_none();
+            first.get_or_insert(refusal.kind);
+            field.error = Some(refusal.message);
+        }
+    }
+    first.unwrap_or(ProblemKind::InvalidRequest)
+}
+
+/// A form sent again with other values under the same key.
+pub fn resubmitted() -> Refusal {
+    Refusal::new(
+        ProblemKind::IdempotencyKeyReused,
+        "This form was already sent with other values. Check the result, then fill in the form again.",
+    )
+}
+
+/// How a form post was answered, for the operation metric: a post that ran, a refused one (the page shown again
+/// with the refusal's status), or one already sent before (a replay, or still running), which is not counted again.
+pub enum Posted {
+    Done(Response),
+    Refused(ProblemKind, Response),
+    AlreadySent(Response),
+}
+
+/// Counts the operation behind a form post once it is answered, and gives the response.
+pub fn counted(op: Operation, app: &AppState, posted: Result<Posted, PageError>) -> Response {
+    match posted {
+        Ok(Posted::Done(response)) => {
+            op.succeeded();
+            response
+        }
+        Ok(Posted::Refused(kind, response)) => {
+            op.refused(kind, &"the form was refused");
+            response
+        }
+        Ok(Posted::AlreadySent(response)) => response,
+        Err(error) => {
+            op.refused(error.kind(), &error);
+            error.render(app)
         }
     }
 }
@@ -220,11 +188,14 @@ pub fn owner_refusal(error: OwnerError) -> Refusal {
             "Remove the control characters (such as tabs or line breaks) from the owner."
         }
     };
-    Refusal::new(&ApiError::from(error), message)
+    Refusal::new(ProblemKind::InvalidRequest, message)
 }
 
-pub fn currency_refusal(error: crate::domain::CurrencyError) -> Refusal {
-    Refusal::new(&ApiError::from(error), "Choose a currency from the list.")
+pub fn currency_refusal(_: CurrencyError) -> Refusal {
+    Refusal::new(
+        ProblemKind::UnknownCurrency,
+        "Choose a currency from the list.",
+    )
 }
 
 pub fn amount_refusal(error: AmountError, currency: Currency) -> Refusal {
@@ -248,7 +219,11 @@ pub fn amount_refusal(error: AmountError, currency: Currency) -> Refusal {
             super::views::example_amount(currency)
         ),
     };
-    Refusal::new(&ApiError::InvalidAmount(error), message)
+    let kind = match error {
+        AmountError::TooLarge(_) => ProblemKind::AmountTooLarge,
+        _ => ProblemKind::InvalidAmount,
+    };
+    Refusal::new(kind, message)
 }
 
 #[cfg(test)]
@@ -273,7 +248,7 @@ mod tests {
             "JPY has no minor unit: enter a whole number."
         );
         assert_eq!(
-            refusal("1.001", "EUR").status,
+            refusal("1.001", "EUR").kind.status(),
             StatusCode::UNPROCESSABLE_ENTITY
         );
     }
@@ -336,18 +311,5 @@ mod tests {
             !is_cross_site(&headers(&[("host", "wallet.example")])),
             "curl and scripts send no Origin"
         );
-    }
-
-    #[test]
-    fn form_keys_are_namespaced_and_fingerprint_the_post() {
-        let first =
-            FormKey::new("abc-123", "/ui/wallets/1/deposit", b"amount=1").expect("valid key");
-        let other =
-            FormKey::new("abc-123", "/ui/wallets/1/deposit", b"amount=2").expect("valid key");
-        assert_eq!(first.key, "ui:abc-123");
-        assert_ne!(first.request_hash, other.request_hash);
-        for bad in ["", "has space", "semi;colon", &"a".repeat(101)] {
-            assert!(FormKey::new(bad, "/", b"").is_none(), "{bad:?}");
-        }
     }
 }

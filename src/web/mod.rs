@@ -3,11 +3,15 @@
 //! into the binary. No JavaScript: every page works with it disabled, and its CSP forbids scripts outright.
 
 mod assets;
+mod error;
 mod forms;
-mod pages;
+mod home;
+mod operations;
+mod query;
 #[cfg(test)]
 mod tests;
 mod views;
+mod wallet;
 
 use axum::Router;
 use axum::extract::Request;
@@ -16,35 +20,35 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{any, get};
 
-use crate::http::AppState;
+use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(pages::show_home))
-        .route("/ui", get(pages::redirect_home))
-        .route("/ui/", get(pages::redirect_home))
+        .route("/", get(home::show_home))
+        .route("/ui", get(wallet::redirect_home))
+        .route("/ui/", get(wallet::redirect_home))
         .route(
             "/ui/wallets",
-            get(pages::redirect_home).post(pages::create_wallet),
+            get(wallet::redirect_home).post(home::create_wallet),
         )
-        .route("/ui/wallets/{id}", get(pages::show_wallet))
+        .route("/ui/wallets/{id}", get(wallet::show_wallet))
         .route(
             "/ui/wallets/{id}/deposit",
-            get(pages::redirect_to_wallet).post(pages::deposit),
+            get(wallet::redirect_to_wallet).post(operations::deposit),
         )
         .route(
             "/ui/wallets/{id}/withdraw",
-            get(pages::redirect_to_wallet).post(pages::withdraw),
+            get(wallet::redirect_to_wallet).post(operations::withdraw),
         )
         .route(
             "/ui/wallets/{id}/transfer",
-            get(pages::redirect_to_wallet).post(pages::transfer),
+            get(wallet::redirect_to_wallet).post(operations::transfer),
         )
         .route(
             "/ui/wallets/{id}/close",
-            get(pages::redirect_to_wallet).post(pages::close_wallet),
+            get(wallet::redirect_to_wallet).post(operations::close_wallet),
         )
-        .route("/ui/{*rest}", any(pages::page_not_found))
+        .route("/ui/{*rest}", any(wallet::page_not_found))
         .route("/static/{file}", get(assets::serve_asset))
         .layer(axum::middleware::from_fn(page_headers))
 }

@@ -2,15 +2,13 @@
 //! The browser tests (`tests/ui/`) cover the same journeys in a real Chromium; these pin statuses, headers
 //! and edge cases quickly.
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use tower::ServiceExt;
 
 use crate::config::ServeArgs;
-use crate::http::AppState;
+use crate::state::AppState;
 use crate::store::Store;
 
 struct TestApp {
@@ -40,13 +38,8 @@ impl TestApp {
         let settings = ServeArgs::default();
         let store = Store::connect(&url, &settings.database.store_options()).expect("store");
         store.migrate().await.expect("migrations");
-        let state = AppState {
-            store,
-            metrics: crate::telemetry::metrics_handle(),
-            settings: Arc::new(settings),
-        };
         Self {
-            router: crate::http::app(state),
+            router: crate::app::router(AppState::new(store, settings)),
             _dir: dir,
         }
     }

@@ -2,11 +2,11 @@
 //! formatting of money, dates and ledger entries (grouped digits for reading; forms take plain decimals).
 
 use askama::Template;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use super::assets;
-use crate::domain::{Amount, Currency, LedgerEntryKind};
-use crate::http::AppState;
+use crate::domain::{Amount, Currency, LedgerEntryKind, rfc3339};
+use crate::state::AppState;
 use crate::store::{LedgerEntry, Wallet};
 
 /// What every page's frame needs: the stylesheet and the operations links.
@@ -38,14 +38,8 @@ pub struct Field {
 }
 
 impl Field {
-    pub fn typed(value: &str) -> Self {
-        Self {
-            value: value.to_owned(),
-            ..Self::default()
-        }
-    }
-
-    pub fn with_value(value: impl Into<String>) -> Self {
+    /// A field showing `value`: what was typed, or a default.
+    pub fn typed(value: impl Into<String>) -> Self {
         Self {
             value: value.into(),
             ..Self::default()
@@ -67,7 +61,7 @@ impl CreateForm {
         Self {
             key,
             owner: Field::default(),
-            currency: Field::with_value("EUR"),
+            currency: Field::typed("EUR"),
             initial_balance: Field::default(),
         }
     }
@@ -207,7 +201,7 @@ impl WalletView {
             currency_name: currency.name().to_owned(),
             balance: display_amount(wallet.balance, currency),
             opened: display_time(wallet.created_at),
-            opened_iso: iso_time(wallet.created_at),
+            opened_iso: rfc3339(wallet.created_at),
             amount_hint,
         }
     }
@@ -253,7 +247,7 @@ impl EntryView {
         Self {
             label,
             when: display_time(entry.created_at),
-            when_iso: iso_time(entry.created_at),
+            when_iso: rfc3339(entry.created_at),
             amount: format!("{sign}{}", display_amount(entry.amount, currency)),
             credit,
             balance: display_amount(entry.balance_after, currency),
@@ -317,10 +311,6 @@ pub fn example_amount(currency: Currency) -> String {
 
 fn display_time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
-fn iso_time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]

@@ -71,3 +71,18 @@ async fn migrate_prepares_an_empty_database_and_serve_can_skip_it() {
         .expect("create");
     assert_eq!(created.status(), 201);
 }
+
+#[test]
+fn migrations_exist_in_lockstep_for_both_backends() {
+    let names = |dir: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("migrations dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let postgres = names("migrations/postgres");
+    assert!(!postgres.is_empty());
+    assert_eq!(postgres, names("migrations/sqlite"));
+}

@@ -101,7 +101,7 @@ async fn concurrent_mixed_operations_on_one_wallet_each_answer_their_own_balance
     });
     let replies = futures::future::join_all(requests).await;
     let mut expected_cents = 500_i64;
-    let mut balances_after = std::collections::HashSet::new();
+    let mut entry_ids = std::collections::HashSet::new();
     for reply in &replies {
         if reply.status != 200 {
             reply.assert_problem(409, "insufficient_funds");
@@ -112,7 +112,7 @@ async fn concurrent_mixed_operations_on_one_wallet_each_answer_their_own_balance
             reply.body["balance"], entry["balance_after"],
             "an answer shows another operation's balance"
         );
-        assert!(balances_after.insert(entry["id"].as_str().expect("entry id").to_owned()));
+        assert!(entry_ids.insert(entry["id"].as_str().expect("entry id").to_owned()));
         let cents: i64 = entry["amount"]
             .as_str()
             .expect("amount")
@@ -130,6 +130,6 @@ async fn concurrent_mixed_operations_on_one_wallet_each_answer_their_own_balance
         balance.replace('.', "").parse::<i64>().expect("digits"),
         expected_cents
     );
-    assert_eq!(app.history(&id).await.len(), 1 + balances_after.len());
+    assert_eq!(app.history(&id).await.len(), 1 + entry_ids.len());
     assert_eq!(app.audit_findings().await, 0);
 }

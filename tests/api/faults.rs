@@ -66,9 +66,9 @@ impl Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_unreachable_answers_503_fast_and_recovers_without_restart() {
-    let Some(admin) = postgres_admin_url() else {
+    if postgres_admin_url().is_none() {
         return;
-    };
+    }
     let database = TestDatabase::create(Backend::Postgres)
         .await
         .expect("database");
@@ -82,7 +82,6 @@ async fn postgres_unreachable_answers_503_fast_and_recovers_without_restart() {
     let mut proxied = direct.clone();
     proxied.set_port(Some(proxy.address.port())).expect("port");
     proxied.set_host(Some("127.0.0.1")).expect("host");
-    assert!(!admin.is_empty());
 
     let settings = ServeArgs::default();
     let store =
@@ -141,7 +140,7 @@ async fn kill_9_during_deposits_loses_no_acknowledged_operation(backend: Backend
     let id = process.create_wallet("crash").await;
 
     // Eight writers deposit as fast as they can and remember every acknowledged ledger entry.
-    let acknowledged = Arc::new(Mutex::new(Vec::<(String, i64)>::new()));
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut writers = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let (client, url, id, acknowledged) = (
@@ -165,7 +164,7 @@ async fn kill_9_during_deposits_loses_no_acknowledged_operation(backend: Backend
                         .as_str()
                         .unwrap_or_default()
                         .to_owned();
-                    acknowledged.lock().await.push((entry, 1));
+                    acknowledged.lock().await.push(entry);
                 }
             }
         });
@@ -191,7 +190,7 @@ async fn kill_9_during_deposits_loses_no_acknowledged_operation(backend: Backend
         .map(|e| e["id"].as_str().unwrap_or_default().to_owned())
         .collect();
     let acknowledged = acknowledged.lock().await;
-    for (entry, _) in acknowledged.iter() {
+    for entry in acknowledged.iter() {
         assert!(
             in_ledger.contains(entry),
             "acknowledged entry {entry} is missing after kill -9"

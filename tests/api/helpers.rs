@@ -2,10 +2,10 @@
 //! dropped afterwards) and a revwallet serving it on a random loopback port.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
+use revwallet::app;
 use revwallet::config::ServeArgs;
-use revwallet::http::{self, AppState};
+use revwallet::state::AppState;
 use revwallet::store::Store;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -147,17 +147,13 @@ impl TestApp {
             .await
             .expect("bind");
         let address = listener.local_addr().expect("address");
-        let state = AppState {
-            store: store.clone(),
-            metrics: revwallet::telemetry::metrics_handle(),
-            settings: Arc::new(settings),
-        };
+        let state = AppState::new(store.clone(), settings);
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let stop = async move {
                 let _ = stop.await;
             };
-            http::serve(listener, state, stop)
+            app::serve(listener, state, stop)
                 .await
                 .expect("server runs");
         });

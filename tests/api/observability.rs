@@ -153,18 +153,3 @@ async fn json_logs_carry_the_request_id_given_in_the_request() {
     assert_eq!(opened["span"]["request_id"], "trace-me-42");
     assert_eq!(opened["currency"], "EUR");
 }
-
-#[test]
-fn migrations_exist_in_lockstep_for_both_backends() {
-    let names = |dir: &str| {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .expect("migrations dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    };
-    let postgres = names("migrations/postgres");
-    assert!(!postgres.is_empty());
-    assert_eq!(postgres, names("migrations/sqlite"));
-}

@@ -263,7 +263,7 @@ async fn closing_pays_out_the_balance_and_hides_the_wallet(backend: Backend) {
     let id = app.create_wallet("closer", "EUR", "12.34").await;
     let other = app.create_wallet("other", "EUR", "1").await;
     assert_eq!(app.delete(&format!("/wallet/{id}")).await.status, 204);
-    let ledger: Vec<(String, String)> = sqlx_ledger(&app, &id).await;
+    let ledger: Vec<(String, String)> = ledger_rows(&app, &id).await;
     assert_eq!(
         ledger.last(),
         Some(&("closing".to_owned(), "0".to_owned())),
@@ -306,7 +306,7 @@ async fn closing_pays_out_the_balance_and_hides_the_wallet(backend: Backend) {
 }
 
 /// The ledger of a wallet read straight from the database (the API hides closed wallets).
-async fn sqlx_ledger(app: &TestApp, id: &str) -> Vec<(String, String)> {
+async fn ledger_rows(app: &TestApp, id: &str) -> Vec<(String, String)> {
     let query = "select kind, cast(balance_after as text) from transactions where wallet_id = $1 order by id";
     app.text_pairs(query, id.parse().expect("numeric id")).await
 }

@@ -33,7 +33,8 @@ EDGE = "nginx"
 API = "revwallet-api"
 DATABASE = "revwallet-db"
 LOG_SERVICES = ("loki", "alloy")
-EXPECTED_SERVICES = {API, DATABASE, EDGE, "prometheus", "grafana", "loki", "alloy", "revwallet-backup"}
+ALERTS = "alertmanager"
+EXPECTED_SERVICES = {API, DATABASE, EDGE, "prometheus", "grafana", "loki", "alloy", ALERTS, "revwallet-backup"}
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}; `$$` is a literal dollar.
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
@@ -129,7 +130,7 @@ def test_the_dockerfile_pins_its_base_images_and_runs_hardened():
     runtime = re.findall(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)", text, re.M | re.I)[-1]
     if runtime == "scratch":
         assert "readelf" in text, "the runtime is scratch but the builder does not check the binary is static"
-    assert re.search(r"cargo build --release --locked", text), "release build with --locked"
+    assert re.search(r"cargo auditable build --release --locked", text), "release build with --locked"
     assert re.search(r"cargo install cargo-chef --locked --version \d", text), "cargo-chef pinned"
     assert re.search(r"^USER 10001:10001$", text, re.M), "runtime user uid 10001"
     assert re.search(r'^\s*CMD \["/usr/local/bin/revwallet", "healthcheck"\]', text, re.M), "HEALTHCHECK"
@@ -163,6 +164,9 @@ def test_the_internal_network_is_internal_and_only_the_edge_leaves_it():
         assert networks, f"{name} is on no network"
         if name == EDGE:
             assert networks & internal and networks - internal, f"{EDGE} joins the internal and the edge network"
+        elif name == ALERTS:
+            # Alertmanager's way out to the receiver, a network no other service joins.
+            assert networks - internal == {"alerts"}, f"{ALERTS} joins the internal network and `alerts` only"
         else:
             assert networks <= internal, f"{name} must be on internal networks only, is on {sorted(networks)}"
 
@@ -285,6 +289,54 @@ def test_images_match_the_kubernetes_manifests():
             assert k8s_images[repository] == {tag}, (
                 f"{name}: compose.yaml uses {repository}:{tag}, deploy/k8s uses {sorted(k8s_images[repository])}"
             )
+
+
+def test_the_edge_restarts_with_every_upstream_it_resolves():
+    # nginx resolves `server name:port` once at start; a recreated upstream container has a new address.
+    edge = COMPOSE["services"]["nginx"]
+    upstreams = {v.split(":")[0] for k, v in edge["environment"].items() if k.endswith("_UPSTREAM")}
+    assert upstreams == {"revwallet-api", "grafana", "prometheus"}, upstreams
+    for name in upstreams:
+        dep = edge["depends_on"].get(name) or {}
+        assert dep.get("restart") is True and dep.get("condition") == "service_healthy", (
+            f"nginx must depend on {name} with restart: true (else a recreated {name} leaves it a dead address)")
+
+
+def test_grafana_knows_the_addresses_browsers_use():
+    env = COMPOSE["services"]["grafana"]["environment"]
+    assert env["GF_SERVER_ROOT_URL"].startswith("${GRAFANA_ROOT_URL:-http://revwallet.com/grafana/")
+    # Without the README's hosts entry the stack is reached as http://localhost/: Live must accept that too.
+    assert "http://localhost" in env["GF_LIVE_ALLOWED_ORIGINS"]
+
+
+def test_alloy_sends_no_usage_reports():
+    # The internal network has no way out; Alloy would try (and log failures) without the flag.
+    assert "--disable-reporting" in COMPOSE["services"]["alloy"]["command"]
+
+
+def test_the_image_has_a_tmp_for_the_read_only_roots_scratch_volume():
+    # ECS mounts a task volume on /tmp and Kubernetes an emptyDir; the scratch image must have the directory.
+    text = (ROOT / "Dockerfile").read_text()
+    assert "install -d -m 1777 /out/tmp" in text and "COPY --from=builder /out/tmp /tmp" in text
+
+
+def test_the_build_context_leaves_out_the_browser_tests_packages():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert "tests/ui/node_modules" in ignored
+
+
+def test_prometheus_alerts_reach_a_receiver_through_alertmanager():
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = [t for am in prometheus["alerting"]["alertmanagers"] for sc in am["static_configs"] for t in sc["targets"]]
+    assert targets == [f"{ALERTS}:9093"], targets
+    config = yaml.safe_load((ROOT / "deploy" / "alertmanager" / "alertmanager.yml").read_text())
+    receivers = {r["name"]: r for r in config["receivers"]}
+    (hook,) = receivers[config["route"]["receiver"]]["webhook_configs"]
+    # The receiver's URL is a secret Compose mounts from .env, never a literal in the repository.
+    secret = hook["url_file"].removeprefix("/run/secrets/")
+    assert secret in SERVICES[ALERTS]["secrets"] and COMPOSE["secrets"][secret] == {"environment": "REVWALLET_ALERT_WEBHOOK_URL"}
+    mounted = [v.split(":")[0] for v in SERVICES[ALERTS]["volumes"]]
+    assert "./deploy/alertmanager/alertmanager.yml" in mounted
 
 
 def test_the_backup_service_dumps_with_the_database_image_hardened_and_bounded():

@@ -1,6 +1,8 @@
 """Checks of the rendered Kubernetes manifests (deploy/k8s), for every overlay.
 
-Each overlay is rendered with deploy/k8s/render.sh (the one way kustomize is called) and the objects are checked
+Each overlay is rendered the way `kubectl apply -k` renders it (plain kustomize, no flags: ADR 0059), and every
+kustomize command the documentation gives (`kubectl apply -k DIR`, `kubectl kustomize DIR`) is run the same way,
+minus the cluster, so the docs cannot name a command that fails. The objects are checked
 for what the deployment promises: hardened, bounded, probed containers on pinned images; the edge as the only
 way in and NetworkPolicies that allow exactly the listed paths; no secret in a committed file; and the same
 configuration files as Compose, mounted unchanged. Run: `make k8s-check`.
@@ -9,6 +11,7 @@ configuration files as Compose, mounted unchanged. Run: `make k8s-check`.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -28,15 +31,100 @@ THIRD_PARTY = {"postgres", "nginx", "prom/prometheus", "grafana/grafana", "grafa
 
 
 @cache
+def kustomize() -> list[str]:
+    """What `kubectl apply -k` renders with, without a cluster (the same choice as K8S_RENDER in mk/k8s.mk)."""
+    if shutil.which("kubectl"):
+        help_text = subprocess.run(["kubectl", "kustomize", "--help"], capture_output=True, text=True).stdout
+        if "--load-restrictor" in help_text:  # kubectl 1.21+ (Debian 12's 1.20 carries kustomize v2)
+            return ["kubectl", "kustomize"]
+    return ["kustomize", "build"]
+
+
+def make_kind_secrets() -> None:
+    example = K8S / "overlays" / "kind" / "secrets.env.example"
+    # The same step `make k8s-check` takes: the git-ignored secrets.env, made once with random passwords.
+    subprocess.run([K8S / "make-secrets.sh", example, example.with_suffix("")], check=True)
+
+
+@cache
 def rendered(overlay: str) -> list[dict]:
-    example = K8S / "overlays" / overlay / "secrets.env.example"
-    if example.exists():
-        # The same step `make k8s-check` takes: the git-ignored secrets.env, made once with random passwords.
-        subprocess.run([K8S / "make-secrets.sh", example, example.with_suffix("")], check=True)
+    if (K8S / "overlays" / overlay / "secrets.env.example").exists():
+        make_kind_secrets()
     out = subprocess.run(
-        [K8S / "render.sh", K8S / "overlays" / overlay], check=True, capture_output=True, text=True, cwd=ROOT
+        [*kustomize(), K8S / "overlays" / overlay], check=True, capture_output=True, text=True, cwd=ROOT
     ).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+# --- the documented commands ------------------------------------------------------------------------------
+
+DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), DEPLOY / "terraform" / "README.md",
+             *sorted(K8S.glob("**/*.md")), *sorted(K8S.glob("**/kustomization.yaml"))]
+# `kubectl [flags] apply [flags] -k DIR` (or --kustomize), `kubectl kustomize DIR`, `kustomize build DIR`.
+PATH_ARG = r"((?:[^\s`'\"|)<>]|<[^>\s]+>)+)"
+DOC_COMMANDS = [
+    re.compile(r"kubectl\b[^`\n|;]*?\bapply\b[^`\n|;]*?(?:\s-k|\s--kustomize)(?:\s+|=)" + PATH_ARG),
+    re.compile(r"kubectl\b[^`\n|;]*?\skustomize\s+(?:--?[\w-]+(?:=\S+)?\s+)*" + PATH_ARG),
+    re.compile(r"(?<!kubectl )\bkustomize\s+build\s+(?:--?[\w-]+(?:=\S+)?\s+)*" + PATH_ARG),
+]
+
+
+def documented_kustomize_commands() -> list[tuple[str, str, str]]:
+    found = []
+    for doc in DOC_FILES:
+        if not doc.is_file():
+            continue
+        for number, line in enumerate(doc.read_text().splitlines(), 1):
+            for pattern in DOC_COMMANDS:
+                for m in pattern.finditer(line):
+                    found.append((f"{doc.relative_to(ROOT)}:{number}", m.group(0).strip(), m.group(1)))
+    return found
+
+
+def overlay_paths(arg: str) -> list[str]:
+    """A documented path, with a placeholder (`<overlay>`, `…`) standing for every overlay."""
+    if re.search(r"<[^>]+>|…", arg):
+        return [re.sub(r"<[^>]+>|…", name, arg) for name in OVERLAYS]
+    return [arg]
+
+
+def test_every_kustomize_command_in_the_docs_renders_as_written():
+    make_kind_secrets()
+    commands = documented_kustomize_commands()
+    assert commands, "the docs name no kustomize/apply -k command for the overlays"
+    problems, covered = [], set()
+    for where, command, arg in commands:
+        if "--load-restrictor" in command:
+            problems.append(f"{where}: `{command}` needs --load-restrictor, which `kubectl apply -k` cannot pass")
+        for path in overlay_paths(arg):
+            result = subprocess.run([*kustomize(), path], capture_output=True, text=True, cwd=ROOT)
+            if result.returncode != 0:
+                problems.append(f"{where}: `{command}` does not render ({path}): {result.stderr.strip()[:300]}")
+            elif (ROOT / path).resolve().parent == (K8S / "overlays").resolve():
+                covered.add((ROOT / path).resolve().name)
+    assert not problems, "\n".join(problems)
+    assert set(OVERLAYS) <= covered, f"overlays no documented command deploys: {sorted(set(OVERLAYS) - covered)}"
+
+
+def test_the_docs_name_no_render_wrapper_that_does_not_exist():
+    problems = []
+    for doc in DOC_FILES:
+        if not doc.is_file():
+            continue
+        text = doc.read_text()
+        for m in re.finditer(r"[\w./-]*render\.sh", text):
+            if not (ROOT / m.group(0)).is_file() and not (K8S / m.group(0)).is_file():
+                problems.append(f"{doc.relative_to(ROOT)} names {m.group(0)}, which does not exist")
+        if "--load-restrictor" in text and doc.suffix == ".md":
+            problems.append(f"{doc.relative_to(ROOT)} mentions --load-restrictor: the overlays need no flag (ADR 0059)")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_shared_config_copies_match_their_sources():
+    result = subprocess.run([K8S / "sync-shared-config.sh", "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    base = (K8S / "base" / "kustomization.yaml").read_text()
+    assert "../" not in re.sub(r"#.*", "", base), "the base must load nothing from outside its directory"
 
 
 def of_kind(objs: list[dict], kind: str) -> list[dict]:
@@ -461,6 +549,33 @@ def test_prometheus_discovers_the_api_pods_under_the_compose_job_names():
     (sd,) = revwallet["kubernetes_sd_configs"]
     assert sd["role"] == "pod" and sd["selectors"] == [{"role": "pod", "label": "app.kubernetes.io/name=revwallet"}]
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+
+
+def grafana_root_url(objs: list[dict]) -> str:
+    (grafana,) = [c for where, _, c in containers(objs, init=False) if c["name"] == "grafana"]
+    (env,) = [e for e in grafana["env"] if e["name"] == "GF_SERVER_ROOT_URL"]
+    ref = env["valueFrom"]["configMapKeyRef"]
+    (cm,) = [o for o in of_kind(objs, "ConfigMap") if o["metadata"]["name"] == ref["name"]]
+    return cm["data"][ref["key"]]
+
+
+def test_grafanas_root_url_is_set_by_each_overlay():
+    # kind maps http://localhost/ to the edge (kind-cluster.yaml); production must name its own address.
+    assert grafana_root_url(rendered("kind")) == "http://localhost/grafana/"
+    for overlay in OVERLAYS:
+        url = grafana_root_url(rendered(overlay))
+        assert url.endswith("/grafana/") and "%(" not in url, f"{overlay}: {url}"
+        if overlay != "kind":
+            assert "localhost" not in url and url.startswith("https://"), (
+                f"{overlay}: Grafana's root URL {url} must be the public https address (links, Live WebSockets)")
+
+
+def test_kind_test_checks_loki_with_compose_e2es_code_and_fallback():
+    script = (K8S / "kind-test.sh").read_text()
+    assert ".github/scripts/compose_e2e.py" in script, "kind-test.sh must use compose_e2e.py's Loki check"
+    assert "loki/api/v1/query" not in script, "no second, proxy-only Loki query in kind-test.sh"
+    e2e = (ROOT / ".github" / "scripts" / "compose_e2e.py").read_text()
+    assert "/grafana/api/ds/query" in e2e, "compose_e2e.py keeps the fallback to Grafana's query API"
 
 
 def test_the_in_cluster_database_is_backed_up_into_a_volume_and_restored_only_by_hand():

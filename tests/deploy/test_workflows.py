@@ -323,29 +323,88 @@ def test_no_workflow_uses_pull_request_target_or_write_all():
         assert "write-all" not in text, path.name
 
 
-def test_release_builds_multi_arch_with_attestations_signs_and_pins_by_digest():
+# Actions or commands that set up CPU emulation; a release build of Rust under QEMU does not finish in time.
+EMULATION = re.compile(r"setup-qemu-action|tonistiigi/binfmt|qemu-user-static|binfmt_misc", re.I)
+ARM_RUNNER = re.compile(r"^ubuntu-\d+\.\d+-arm$|^ubuntu-24\.04-arm$")
+
+
+def dockerfile_build_commands() -> list[str]:
+    """The RUN instructions of the Dockerfile's stages, continuation lines joined."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    return [line.strip()[4:] for line in text.splitlines() if line.strip().startswith("RUN ")]
+
+
+def test_release_builds_each_architecture_natively_without_emulation():
     doc = load(WORKFLOWS_DIR / "release.yml")
-    assert triggers(doc)["push"]["tags"] == ["v*"]
-    image = jobs(doc)["image"]
-    assert image["permissions"].get("id-token") == "write" and image["permissions"].get("packages") == "write"
-    pushes = [s for s in image["steps"] if str(s.get("uses", "")).startswith("docker/build-push-action@")
-              and (s.get("with") or {}).get("push") is True]
-    assert len(pushes) == 1
-    push = pushes[0]["with"]
-    assert set(push["platforms"].split(",")) == {"linux/amd64", "linux/arm64"}
-    assert push["sbom"] is True and str(push["provenance"]).startswith("mode=max")
-    assert "type=gha" in push["cache-to"]
-    runs = "\n".join(str(s.get("run", "")) for s in image["steps"])
+    text = (WORKFLOWS_DIR / "release.yml").read_text()
+    assert not EMULATION.search(text), "release.yml sets up QEMU/binfmt: build each architecture natively"
+    builds = [(job_id, job, step) for job_id, job, _, step in steps(doc)
+              if str(step.get("uses", "")).startswith("docker/build-push-action@")]
+    assert builds, "release.yml builds no image"
+    for job_id, job, step in builds:
+        platforms = str(step["with"]["platforms"])
+        assert "," not in platforms, f"{job_id}: one platform per build, on a runner of that architecture: {platforms}"
+        include = job["strategy"]["matrix"]["include"]
+        assert job["runs-on"] == "${{ matrix.runner }}" and platforms == "linux/${{ matrix.arch }}", (job_id, platforms)
+        legs = {leg["arch"]: leg["runner"] for leg in include}
+        assert set(legs) == {"amd64", "arm64"}, legs
+        assert ARM_RUNNER.match(legs["arm64"]), f"arm64 must build on an Arm runner, not {legs['arm64']}"
+        assert not legs["amd64"].endswith("-arm"), legs
+        # From the repository's Dockerfile (which builds with cargo auditable), pushed by digest only.
+        assert step["with"].get("context") == "." and step["with"].get("file", "Dockerfile") == "Dockerfile"
+        assert "push-by-digest=true" in step["with"]["outputs"]
+        assert step["with"]["sbom"] is True and str(step["with"]["provenance"]).startswith("mode=max")
+        assert f"scope=release-${{{{ matrix.arch }}}}" in step["with"]["cache-to"]
+
+
+def test_the_image_binary_is_built_with_cargo_auditable():
+    runs = dockerfile_build_commands()
+    builds = [r for r in runs if re.search(r"\bcargo\s+(auditable\s+)?build\b", r)]
+    assert builds, "the Dockerfile builds no binary"
+    assert all(re.search(r"\bcargo\s+auditable\s+build\b", r) for r in builds), (
+        f"the image's binary must be built with `cargo auditable build` (scanners read its crate list): {builds}")
+    assert any("cargo install cargo-auditable" in r and "--locked" in r and "--version" in r for r in runs)
+    assert any(".dep-v0" in r for r in runs), "the build must fail when the binary carries no audit data"
+
+
+def test_release_scans_in_a_job_that_can_write_nothing_and_gates_the_publish():
+    doc = load(WORKFLOWS_DIR / "release.yml")
+    all_jobs = jobs(doc)
+    scanners = {job_id: job for job_id, job, _, step in steps(doc)
+                if str(step.get("uses", "")).startswith("aquasecurity/trivy-action@")}
+    assert list(scanners) == ["scan"], f"trivy runs from its maintainers' action, in the scan job only: {list(scanners)}"
+    scan = scanners["scan"]
+    permissions = scan.get("permissions")
+    assert isinstance(permissions, dict), "the scan job must list its permissions"
+    assert "id-token" not in permissions and all(v in ("read", "none") for v in permissions.values()), permissions
+    assert set(scan["strategy"]["matrix"]["arch"]) == {"amd64", "arm64"}, "both architectures are scanned"
+    trivy = next(s for s in scan["steps"] if str(s.get("uses", "")).startswith("aquasecurity/trivy-action@"))
+    assert str(trivy["with"]["exit-code"]) == "1" and "CRITICAL" in trivy["with"]["severity"]
+    assert "pip" not in "\n".join(str(s.get("run", "")) for s in scan["steps"]), "no PyPI repackaging of trivy"
+    # Nothing is tagged or signed before the scan and the advisory check pass.
+    publish = all_jobs["publish"]
+    assert {"scan", "advisories", "build"} <= set(publish["needs"]), publish["needs"]
+    runs = "\n".join(str(s.get("run", "")) for s in publish["steps"])
+    assert "docker buildx imagetools create" in runs
     assert "cosign sign --yes" in runs and "@${DIGEST}" in runs
-    order = [s.get("name", "") for s in image["steps"]]
-    scan = next(i for i, s in enumerate(image["steps"]) if "image-scan" in str(s.get("run", "")) and "deps-" not in str(s.get("run", "")))
-    assert scan < image["steps"].index(pushes[0]), f"the scan must gate the push: {order}"
-    # Only the job that signs can mint an OIDC token; only the pin job may open pull requests.
+    # Cargo.lock is checked against the advisory database too (the binary's crates are those of the lock file).
+    deny = [args for s in all_jobs["advisories"]["steps"] for args in make_invocations(str(s.get("run", "")))]
+    assert ["deny", "DENY_CHECKS=advisories"] in deny, deny
+
+
+def test_only_the_publish_job_signs_and_only_build_and_publish_push():
+    doc = load(WORKFLOWS_DIR / "release.yml")
     for job_id, job in jobs(doc).items():
-        if job_id != "image":
-            assert "id-token" not in job["permissions"], job_id
+        permissions = job["permissions"]
+        if job_id == "publish":
+            assert permissions.get("id-token") == "write" and permissions.get("packages") == "write"
+        else:
+            assert "id-token" not in permissions, job_id
+        if job_id not in ("build", "publish"):
+            assert permissions.get("packages") != "write", job_id
     assert jobs(doc)["pin-digest"]["permissions"] == {"contents": "write", "pull-requests": "write"}
     assert "pin_image_digest.py" in "\n".join(str(s.get("run", "")) for s in jobs(doc)["pin-digest"]["steps"])
+    assert triggers(doc)["push"]["tags"] == ["v*"]
 
 
 def test_terraform_workflow_plans_only_with_a_role_and_applies_behind_an_environment():
@@ -375,10 +434,10 @@ def run_step(step: dict, tmp_path: Path, **env: str) -> tuple[subprocess.Complet
 
 
 def test_release_takes_the_registry_from_a_variable_and_fails_early_without_it(tmp_path: Path):
-    image = jobs(load(WORKFLOWS_DIR / "release.yml"))["image"]
+    image = jobs(load(WORKFLOWS_DIR / "release.yml"))["build"]
     first = image["steps"][0]
     assert first.get("id") == "name" and first["env"]["REGISTRY"] == REGISTRY_FROM_VARS, (
-        "the image job's first step must name the image from vars.IMAGE_REGISTRY (fail before any build)")
+        "the build job's first step must name the image from vars.IMAGE_REGISTRY (fail before any build)")
     for bad in ("", "https://registry.example.com", "registry.example.com/", "Registry.Example.com"):
         proc, out = run_step(first, tmp_path, REGISTRY=bad, REPOSITORY="Acme/RevWallet")
         assert proc.returncode == 1 and "IMAGE_REGISTRY" in proc.stdout and not out, (bad, proc.stdout)

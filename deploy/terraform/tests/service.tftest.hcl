@@ -1,5 +1,6 @@
 # Service module with a mocked AWS provider: private tasks, image by digest, the runtime contract,
-# least-privilege execution role, load balancer and autoscaling.
+# least-privilege execution role, load balancer and autoscaling; the app's own database secret, the redeploy on
+# rotation and the one-off bootstrap task that alone reads the master secret.
 
 mock_provider "aws" {
   source = "./tests/mocks"
@@ -17,7 +18,8 @@ variables {
   db_host               = "revwallet-test.abcdefghijkl.eu-west-1.rds.amazonaws.com"
   db_port               = 5432
   db_name               = "revwallet"
-  db_secret_arn         = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-mock-AbCdEf"
+  db_secret_arn         = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:revwallet-test/db/app-AbCdEf"
+  db_master_secret_arn  = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-mock-AbCdEf"
 }
 
 run "tasks_run_in_private_subnets_without_public_ips" {
@@ -316,4 +318,185 @@ run "a_tagged_image_reference_is_rejected" {
   }
 
   expect_failures = [var.image_digest]
+}
+
+run "the_app_connects_as_its_own_role_never_the_master_user" {
+  command = apply
+
+  module {
+    source = "./modules/service"
+  }
+
+  assert {
+    condition = [
+      for s in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].secrets : s.valueFrom
+      ] == [
+      "${var.db_secret_arn}:username::", "${var.db_secret_arn}:password::",
+    ]
+    error_message = "DB_USERNAME and DB_PASSWORD must come from the application's own secret"
+  }
+
+  assert {
+    condition     = output.task_secret_arns == tolist([var.db_secret_arn])
+    error_message = "the service's container must read no secret but the application's"
+  }
+
+  assert {
+    condition     = !strcontains(aws_iam_role_policy.execution.policy, var.db_master_secret_arn)
+    error_message = "the service's execution role must not be able to read the master secret"
+  }
+
+  assert {
+    condition     = !strcontains(aws_ecs_task_definition.this.container_definitions, var.db_master_secret_arn)
+    error_message = "the service's task definition must not name the master secret"
+  }
+}
+
+run "the_master_secret_is_read_only_by_the_one_off_bootstrap_task" {
+  command = apply
+
+  module {
+    source = "./modules/service"
+  }
+
+  assert {
+    condition = [
+      for s in jsondecode(aws_iam_role_policy.db_bootstrap_execution.policy).Statement : s.Resource
+      if length(regexall("secretsmanager:", jsonencode(s.Action))) > 0
+    ] == [var.db_master_secret_arn]
+    error_message = "the bootstrap task's execution role reads the master secret and nothing else"
+  }
+
+  assert {
+    condition     = aws_iam_role.db_bootstrap_execution.arn != "" && aws_ecs_task_definition.db_bootstrap.execution_role_arn == aws_iam_role.db_bootstrap_execution.arn && aws_ecs_task_definition.db_bootstrap.task_role_arn == null
+    error_message = "the bootstrap task runs with its own execution role and no task role"
+  }
+
+  assert {
+    condition = alltrue([
+      for needle in [
+        "CREATE ROLE revwallet_app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE",
+        "CREATE ROLE revwallet_app_clone LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE",
+        "ALTER ROLE revwallet_app SET role = 'revwallet_app_owner'",
+        "ALTER ROLE revwallet_app_clone SET role = 'revwallet_app_owner'",
+        "ALTER SCHEMA public OWNER TO revwallet_app_owner",
+      ] : strcontains(one([for e in jsondecode(aws_ecs_task_definition.db_bootstrap.container_definitions)[0].environment : e.value if e.name == "BOOTSTRAP_SQL"]), needle)
+    ])
+    error_message = "the bootstrap SQL must create the two login roles (no superuser, role or database rights) running as the owner role"
+  }
+
+  assert {
+    condition = [
+      for s in jsondecode(aws_ecs_task_definition.db_bootstrap.container_definitions)[0].secrets : s.valueFrom
+    ] == ["${var.db_master_secret_arn}:username::", "${var.db_master_secret_arn}:password::"]
+    error_message = "the bootstrap task logs in as the master user"
+  }
+}
+
+run "a_rotation_of_the_app_secret_redeploys_the_service" {
+  command = apply
+
+  module {
+    source = "./modules/service"
+  }
+
+  assert {
+    condition = jsondecode(aws_cloudwatch_event_rule.db_secret_rotated.event_pattern) == {
+      source        = ["aws.secretsmanager"]
+      "detail-type" = ["AWS Service Event via CloudTrail"]
+      detail = {
+        eventSource         = ["secretsmanager.amazonaws.com"]
+        eventName           = ["RotationSucceeded"]
+        additionalEventData = { SecretId = [var.db_secret_arn] }
+      }
+    }
+    error_message = "the rule must match RotationSucceeded of the application's secret"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_event_target.redeploy.arn == aws_sfn_state_machine.redeploy.arn && aws_cloudwatch_event_target.redeploy.rule == aws_cloudwatch_event_rule.db_secret_rotated.name
+    error_message = "the rule must start the redeploy state machine"
+  }
+
+  assert {
+    condition = jsondecode(aws_sfn_state_machine.redeploy.definition).States.ForceNewDeployment.Parameters == {
+      Cluster            = aws_ecs_cluster.this.arn
+      Service            = aws_ecs_service.this.name
+      ForceNewDeployment = true
+    } && endswith(jsondecode(aws_sfn_state_machine.redeploy.definition).States.ForceNewDeployment.Resource, ":states:::aws-sdk:ecs:updateService")
+    error_message = "the state machine must force a new deployment of this service"
+  }
+
+  assert {
+    condition = [
+      for s in jsondecode(aws_iam_role_policy.redeploy_sfn.policy).Statement : s.Resource if s.Action == "ecs:UpdateService"
+    ] == [aws_ecs_service.this.id]
+    error_message = "the state machine may update this one service only"
+  }
+
+  assert {
+    condition = jsondecode(aws_iam_role_policy.redeploy_events.policy).Statement == [{
+      Sid = "StartTheRedeploy", Effect = "Allow", Action = "states:StartExecution", Resource = aws_sfn_state_machine.redeploy.arn
+    }]
+    error_message = "EventBridge may only start this state machine"
+  }
+}
+
+run "the_service_refuses_the_master_secret" {
+  command = plan
+
+  module {
+    source = "./modules/service"
+  }
+
+  variables {
+    db_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-mock-AbCdEf"
+  }
+
+  expect_failures = [var.db_master_secret_arn]
+}
+
+run "an_oversized_body_gets_the_apis_413_not_a_bare_403" {
+  command = apply
+
+  module {
+    source = "./modules/service"
+  }
+
+  assert {
+    condition = one([
+      for r in aws_wafv2_web_acl.this.rule : [
+        for o in r.statement[0].managed_rule_group_statement[0].rule_action_override : length(o.action_to_use[0].count) == 1
+        if o.name == "SizeRestrictions_BODY"
+      ] if r.name == "aws-common"
+    ]) == [true]
+    error_message = "the Common Rule Set's SizeRestrictions_BODY (8 KB) must only count"
+  }
+
+  assert {
+    condition = alltrue([
+      for r in aws_wafv2_web_acl.this.rule : r.action[0].block[0].custom_response[0].response_code == 413
+      && r.action[0].block[0].custom_response[0].custom_response_body_key == "payload-too-large"
+      && r.priority < 10 if r.name == "body-too-large"
+    ]) && length([for r in aws_wafv2_web_acl.this.rule : r if r.name == "body-too-large"]) == 1
+    error_message = "a rule ahead of the managed ones answers 413 with the API's problem JSON"
+  }
+
+  assert {
+    condition = jsondecode(one([for b in aws_wafv2_web_acl.this.custom_response_body : b.content if b.key == "payload-too-large"])) == {
+      type   = "about:blank", title = "Payload Too Large", status = 413, code = "payload_too_large",
+      detail = "the request body is larger than 65536 bytes"
+    }
+    error_message = "the 413 body is the API's problem JSON with code payload_too_large"
+  }
+
+  assert {
+    condition = alltrue([
+      for r in aws_wafv2_web_acl.this.rule : alltrue(concat(
+        [for n in ["65537", "65540", "65600", "66000", "70000", "99999", "100000", "1048576"] : can(regex(r.statement[0].regex_match_statement[0].regex_string, n))],
+        [for n in ["0", "1", "8193", "65535", "65536", "9999", "06553"] : !can(regex(r.statement[0].regex_match_statement[0].regex_string, n))],
+      )) if r.name == "body-too-large"
+    ])
+    error_message = "the Content-Length pattern must match exactly the values above 65536"
+  }
 }

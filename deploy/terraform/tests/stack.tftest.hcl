@@ -25,8 +25,18 @@ run "the_stack_applies_and_reports_its_outputs" {
   }
 
   assert {
-    condition     = output.database_secret_arn == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-mock-AbCdEf"
-    error_message = "the service reads the secret the database created"
+    condition     = output.task_secret_arns == tolist([output.database_secret_arn]) && output.database_secret_arn == module.database.app_secret_arn
+    error_message = "the tasks read the application's own secret, and only it"
+  }
+
+  assert {
+    condition     = output.database_master_secret_arn == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-mock-AbCdEf" && !contains(output.task_secret_arns, output.database_master_secret_arn)
+    error_message = "the app never connects as the master user"
+  }
+
+  assert {
+    condition     = module.database.app_username == "revwallet_app" && module.database.rotation_function_arn != ""
+    error_message = "the app has its own role and a rotation function"
   }
 
   assert {
@@ -52,4 +62,13 @@ run "a_tag_is_rejected_at_the_root" {
   }
 
   expect_failures = [var.image_digest]
+}
+
+run "the_plan_holds_the_rotation_strategy" {
+  command = plan
+
+  assert {
+    condition     = output.db_bootstrap_task_family == "revwallet-test-db-bootstrap"
+    error_message = "the plan must hold the one-off bootstrap task that creates the app's roles"
+  }
 }

@@ -98,3 +98,36 @@ variable "log_retention_days" {
   type        = number
   default     = 365
 }
+
+variable "app_username" {
+  description = "Login role of the application (its alternate is <name>_clone); created by the bootstrap step, never the master user."
+  type        = string
+  default     = "revwallet_app"
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,56}$", var.app_username)) && var.app_username != var.master_username
+    error_message = "app_username must be a lower-case PostgreSQL identifier of at most 57 characters (room for _clone), not the master user."
+  }
+}
+
+variable "app_password_rotation_days" {
+  description = "Days between rotations of the application's password (alternating users)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.app_password_rotation_days >= 1 && var.app_password_rotation_days <= 365
+    error_message = "app_password_rotation_days must be between 1 and 365."
+  }
+}
+
+variable "rotation_security_group_id" {
+  description = "Security group of the rotation function: needs the database port and HTTPS to Secrets Manager (the tasks' group)."
+  type        = string
+}
+
+variable "rotation_function_version" {
+  description = "Version of AWS's SecretsManagerRDSPostgreSQLRotationMultiUser application."
+  type        = string
+  default     = "1.1.671"
+}

@@ -6,6 +6,12 @@ locals {
   container_name = "revwallet"
   # By digest, never by tag: the task definition names exactly one build.
   image = "${aws_ecr_repository.this.repository_url}@${var.image_digest}"
+  # Injected by ECS at start from the application's own secret (rotated by alternating users, ADR 0045);
+  # never the master user's, never in the task definition itself.
+  container_secrets = [
+    { name = "DB_USERNAME", valueFrom = "${var.db_secret_arn}:username::" },
+    { name = "DB_PASSWORD", valueFrom = "${var.db_secret_arn}:password::" },
+  ]
 }
 
 resource "aws_ecs_cluster" "this" {
@@ -37,7 +43,8 @@ resource "aws_ecs_task_definition" "this" {
     cpu_architecture        = var.cpu_architecture
   }
 
-  # The root filesystem is read-only; this task-local scratch volume is the only writable path (/tmp).
+  # The root filesystem is read-only; this task-local scratch volume is the only writable path, mounted on the
+  # image's (empty, world-writable) /tmp.
   volume {
     name = "tmp"
   }
@@ -73,11 +80,7 @@ resource "aws_ecs_task_definition" "this" {
       # libpq-style setting honoured by sqlx: encrypt the connection (the server refuses plain text too).
       { name = "PGSSLMODE", value = "require" },
     ]
-    # Injected by ECS at start from the RDS-managed secret's JSON keys; never in the task definition.
-    secrets = [
-      { name = "DB_USERNAME", valueFrom = "${var.db_secret_arn}:username::" },
-      { name = "DB_PASSWORD", valueFrom = "${var.db_secret_arn}:password::" },
-    ]
+    secrets = local.container_secrets
     logConfiguration = {
       logDriver = "awslogs"
       options = {

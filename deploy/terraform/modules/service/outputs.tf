@@ -32,3 +32,18 @@ output "task_definition_arn" {
   description = "Task definition revision the service runs."
   value       = aws_ecs_task_definition.this.arn
 }
+
+output "task_secret_arns" {
+  description = "The secrets the service's container reads (by ARN, without the JSON key): the app's own secret only."
+  value       = distinct([for s in local.container_secrets : regex("^(.*):[^:]*::$", s.valueFrom)[0]])
+}
+
+output "db_bootstrap_task_family" {
+  description = "Task definition family of the one-off database bootstrap (run it once after the first apply)."
+  value       = aws_ecs_task_definition.db_bootstrap.family
+}
+
+output "redeploy_state_machine_arn" {
+  description = "Step Functions state machine that redeploys the service when the database secret rotates."
+  value       = aws_sfn_state_machine.redeploy.arn
+}

@@ -140,7 +140,7 @@ variable "db_name" {
 }
 
 variable "db_secret_arn" {
-  description = "ARN of the RDS-managed secret; its username and password keys become DB_USERNAME and DB_PASSWORD."
+  description = "ARN of the application's rotated database secret (not the master's); its username and password keys become DB_USERNAME and DB_PASSWORD."
   type        = string
 }
 
@@ -184,4 +184,26 @@ variable "force_destroy" {
   description = "Let a destroy delete a non-empty image repository and access-log bucket (dev only)."
   type        = bool
   default     = false
+}
+
+variable "db_master_secret_arn" {
+  description = "RDS-managed master secret: read only by the one-off bootstrap task, never by the service."
+  type        = string
+
+  validation {
+    condition     = var.db_master_secret_arn != var.db_secret_arn
+    error_message = "the service must log in with the application's own secret, not the master user's (ADR 0045)."
+  }
+}
+
+variable "db_app_username" {
+  description = "The application's login role (the bootstrap task creates it and its _clone)."
+  type        = string
+  default     = "revwallet_app"
+}
+
+variable "db_bootstrap_image" {
+  description = "Image with psql for the bootstrap task (the PostgreSQL image Compose and Kubernetes run)."
+  type        = string
+  default     = "postgres:17.6-bookworm"
 }

@@ -1,6 +1,18 @@
 # AWS WAF in front of the load balancer: AWS-managed baseline rules (common exploits, known bad
 # inputs such as Log4Shell, IP reputation, anonymising proxies) and a per-address rate limit.
 # Blocked requests are logged.
+#
+# Request bodies (ADR 0046): the API accepts up to 64 KiB and answers larger ones with a 413 problem JSON.
+# The Common Rule Set's SizeRestrictions_BODY would block anything over 8 KB with a bare 403, so it only
+# counts; a rule of our own answers a declared body over 64 KiB the way the API does, and anything else
+# (a chunked body) reaches the app, which enforces the same limit.
+
+locals {
+  # Content-Length values above 65536 (the API's default body limit, REVWALLET_BODY_LIMIT): WAF compares
+  # strings, not numbers, so the range is spelled out: 6+ digits, 70000-99999, 66000-69999, 65600-65999,
+  # 65540-65599, 65537-65539 (tests/service.tftest.hcl checks the boundaries).
+  body_too_large_regex = "^(0*[1-9][0-9]{5,}|[7-9][0-9]{4}|6[6-9][0-9]{3}|65[6-9][0-9]{2}|655[4-9][0-9]|6553[7-9])$"
+}
 
 resource "aws_wafv2_web_acl" "this" {
   name        = var.name
@@ -9,6 +21,56 @@ resource "aws_wafv2_web_acl" "this" {
 
   default_action {
     allow {}
+  }
+
+  # The API's own answer for an oversized body, so a client sees the same 413 with or without the WAF.
+  custom_response_body {
+    key          = "payload-too-large"
+    content_type = "APPLICATION_JSON"
+    content = jsonencode({
+      type   = "about:blank"
+      title  = "Payload Too Large"
+      status = 413
+      code   = "payload_too_large"
+      detail = "the request body is larger than 65536 bytes"
+    })
+  }
+
+  rule {
+    name     = "body-too-large"
+    priority = 5
+
+    action {
+      block {
+        custom_response {
+          response_code            = 413
+          custom_response_body_key = "payload-too-large"
+        }
+      }
+    }
+
+    statement {
+      regex_match_statement {
+        regex_string = local.body_too_large_regex
+
+        field_to_match {
+          single_header {
+            name = "content-length"
+          }
+        }
+
+        text_transformation {
+          priority = 0
+          type     = "NONE"
+        }
+      }
+    }
+
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name}-body-too-large"
+      sampled_requests_enabled   = true
+    }
   }
 
   rule {
@@ -27,6 +89,15 @@ resource "aws_wafv2_web_acl" "this" {
         # API clients (the data generator, scripts) often send no User-Agent; count instead of block.
         rule_action_override {
           name = "NoUserAgent_HEADER"
+
+          action_to_use {
+            count {}
+          }
+        }
+
+        # Blocks bodies over 8 KB with a bare 403; the API takes up to 64 KiB (body-too-large above).
+        rule_action_override {
+          name = "SizeRestrictions_BODY"
 
           action_to_use {
             count {}

@@ -106,3 +106,36 @@ mock_resource "aws_db_instance" {
     }]
   }
 }
+
+mock_resource "aws_secretsmanager_secret" {
+  defaults = {
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:revwallet-mock/db/app-AbCdEf"
+  }
+}
+
+# The rotation function AWS's application deploys; the rotation resource reads its ARN from the outputs.
+mock_resource "aws_serverlessapplicationrepository_cloudformation_stack" {
+  defaults = {
+    outputs = {
+      RotationLambdaARN = "arn:aws:lambda:eu-west-1:123456789012:function:revwallet-mock-db-app-rotation"
+    }
+  }
+}
+
+mock_resource "aws_sfn_state_machine" {
+  defaults = {
+    arn = "arn:aws:states:eu-west-1:123456789012:stateMachine:revwallet-mock-redeploy-on-rotation"
+  }
+}
+
+mock_resource "aws_cloudwatch_event_rule" {
+  defaults = {
+    arn = "arn:aws:events:eu-west-1:123456789012:rule/revwallet-mock-db-secret-rotated"
+  }
+}
+
+mock_resource "aws_ecs_service" {
+  defaults = {
+    id = "arn:aws:ecs:eu-west-1:123456789012:service/revwallet-mock/revwallet"
+  }
+}

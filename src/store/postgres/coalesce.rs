@@ -1,4 +1,4 @@
-//! Coalescing of concurrent deposits and withdrawals on one wallet (PostgreSQL).
+//! Coalescing of concurrent deposits and withdrawals on one wallet.
 //!
 //! Operations on one wallet serialise on its row lock, and each commit waits for its WAL flush: a hot wallet is
 //! limited to one operation per commit. Here operations that arrive while one is running on the same wallet
@@ -14,8 +14,10 @@ use chrono::Utc;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 
-use super::{Movement, Result, StoreError, refused_movement};
+use super::{apply_movement, deposit_all, get_open_wallet, move_once};
 use crate::domain::{Amount, LedgerEntryKind, WalletId};
+use crate::store::shared::{acquire, refused_movement};
+use crate::store::{Movement, Result, StoreError};
 
 /// One queued deposit or withdrawal and where its answer goes.
 struct Queued {
@@ -70,7 +72,7 @@ impl Coalescer {
             tokio::spawn(run(pool.clone(), self.queues.clone(), id, vec![first]));
         }
         answer.await.unwrap_or_else(|_| {
-            Err(StoreError::Corrupt(
+            Err(StoreError::Internal(
                 "the operation queue stopped".to_owned(),
             ))
         })
@@ -119,13 +121,13 @@ async fn apply(pool: &PgPool, id: WalletId, mut batch: Vec<Queued>) {
     metrics::histogram!("revwallet_coalesced_batch_size").record(batch.len() as f64);
     if batch.len() == 1 {
         let Some(only) = batch.pop() else { return };
-        let result = super::postgres::move_once(pool, id, only.kind, only.amount).await;
+        let result = move_once(pool, id, only.kind, only.amount).await;
         let _ = only.reply.send(result);
         return;
     }
     if batch.iter().all(|q| q.kind == LedgerEntryKind::Deposit) {
         let amounts: Vec<i64> = batch.iter().map(|q| q.amount.minor_units()).collect();
-        match super::postgres::deposit_all(pool, id, &amounts).await {
+        match deposit_all(pool, id, &amounts).await {
             Ok(Some(movements)) if movements.len() == batch.len() => {
                 for (queued, movement) in batch.into_iter().zip(movements) {
                     let _ = queued.reply.send(Ok(movement));
@@ -144,16 +146,14 @@ async fn apply(pool: &PgPool, id: WalletId, mut batch: Vec<Queued>) {
 async fn one_by_one(pool: &PgPool, id: WalletId, batch: Vec<Queued>) {
     let mut results = Vec::with_capacity(batch.len());
     let attempt: Result<()> = async {
-        let mut conn = super::acquire(pool).await?;
+        let mut conn = acquire(pool).await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         for queued in &batch {
-            let moved =
-                super::postgres::move_in(&mut tx, id, queued.kind, queued.amount, Utc::now())
-                    .await?;
+            let moved = apply_movement(&mut tx, id, queued.kind, queued.amount, Utc::now()).await?;
             results.push(match moved {
                 Some(movement) => Ok(movement),
                 None => {
-                    let current = super::postgres::get_open_wallet(&mut tx, id).await?;
+                    let current = get_open_wallet(&mut tx, id).await?;
                     Err(refused_movement(id, queued.kind, queued.amount, current))
                 }
             });
@@ -171,7 +171,7 @@ async fn one_by_one(pool: &PgPool, id: WalletId, batch: Vec<Queued>) {
         // The server refused a statement, so nothing was committed: give each operation its own try.
         Err(StoreError::Database(_)) => {
             for queued in batch {
-                let result = super::postgres::move_once(pool, id, queued.kind, queued.amount).await;
+                let result = move_once(pool, id, queued.kind, queued.amount).await;
                 let _ = queued.reply.send(result);
             }
         }

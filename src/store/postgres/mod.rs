@@ -1,5 +1,10 @@
-//! PostgreSQL backend. Deposits and withdrawals are one data-modifying statement (one round trip);
-//! transfers lock both rows in id order so that opposite transfers never deadlock.
+//! PostgreSQL backend. Deposits and withdrawals are one data-modifying statement (one round trip), and
+//! concurrent ones on a busy wallet are coalesced into one transaction (`coalesce`); transfers lock both rows in
+//! id order so that opposite transfers never deadlock.
+
+mod coalesce;
+#[cfg(test)]
+mod pgbench_scripts;
 
 use std::sync::LazyLock;
 
@@ -7,9 +12,13 @@ use chrono::Utc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection};
 
+use super::cache::CurrencyCache;
+use super::idempotency::{KeyRow, cutoff};
+use super::rows::{EntryRow, WalletRow};
+use super::shared::{acquire, is_debit, refused_movement, shared_statements};
 use super::{
-    Claim, CurrencyCache, Finish, KeyRow, LedgerEntry, Movement, Result, StoreError, StoreOptions,
-    Transfer, WalletRow, acquire, cutoff, refused_movement, sql,
+    ABANDONED_CLAIM_AFTER, Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, Result,
+    StoreError, StoreOptions, Transfer, sql,
 };
 use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
 
@@ -48,7 +57,7 @@ struct MovementRow {
 impl TryFrom<MovementRow> for Movement {
     type Error = StoreError;
     fn try_from(row: MovementRow) -> Result<Self> {
-        let entry = super::EntryRow {
+        let entry = EntryRow {
             id: row.entry_id,
             wallet_id: row.wallet_id,
             kind: row.kind,
@@ -68,7 +77,7 @@ impl TryFrom<MovementRow> for Movement {
 pub struct PgStore {
     pool: PgPool,
     currencies: CurrencyCache,
-    coalescer: super::coalesce::Coalescer,
+    coalescer: coalesce::Coalescer,
 }
 
 impl PgStore {
@@ -88,7 +97,7 @@ impl PgStore {
         Ok(Self {
             pool,
             currencies: CurrencyCache::default(),
-            coalescer: super::coalesce::Coalescer::default(),
+            coalescer: coalesce::Coalescer::default(),
         })
     }
 
@@ -97,8 +106,6 @@ impl PgStore {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
     }
-
-    super::shared::pool_reads!();
 
     pub async fn create_wallet(
         &self,
@@ -129,7 +136,7 @@ impl PgStore {
         };
         let mut conn = acquire(&self.pool).await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let Some(movement) = move_in(&mut tx, id, kind, amount, Utc::now()).await? else {
+        let Some(movement) = apply_movement(&mut tx, id, kind, amount, Utc::now()).await? else {
             let current = get_open_wallet(&mut tx, id).await?;
             return Err(refused_movement(id, kind, amount, current));
         };
@@ -160,7 +167,7 @@ impl PgStore {
                 return Err(StoreError::WalletNotFound(id));
             }
         }
-        let transfer = transfer_in(&mut tx, from, to, amount).await?;
+        let transfer = apply_transfer(&mut tx, from, to, amount).await?;
         record(&mut tx, finish, &transfer).await?;
         tx.commit().await?;
         Ok(transfer)
@@ -178,7 +185,7 @@ impl PgStore {
             .bind(id.get())
             .execute(&mut *tx)
             .await?;
-        let payout = close_in(&mut tx, id).await?;
+        let payout = apply_close(&mut tx, id).await?;
         record(&mut tx, finish, &payout).await?;
         tx.commit().await?;
         Ok(payout)
@@ -212,7 +219,7 @@ impl PgStore {
             let taken = sqlx::query(sql::TAKE_OVER_ABANDONED_KEY)
                 .bind(key)
                 .bind(now)
-                .bind(cutoff(super::ABANDONED_CLAIM_AFTER))
+                .bind(cutoff(ABANDONED_CLAIM_AFTER))
                 .execute(&mut *acquire(&self.pool).await?)
                 .await?
                 .rows_affected();
@@ -233,7 +240,7 @@ impl PgStore {
 
     pub async fn expire_keys(&self) -> Result<u64> {
         Ok(sqlx::query(sql::EXPIRE_KEYS)
-            .bind(cutoff(super::IDEMPOTENCY_RETENTION))
+            .bind(cutoff(IDEMPOTENCY_RETENTION))
             .execute(&mut *acquire(&self.pool).await?)
             .await?
             .rows_affected())
@@ -241,14 +248,14 @@ impl PgStore {
 }
 
 /// One deposit or withdrawal as a single statement in its own implicit transaction: one round trip.
-pub(super) async fn move_once(
+async fn move_once(
     pool: &PgPool,
     id: WalletId,
     kind: LedgerEntryKind,
     amount: Amount,
 ) -> Result<Movement> {
     let mut conn = acquire(pool).await?;
-    match move_in(&mut conn, id, kind, amount, Utc::now()).await? {
+    match apply_movement(&mut conn, id, kind, amount, Utc::now()).await? {
         Some(movement) => Ok(movement),
         None => Err(refused_movement(
             id,
@@ -260,14 +267,14 @@ pub(super) async fn move_once(
 }
 
 /// The update and its ledger entry; `None` when the wallet is missing, closed, or refuses the amount.
-pub(super) async fn move_in(
+async fn apply_movement(
     conn: &mut PgConnection,
     id: WalletId,
     kind: LedgerEntryKind,
     amount: Amount,
     at: chrono::DateTime<Utc>,
 ) -> Result<Option<Movement>> {
-    let statement = if super::is_debit(kind) {
+    let statement = if is_debit(kind) {
         &MOVE_DEBIT
     } else {
         &MOVE_CREDIT
@@ -285,7 +292,7 @@ pub(super) async fn move_in(
 
 /// Several deposits to one wallet as one statement: one balance update, one ledger entry each, in order, each
 /// with the balance it produced. `None` when the wallet is missing or closed or the total would overflow.
-pub(super) async fn deposit_all(
+async fn deposit_all(
     pool: &PgPool,
     id: WalletId,
     amounts: &[i64],
@@ -332,4 +339,4 @@ const DEPOSIT_ALL: &str = "with input as ( \
             e.created_at as entry_created_at \
      from moved m cross join entries e order by e.balance_after";
 
-super::shared::connection_statements!(PgConnection);
+shared_statements!(PgStore, sqlx::PgConnection);

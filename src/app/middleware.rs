@@ -1,5 +1,5 @@
-//! Cross-cutting request handling: one log line and the metrics for every request, panics and timeouts
-//! turned into problem JSON.
+//! Cross-cutting request handling for the API and the web app alike: one log line and the metrics for every
+//! request (with the cause of any 5xx, logged here and nowhere else), panics and timeouts turned into problem JSON.
 
 use std::any::Any;
 use std::time::Instant;
@@ -10,7 +10,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use super::error::{ApiError, InternalCause};
+use crate::http::ApiError;
+use crate::outcome::{ProblemCause, ProblemKind};
 
 /// The matched route template, carried from the router to `observe` in the response.
 #[derive(Debug, Clone)]
@@ -63,8 +64,13 @@ pub async fn observe(request: Request, next: Next) -> Response {
 
     let latency_ms = latency.as_secs_f64() * 1000.0;
     let _entered = span.enter();
-    if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
-        tracing::error!(%request_id, %method, %route, status, latency_ms, error = %cause, "request completed");
+    if let Some(ProblemCause(cause)) = response.extensions().get::<ProblemCause>() {
+        if response.status().is_server_error() && status != 503 {
+            tracing::error!(%request_id, %method, %route, status, latency_ms, error = %cause, "request completed");
+        } else {
+            // 503: the database is away, not a bug; the cause still says why.
+            tracing::warn!(%request_id, %method, %route, status, latency_ms, error = %cause, "request completed");
+        }
     } else if route == "/healthz" || route == "/readyz" || route == "/metrics" {
         // Probes and scrapes arrive every few seconds: keep them out of the default log.
         tracing::debug!(%request_id, %method, %route, status, latency_ms, "request completed");
@@ -81,7 +87,7 @@ pub async fn run_to_completion(request: Request, next: Next) -> Response {
     // The task keeps the request's span, so its logs still carry the request id.
     match tokio::spawn(next.run(request).in_current_span()).await {
         Ok(response) => response,
-        Err(error) => ApiError::Internal(format!("request task: {error}")).into_response(),
+        Err(error) => ApiError::internal(format!("request task: {error}")).into_response(),
     }
 }
 
@@ -91,13 +97,16 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_else(|| "unknown panic".to_owned());
-    ApiError::Internal(format!("panic: {message}")).into_response()
+    ApiError::internal(format!("panic: {message}")).into_response()
 }
 
 pub async fn timeout_response(error: BoxError) -> ApiError {
     if error.is::<tower::timeout::error::Elapsed>() {
-        ApiError::Timeout
+        ApiError::new(
+            ProblemKind::Unavailable,
+            "the request took too long; it may or may not have been applied (use an Idempotency-Key to retry safely)",
+        )
     } else {
-        ApiError::Internal(format!("middleware: {error}"))
+        ApiError::internal(format!("middleware: {error}"))
     }
 }

@@ -1,0 +1,43 @@
+//! Background work of a serving process: gauges kept fresh, old idempotency keys expired, histogram samples folded.
+
+use std::time::{Duration, Instant};
+
+use crate::state::AppState;
+
+/// Keeps the pool, readiness and open-wallet gauges fresh, and expires old idempotency keys.
+pub async fn housekeeping(app: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut last_expiry: Option<Instant> = None;
+    loop {
+        tick.tick().await;
+        let pool = app.store.pool_state();
+        metrics::gauge!("revwallet_db_pool_max_connections").set(f64::from(pool.max));
+        metrics::gauge!("revwallet_db_pool_connections", "state" => "idle")
+            .set(f64::from(pool.idle));
+        metrics::gauge!("revwallet_db_pool_connections", "state" => "in_use")
+            .set(f64::from(pool.size.saturating_sub(pool.idle)));
+        if !app.database_ready().await {
+            continue;
+        }
+        if let Ok(open) = app.store.count_open_wallets().await {
+            metrics::gauge!("revwallet_wallets_open").set(open as f64);
+        }
+        if last_expiry.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
+            match app.store.expire_idempotency_keys().await {
+                Ok(expired) => tracing::debug!(expired, "expired idempotency keys"),
+                Err(error) => tracing::warn!(%error, "could not expire idempotency keys"),
+            }
+            last_expiry = Some(Instant::now());
+        }
+    }
+}
+
+/// Folds recorded histogram samples into their buckets every second. The exporter keeps raw samples until
+/// then, so without this memory would grow with traffic between scrapes (or forever, with nobody scraping).
+pub async fn metrics_upkeep(handle: metrics_exporter_prometheus::PrometheusHandle) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}

@@ -1,0 +1,96 @@
+//! The composition root: the API's and the web app's routes under one middleware stack, serving, background
+//! housekeeping and graceful shutdown. `revwallet serve`, the web tests and the API test harness all start here.
+
+mod housekeeping;
+mod middleware;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use crate::state::AppState;
+
+/// The whole application: the API with the operations endpoints, and the web app.
+pub fn router(state: AppState) -> Router {
+    let timeout = Duration::from_millis(state.settings.request_timeout_ms);
+    let body_limit = state.settings.body_limit;
+    crate::http::routes()
+        .merge(crate::web::routes())
+        // Runs after routing, so only matched templates (never raw paths) become metric labels.
+        .route_layer(axum::middleware::from_fn(middleware::remember_route))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(axum::middleware::from_fn(middleware::observe))
+                .layer(CatchPanicLayer::custom(middleware::panic_response))
+                .layer(HandleErrorLayer::new(middleware::timeout_response))
+                .timeout(timeout)
+                .layer(axum::middleware::from_fn(middleware::run_to_completion))
+                .layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish within the grace.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let grace = Duration::from_millis(state.settings.shutdown_grace_ms);
+    let store = state.store.clone();
+    let background = tokio::spawn(housekeeping::housekeeping(state.clone()));
+    let upkeep = tokio::spawn(housekeeping::metrics_upkeep(state.metrics.clone()));
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stopping_tx.send(true);
+    });
+    let mut stopping = stopping_rx.clone();
+    let drained = async move {
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result?,
+        () = drained => tracing::warn!(?grace, "shutdown grace elapsed; dropping remaining requests"),
+    }
+    background.abort();
+    upkeep.abort();
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

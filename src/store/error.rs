@@ -1,0 +1,60 @@
+//! The store's error, and the classification of database errors into "retry later" and "a bug".
+
+use crate::domain::{Amount, WalletId};
+use crate::store::Wallet;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("wallet {0} not found")]
+    WalletNotFound(WalletId),
+    #[error("wallet {} holds {} {currency}; cannot take {} {currency}", .wallet.id, .wallet.balance.format(.wallet.currency), .requested.format(.wallet.currency), currency = .wallet.currency)]
+    InsufficientFunds { wallet: Wallet, requested: Amount },
+    #[error("the balance of wallet {0} would exceed the largest representable amount")]
+    BalanceTooLarge(WalletId),
+    #[error("idempotency key was used for a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this idempotency key is still running")]
+    IdempotencyKeyInUse,
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The store's own machinery failed (a background task stopped): a bug, never the client's doing.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            // A connection cut during the handshake shows up as a protocol error.
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(error),
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                // PostgreSQL: connection exceptions, shutdown, too many connections, statement timeout,
+                // lock timeout. None says anything about the request; all say "try again".
+                Some(code)
+                    if code.starts_with("08")
+                        || code.starts_with("57P")
+                        || code == "53300"
+                        || code == "57014"
+                        || code == "55P03" =>
+                {
+                    Self::Unavailable(error)
+                }
+                // SQLite: busy or locked for longer than the busy timeout.
+                Some("5" | "6" | "517" | "261") => Self::Unavailable(error),
+                _ => Self::Database(error),
+            },
+            _ => Self::Database(error),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! What the store keeps for an `Idempotency-Key`: the claim a request takes, and the response recorded in the
+//! same transaction as its operation. The protocol around them (claim, run, replay, release) is
+//! `crate::idempotency`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+
+use super::{Result, StoreError};
+
+/// How long a claimed idempotency key may stay unfinished before another request may take it over:
+/// longer than any request can run (the request timeout), so a live request is never overtaken.
+pub const ABANDONED_CLAIM_AFTER: Duration = Duration::from_secs(120);
+/// How long finished idempotency records are kept (the contract asks for at least 24 hours).
+pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(48 * 3600);
+
+/// A response kept for an idempotency key, replayed byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+pub enum Claim {
+    /// The key is ours: run the operation and record its response with it.
+    New,
+    Replay(StoredResponse),
+}
+
+/// Records the response of an idempotent request in the same transaction as its operation.
+pub struct Finish<'a, T> {
+    pub key: &'a str,
+    pub render: &'a (dyn Fn(&T) -> StoredResponse + Send + Sync),
+}
+
+// Written by hand: a derive would require `T: Clone`, and `Finish` holds only references.
+impl<T> Clone for Finish<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Finish<'_, T> {}
+
+#[derive(Debug, FromRow)]
+pub(super) struct KeyRow {
+    request_hash: String,
+    status: Option<i32>,
+    location: Option<String>,
+    body: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl KeyRow {
+    /// The stored answer to replay, `None` while the first request is unfinished; refused for another request.
+    pub(super) fn into_claim(self, request_hash: &str) -> Result<Option<Claim>> {
+        if self.request_hash != request_hash {
+            return Err(StoreError::IdempotencyKeyReused);
+        }
+        Ok(match (self.status, self.body) {
+            (Some(status), Some(body)) => Some(Claim::Replay(StoredResponse {
+                status: u16::try_from(status)
+                    .map_err(|_| StoreError::Corrupt(format!("status {status}")))?,
+                location: self.location,
+                body,
+            })),
+            _ => None,
+        })
+    }
+
+    pub(super) fn is_abandoned(&self, now: DateTime<Utc>) -> bool {
+        self.status.is_none() && now - self.created_at > to_delta(ABANDONED_CLAIM_AFTER)
+    }
+}
+
+/// The instant `age` ago, for "older than" comparisons in SQL.
+pub(super) fn cutoff(age: Duration) -> DateTime<Utc> {
+    Utc::now() - chrono::TimeDelta::from_std(age).unwrap_or(chrono::TimeDelta::zero())
+}
+
+fn to_delta(age: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(age).unwrap_or(chrono::TimeDelta::MAX)
+}

@@ -1,0 +1,269 @@
+//! The wallet page's form posts: deposit, withdraw, transfer and close. Each answers with a 303 to a page showing a
+//! fixed notice, or with the wallet page again (what was typed kept, the refusal beside its field).
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+
+use super::error::{PageError, replayed, see_other};
+use super::forms::{self, FormBody, Posted, Refusal, counted, mark_refused};
+use super::views::{Field, WalletForms, display_amount};
+use super::wallet::{page_wallet_id, refused_wallet};
+use crate::domain::{Amount, Currency, WalletId};
+use crate::idempotency::{Ran, run_once};
+use crate::outcome::{Operation, OperationKind, ProblemKind};
+use crate::state::AppState;
+use crate::store::{LedgerEntry, Movement, StoreError, Transfer};
+
+/// `POST /ui/wallets/{id}/deposit`.
+pub async fn deposit(state: State<AppState>, id: Path<String>, form: FormBody) -> Response {
+    move_money(state, id, form, OperationKind::Deposit).await
+}
+
+/// `POST /ui/wallets/{id}/withdraw`: refused with 409 beside the amount when the wallet holds less.
+pub async fn withdraw(state: State<AppState>, id: Path<String>, form: FormBody) -> Response {
+    move_money(state, id, form, OperationKind::Withdrawal).await
+}
+
+async fn move_money(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    form: FormBody,
+    kind: OperationKind,
+) -> Response {
+    let notice = match kind {
+        OperationKind::Withdrawal => "withdrawn",
+        _ => "deposited",
+    };
+    let amount_field: FieldOf = match kind {
+        OperationKind::Withdrawal => |forms| &mut forms.withdraw_amount,
+        _ => |forms| &mut forms.deposit_amount,
+    };
+    let mut op = Operation::new(kind);
+    let posted = async {
+        let id = page_wallet_id(&id)?;
+        let currency = op.currency(app.store.wallet_currency(id).await?);
+        let mut forms = WalletForms::blank(forms::new_key);
+        *amount_field(&mut forms) = Field::typed(form.get("amount"));
+        let amount = match Amount::parse_positive(form.get("amount").trim(), currency) {
+            Ok(amount) => op.amount(amount),
+            Err(error) => {
+                let refusal = forms::amount_refusal(error, currency);
+                return Ok(refused(&app, id, forms, amount_field, refusal).await);
+            }
+        };
+        let location = format!("/ui/wallets/{id}?notice={notice}");
+        let render = |_: &Movement| forms::redirect(location.clone());
+        let store = &app.store;
+        let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
+            match kind {
+                OperationKind::Withdrawal => store.withdraw(id, amount, finish).await,
+                _ => store.deposit(id, amount, finish).await,
+            }
+        })
+        .await;
+        let refusal = match result {
+            Ok(Ran::Done(moved)) => {
+                tracing::info!(wallet_id = %id, operation = kind.label(), %currency, amount = %amount.format(currency),
+                    balance = %moved.wallet.balance.format(currency), "money moved from the web app");
+                return Ok(Posted::Done(see_other(&location)));
+            }
+            Ok(Ran::Replayed(stored)) => return Ok(Posted::AlreadySent(replayed(stored, &location))),
+            Err(StoreError::IdempotencyKeyInUse) => {
+                let pending = see_other(&format!("/ui/wallets/{id}?notice=pending"));
+                return Ok(Posted::AlreadySent(pending));
+            }
+            Err(StoreError::IdempotencyKeyReused) => forms::resubmitted(),
+            Err(StoreError::InsufficientFunds { wallet, .. }) => {
+                insufficient_funds(wallet.balance, currency)
+            }
+            Err(StoreError::BalanceTooLarge(_)) => Refusal::new(
+                ProblemKind::AmountTooLarge,
+                "That would take the balance over the largest amount a wallet can hold.",
+            ),
+            Err(error) => return Err(PageError::from(error)),
+        };
+        Ok(refused(&app, id, forms, amount_field, refusal).await)
+    }
+    .await;
+    counted(op, &app, posted)
+}
+
+/// Picks one field out of the wallet page's forms.
+type FieldOf = fn(&mut WalletForms) -> &mut Field;
+
+/// The wallet page again with `refusal` beside the field `field` picks out.
+async fn refused(
+    app: &AppState,
+    id: WalletId,
+    mut forms: WalletForms,
+    field: FieldOf,
+    refusal: Refusal,
+) -> Posted {
+    let kind = mark_refused([(field(&mut forms), Some(refusal))]);
+    Posted::Refused(kind, refused_wallet(app, id, forms, kind.status()).await)
+}
+
+/// `POST /ui/wallets/{id}/transfer`: to another open wallet of the same currency.
+pub async fn transfer(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    form: FormBody,
+) -> Response {
+    let mut op = Operation::new(OperationKind::Transfer);
+    let posted = async {
+        let from = page_wallet_id(&id)?;
+        let currency = op.currency(app.store.wallet_currency(from).await?);
+        let mut forms = WalletForms::blank(forms::new_key);
+        forms.transfer_to = Field::typed(form.get("to"));
+        forms.transfer_amount = Field::typed(form.get("amount"));
+
+        let to = destination(&app, from, currency, form.get("to")).await?;
+        let amount = Amount::parse_positive(form.get("amount").trim(), currency)
+            .map_err(|error| forms::amount_refusal(error, currency));
+        let (to, amount) = match (to, amount) {
+            (Ok(to), Ok(amount)) => (to, op.amount(amount)),
+            (to, amount) => {
+                let kind = mark_refused([
+                    (&mut forms.transfer_to, to.err()),
+                    (&mut forms.transfer_amount, amount.err()),
+                ]);
+                let page = refused_wallet(&app, from, forms, kind.status()).await;
+                return Ok(Posted::Refused(kind, page));
+            }
+        };
+        let location = format!("/ui/wallets/{from}?notice=transferred");
+        let render = |_: &Transfer| forms::redirect(location.clone());
+        let store = &app.store;
+        let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
+            store.transfer(from, to, amount, finish).await
+        })
+        .await;
+        let to_field: FieldOf = |forms| &mut forms.transfer_to;
+        let amount_field: FieldOf = |forms| &mut forms.transfer_amount;
+        let posted = match result {
+            Ok(Ran::Done(_)) => {
+                tracing::info!(from_wallet_id = %from, to_wallet_id = %to, %currency,
+                    amount = %amount.format(currency), "money transferred from the web app");
+                Posted::Done(see_other(&location))
+            }
+            Ok(Ran::Replayed(stored)) => Posted::AlreadySent(replayed(stored, &location)),
+            Err(StoreError::IdempotencyKeyInUse) => {
+                Posted::AlreadySent(see_other(&format!("/ui/wallets/{from}?notice=pending")))
+            }
+            Err(StoreError::IdempotencyKeyReused) => {
+                refused(&app, from, forms, amount_field, forms::resubmitted()).await
+            }
+            Err(StoreError::InsufficientFunds { wallet, .. }) => {
+                let refusal = insufficient_funds(wallet.balance, currency);
+                refused(&app, from, forms, amount_field, refusal).await
+            }
+            Err(StoreError::BalanceTooLarge(_)) => {
+                let refusal = Refusal::new(
+                    ProblemKind::AmountTooLarge,
+                    "That would take the other wallet over the largest amount a wallet can hold.",
+                );
+                refused(&app, from, forms, amount_field, refusal).await
+            }
+            Err(StoreError::WalletNotFound(missing)) if missing == to => {
+                let refusal = Refusal::new(ProblemKind::WalletNotFound, gone(to));
+                refused(&app, from, forms, to_field, refusal).await
+            }
+            Err(error) => return Err(PageError::from(error)),
+        };
+        Ok(posted)
+    }
+    .await;
+    counted(op, &app, posted)
+}
+
+fn insufficient_funds(balance: Amount, currency: Currency) -> Refusal {
+    let message = format!(
+        "Insufficient funds: this wallet holds {} {currency}.",
+        display_amount(balance, currency)
+    );
+    Refusal::new(ProblemKind::InsufficientFunds, message)
+}
+
+fn gone(id: WalletId) -> String {
+    format!("There is no open wallet #{id}. It may have been closed.")
+}
+
+/// Reads the transfer's destination: a refusal beside the field, or a page error when the store is down.
+async fn destination(
+    app: &AppState,
+    from: WalletId,
+    currency: Currency,
+    typed: &str,
+) -> Result<Result<WalletId, Refusal>, PageError> {
+    let typed = typed.trim();
+    let typed = typed.strip_prefix('#').unwrap_or(typed);
+    let invalid = |message: &str| Ok(Err(Refusal::new(ProblemKind::InvalidRequest, message)));
+    if typed.is_empty() {
+        return invalid("Choose the wallet to transfer to.");
+    }
+    let Ok(to) = WalletId::parse(typed) else {
+        return invalid("Enter a wallet number, like 12.");
+    };
+    if to == from {
+        return invalid("Choose another wallet: a wallet cannot transfer to itself.");
+    }
+    match app.store.wallet_currency(to).await {
+        Ok(theirs) if theirs == currency => Ok(Ok(to)),
+        Ok(theirs) => {
+            let message = format!(
+                "Wallet #{to} holds {theirs}; a transfer needs the same currency on both sides ({currency})."
+            );
+            Ok(Err(Refusal::new(ProblemKind::CurrencyMismatch, message)))
+        }
+        Err(StoreError::WalletNotFound(_)) => {
+            Ok(Err(Refusal::new(ProblemKind::WalletNotFound, gone(to))))
+        }
+        Err(error) => Err(PageError::from(error)),
+    }
+}
+
+/// `POST /ui/wallets/{id}/close`: pays out what remains, closes the wallet, and returns to the list.
+pub async fn close_wallet(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    form: FormBody,
+) -> Response {
+    let mut op = Operation::new(OperationKind::Close);
+    let posted = async {
+        let id = page_wallet_id(&id)?;
+        op.currency(app.store.wallet_currency(id).await?);
+        if form.get("confirm") != "yes" {
+            let refusal = Refusal::new(
+                ProblemKind::InvalidRequest,
+                "Tick the box to confirm that this wallet should be closed.",
+            );
+            let forms = WalletForms::blank(forms::new_key);
+            let confirm: FieldOf = |forms| &mut forms.close_confirm;
+            return Ok(refused(&app, id, forms, confirm, refusal).await);
+        }
+        let location = "/?notice=closed";
+        let render = |_: &Option<LedgerEntry>| forms::redirect(location.to_owned());
+        let store = &app.store;
+        let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
+            store.close_wallet(id, finish).await
+        })
+        .await;
+        match result {
+            Ok(Ran::Done(payout)) => {
+                if let Some(entry) = &payout {
+                    op.amount(entry.amount);
+                }
+                tracing::info!(wallet_id = %id, paid_out = payout.map_or(0, |e| e.amount.minor_units()),
+                    "wallet closed from the web app");
+                Ok(Posted::Done(see_other(location)))
+            }
+            Ok(Ran::Replayed(stored)) => Ok(Posted::AlreadySent(replayed(stored, location))),
+            Err(StoreError::IdempotencyKeyInUse) => {
+                Ok(Posted::AlreadySent(see_other("/?notice=pending")))
+            }
+            Err(error) => Err(PageError::from(error)),
+        }
+    }
+    .await;
+    counted(op, &app, posted)
+}
