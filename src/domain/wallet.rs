@@ -75,6 +75,15 @@ impl Owner {
             Ok(Self(owner))
         }
     }
+
+    /// An owner filter (the API's `?owner=`, the web home page's filter), by the same rule as an owner: empty
+    /// (or only whitespace) means no filter; anything else must be a valid owner, and is compared normalised.
+    pub fn filter(text: Option<&str>) -> Result<Option<Self>, OwnerError> {
+        match text.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(text) => Self::parse(text).map(Some),
+        }
+    }
 }
 
 /// Cf (format: zero-width, bidi controls, U+FEFF), Zl (U+2028) and Zp (U+2029).
@@ -197,6 +206,29 @@ mod tests {
         assert_eq!(decomposed.as_ref(), "Zo\u{eb}");
         // The length is counted after normalising: 100 decomposed é are 100 characters.
         assert!(Owner::parse(&"e\u{301}".repeat(100)).is_ok());
+    }
+
+    #[test]
+    fn an_empty_owner_filter_is_no_filter_and_any_other_follows_the_owner_rule() {
+        assert_eq!(Owner::filter(None), Ok(None));
+        assert_eq!(Owner::filter(Some("")), Ok(None));
+        assert_eq!(Owner::filter(Some("  ")), Ok(None));
+        assert_eq!(
+            Owner::filter(Some(" Zoe\u{308} ")),
+            Ok(Some(Owner("Zo\u{eb}".to_owned())))
+        );
+        assert_eq!(
+            Owner::filter(Some("\u{0}")),
+            Err(OwnerError::ControlCharacter)
+        );
+        assert_eq!(
+            Owner::filter(Some("a\u{200B}")),
+            Err(OwnerError::FormatCharacter)
+        );
+        assert_eq!(
+            Owner::filter(Some(&"a".repeat(101))),
+            Err(OwnerError::TooLong)
+        );
     }
 
     #[test]

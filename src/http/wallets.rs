@@ -85,8 +85,9 @@ pub async fn list_wallets(
 ) -> Result<Response> {
     let limit = page_size(query.limit.as_deref())?;
     let currency = query.currency.as_deref().map(Currency::parse).transpose()?;
+    let owner = Owner::filter(query.owner.as_deref())?;
     let filter = WalletFilter {
-        owner: query.owner.as_deref().map(str::trim).map(str::to_owned),
+        owner: owner.map(|owner| owner.as_ref().to_owned()),
         currency,
         after: cursor(query.after.as_deref(), "after")?.map(WalletId::from_db),
         limit,
