@@ -36,6 +36,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 413 => ProblemKind::PayloadTooLarge.into(),
                 _ => ApiError::invalid_json(rejection.body_text()),
             })?;
+        // A body that is not UTF-8 is not JSON (RFC 8259 §8.1), wherever the bad bytes are.
+        if std::str::from_utf8(&bytes).is_err() {
+            return Err(ApiError::invalid_json("the body is not valid UTF-8"));
+        }
         // Syntax first, so that `[1, 2` is reported as broken JSON rather than as the wrong shape.
         serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
             .map_err(|error| ApiError::invalid_json(error.to_string()))?;

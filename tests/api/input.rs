@@ -11,6 +11,9 @@ crate::on_both_backends!(
     a_nul_or_invalid_owner_filter_is_refused_with_422,
     the_web_owner_filter_follows_the_owner_rule,
     a_close_form_sent_again_with_other_values_is_refused_with_422,
+    path_ids_that_are_not_utf8_are_problem_json,
+    repeated_or_non_utf8_query_parameters_are_422,
+    a_body_that_is_not_utf8_is_invalid_json,
     invisible_and_bidi_owners_are_refused,
     owners_are_normalised_to_nfc,
 );
@@ -99,6 +102,60 @@ async fn a_close_form_sent_again_with_other_values_is_refused_with_422(backend: 
     assert_eq!(repeat.status, 303);
     assert_eq!(app.snapshot().await, before);
     assert_eq!(app.balance(&other).await, "3.00");
+}
+
+// Item 2: axum answered these in plain text (400).
+async fn path_ids_that_are_not_utf8_are_problem_json(backend: Backend) {
+    let app = app(backend).await;
+    app.create_wallet("paths", "EUR", "1.00").await;
+    let before = app.snapshot().await;
+    for path in [
+        "/wallet/%FF",
+        "/wallet/balance/%FF",
+        "/wallet/%FF/transactions",
+        "/wallet/%C3%28",
+    ] {
+        app.get(path).await.assert_problem(404, "wallet_not_found");
+    }
+    app.delete("/wallet/%FF")
+        .await
+        .assert_problem(404, "wallet_not_found");
+    assert_eq!(app.snapshot().await, before);
+}
+
+async fn repeated_or_non_utf8_query_parameters_are_422(backend: Backend) {
+    let app = app(backend).await;
+    let id = app.create_wallet("queries", "EUR", "1.00").await;
+    let before = app.snapshot().await;
+    for path in [
+        "/wallet/?limit=1&limit=2".to_owned(),
+        "/wallet?owner=a&owner=b".to_owned(),
+        "/wallet/?owner=%FF".to_owned(),
+        "/wallet/?%FF=1".to_owned(),
+        format!("/wallet/{id}/transactions?before=1&before=2"),
+        format!("/wallet/{id}/transactions?limit=%FF"),
+    ] {
+        app.get(&path).await.assert_problem(422, "invalid_request");
+    }
+    assert_eq!(app.snapshot().await, before);
+}
+
+async fn a_body_that_is_not_utf8_is_invalid_json(backend: Backend) {
+    let app = app(backend).await;
+    let id = app.create_wallet("bytes", "EUR", "1.00").await;
+    let before = app.snapshot().await;
+    let json = Some("application/json");
+    let mut inside_a_string = format!(r#"{{"id": "{id}", "amount": "1.00", "x": ""#).into_bytes();
+    inside_a_string.extend_from_slice(b"\xff\xfe\"}");
+    app.post_raw("/wallet/deposit", json, inside_a_string)
+        .await
+        .assert_problem(400, "invalid_json");
+    let mut owner = br#"{"owner": "a"#.to_vec();
+    owner.extend_from_slice(b"\xc3\x28\", \"currency\": \"EUR\"}");
+    app.post_raw("/wallet/", json, owner)
+        .await
+        .assert_problem(400, "invalid_json");
+    assert_eq!(app.snapshot().await, before);
 }
 
 // Item 9: zero-width, bidi and line-separator characters made two owners look alike.
