@@ -5,7 +5,8 @@ use std::fmt;
 use unicode_normalization::UnicodeNormalization;
 use unicode_properties::general_category::{GeneralCategory, UnicodeGeneralCategory};
 
-/// A wallet id: a positive sequential integer, rendered as a string in JSON.
+/// A wallet id: a positive sequential integer, rendered as a string in JSON. Its one spelling is the canonical
+/// decimal one: no sign, no leading zero, no spaces (`01` is not another spelling of `1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WalletId(i64);
 
@@ -15,8 +16,9 @@ pub struct WalletIdError(pub String);
 
 impl WalletId {
     pub fn parse(text: &str) -> Result<Self, WalletIdError> {
+        let canonical = text.bytes().all(|b| b.is_ascii_digit()) && !text.starts_with('0');
         match text.parse::<i64>() {
-            Ok(id) if id > 0 && !text.starts_with('+') => Ok(Self(id)),
+            Ok(id) if id > 0 && canonical => Ok(Self(id)),
             _ => Err(WalletIdError(text.to_owned())),
         }
     }
@@ -156,6 +158,10 @@ mod tests {
             "abc",
             "99999999999999999999",
             " 1",
+            "01",
+            "007",
+            "1_000",
+            "١",
         ] {
             assert!(WalletId::parse(bad).is_err(), "{bad:?}");
         }

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use super::error::ApiError;
 use crate::domain::{Amount, Currency, WalletId};
-use crate::idempotency::IdempotencyKey;
+use crate::idempotency::{FORM_KEY_PREFIX, IdempotencyKey};
 use crate::outcome::ProblemKind;
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -76,6 +76,12 @@ fn idempotency_key(headers: &header::HeaderMap) -> Result<Option<String>, ApiErr
         return Err(ApiError::invalid_request(
             "Idempotency-Key must be 1 to 255 printable ASCII characters",
         ));
+    }
+    // The web app's form keys live in the same table under this prefix: an API key must never meet one.
+    if bytes.starts_with(FORM_KEY_PREFIX.as_bytes()) {
+        return Err(ApiError::invalid_request(format!(
+            "Idempotency-Key must not start with {FORM_KEY_PREFIX:?}: that prefix is reserved for the web app's forms"
+        )));
     }
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
