@@ -2,7 +2,11 @@
 
 use std::fmt;
 
-/// A wallet id: a positive sequential integer, rendered as a string in JSON.
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::general_category::{GeneralCategory, UnicodeGeneralCategory};
+
+/// A wallet id: a positive sequential integer, rendered as a string in JSON. Its one spelling is the canonical
+/// decimal one: no sign, no leading zero, no spaces (`01` is not another spelling of `1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WalletId(i64);
 
@@ -12,8 +16,9 @@ pub struct WalletIdError(pub String);
 
 impl WalletId {
     pub fn parse(text: &str) -> Result<Self, WalletIdError> {
+        let canonical = text.bytes().all(|b| b.is_ascii_digit()) && !text.starts_with('0');
         match text.parse::<i64>() {
-            Ok(id) if id > 0 && !text.starts_with('+') => Ok(Self(id)),
+            Ok(id) if id > 0 && canonical => Ok(Self(id)),
             _ => Err(WalletIdError(text.to_owned())),
         }
     }
@@ -34,7 +39,10 @@ impl fmt::Display for WalletId {
     }
 }
 
-/// A wallet owner's name: 1–100 characters after trimming, no control characters.
+/// A wallet owner's name: 1–100 characters after trimming and normalising to Unicode NFC, with no control
+/// characters (category Cc) and no invisible or bidirectional formatting characters (Cf: zero-width spaces and
+/// joiners, bidi overrides and isolates, U+FEFF; Zl and Zp: U+2028, U+2029), so two owners that look the same
+/// are the same owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner(String);
 
@@ -46,23 +54,48 @@ pub enum OwnerError {
     TooLong,
     #[error("owner must not contain control characters")]
     ControlCharacter,
+    #[error(
+        "owner must not contain invisible or bidirectional formatting characters (such as U+200B or U+202E)"
+    )]
+    FormatCharacter,
 }
 
 impl Owner {
     pub const MAX_CHARS: usize = 100;
 
     pub fn parse(text: &str) -> Result<Self, OwnerError> {
-        let trimmed = text.trim();
-        if trimmed.is_empty() {
+        let owner: String = text.trim().nfc().collect();
+        if owner.is_empty() {
             Err(OwnerError::Empty)
-        } else if trimmed.chars().count() > Self::MAX_CHARS {
+        } else if owner.chars().count() > Self::MAX_CHARS {
             Err(OwnerError::TooLong)
-        } else if trimmed.chars().any(char::is_control) {
+        } else if owner.chars().any(char::is_control) {
             Err(OwnerError::ControlCharacter)
+        } else if owner.chars().any(is_format_or_separator) {
+            Err(OwnerError::FormatCharacter)
         } else {
-            Ok(Self(trimmed.to_owned()))
+            Ok(Self(owner))
         }
     }
+
+    /// An owner filter (the API's `?owner=`, the web home page's filter), by the same rule as an owner: empty
+    /// (or only whitespace) means no filter; anything else must be a valid owner, and is compared normalised.
+    pub fn filter(text: Option<&str>) -> Result<Option<Self>, OwnerError> {
+        match text.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(text) => Self::parse(text).map(Some),
+        }
+    }
+}
+
+/// Cf (format: zero-width, bidi controls, U+FEFF), Zl (U+2028) and Zp (U+2029).
+fn is_format_or_separator(c: char) -> bool {
+    matches!(
+        c.general_category(),
+        GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    )
 }
 
 impl AsRef<str> for Owner {
@@ -125,6 +158,10 @@ mod tests {
             "abc",
             "99999999999999999999",
             " 1",
+            "01",
+            "007",
+            "1_000",
+            "١",
         ] {
             assert!(WalletId::parse(bad).is_err(), "{bad:?}");
         }
@@ -140,6 +177,64 @@ mod tests {
         assert!(Owner::parse(&"é".repeat(100)).is_ok());
         assert_eq!(Owner::parse(&"é".repeat(101)), Err(OwnerError::TooLong));
         assert_eq!(Owner::parse("a\u{7}b"), Err(OwnerError::ControlCharacter));
+        assert_eq!(Owner::parse("a\u{0}b"), Err(OwnerError::ControlCharacter));
+    }
+
+    #[test]
+    fn invisible_and_bidi_characters_are_refused_in_owners() {
+        for spoof in [
+            "ali\u{200B}ce",
+            "ali\u{200D}ce",
+            "\u{FEFF}alice",
+            "alice\u{202E}moc.evil",
+            "ali\u{2028}ce",
+            "ali\u{2029}ce",
+            "ali\u{2066}ce\u{2069}",
+            "ali\u{00AD}ce",
+        ] {
+            assert_eq!(
+                Owner::parse(spoof),
+                Err(OwnerError::FormatCharacter),
+                "{spoof:?}"
+            );
+        }
+        // Letters, marks and ordinary spaces of every script are still owners.
+        for fine in ["Zoë", "李小龍", "Ελένη", "José María", "علي"] {
+            assert!(Owner::parse(fine).is_ok(), "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn owners_are_normalised_to_nfc() {
+        let decomposed = Owner::parse("Zoe\u{308}").expect("owner");
+        let composed = Owner::parse("Zo\u{eb}").expect("owner");
+        assert_eq!(decomposed, composed);
+        assert_eq!(decomposed.as_ref(), "Zo\u{eb}");
+        // The length is counted after normalising: 100 decomposed é are 100 characters.
+        assert!(Owner::parse(&"e\u{301}".repeat(100)).is_ok());
+    }
+
+    #[test]
+    fn an_empty_owner_filter_is_no_filter_and_any_other_follows_the_owner_rule() {
+        assert_eq!(Owner::filter(None), Ok(None));
+        assert_eq!(Owner::filter(Some("")), Ok(None));
+        assert_eq!(Owner::filter(Some("  ")), Ok(None));
+        assert_eq!(
+            Owner::filter(Some(" Zoe\u{308} ")),
+            Ok(Some(Owner("Zo\u{eb}".to_owned())))
+        );
+        assert_eq!(
+            Owner::filter(Some("\u{0}")),
+            Err(OwnerError::ControlCharacter)
+        );
+        assert_eq!(
+            Owner::filter(Some("a\u{200B}")),
+            Err(OwnerError::FormatCharacter)
+        );
+        assert_eq!(
+            Owner::filter(Some(&"a".repeat(101))),
+            Err(OwnerError::TooLong)
+        );
     }
 
     #[test]

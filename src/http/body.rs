@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use super::error::ApiError;
 use crate::domain::{Amount, Currency, WalletId};
-use crate::idempotency::IdempotencyKey;
+use crate::idempotency::{FORM_KEY_PREFIX, IdempotencyKey};
 use crate::outcome::ProblemKind;
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -36,6 +36,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 413 => ProblemKind::PayloadTooLarge.into(),
                 _ => ApiError::invalid_json(rejection.body_text()),
             })?;
+        // A body that is not UTF-8 is not JSON (RFC 8259 §8.1), wherever the bad bytes are.
+        if std::str::from_utf8(&bytes).is_err() {
+            return Err(ApiError::invalid_json("the body is not valid UTF-8"));
+        }
         // Syntax first, so that `[1, 2` is reported as broken JSON rather than as the wrong shape.
         serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
             .map_err(|error| ApiError::invalid_json(error.to_string()))?;
@@ -72,6 +76,12 @@ fn idempotency_key(headers: &header::HeaderMap) -> Result<Option<String>, ApiErr
         return Err(ApiError::invalid_request(
             "Idempotency-Key must be 1 to 255 printable ASCII characters",
         ));
+    }
+    // The web app's form keys live in the same table under this prefix: an API key must never meet one.
+    if bytes.starts_with(FORM_KEY_PREFIX.as_bytes()) {
+        return Err(ApiError::invalid_request(format!(
+            "Idempotency-Key must not start with {FORM_KEY_PREFIX:?}: that prefix is reserved for the web app's forms"
+        )));
     }
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }

@@ -3,6 +3,7 @@
 
 mod body;
 mod error;
+mod extract;
 mod openapi;
 mod ops;
 mod paging;

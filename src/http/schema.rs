@@ -90,7 +90,7 @@ pub struct TransferResponse {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListWalletsQuery {
-    /// Only wallets of this owner (exact match).
+    /// Only wallets of this owner (exact match after trimming and NFC); empty means no filter.
     pub owner: Option<String>,
     /// Only wallets in this currency.
     pub currency: Option<String>,

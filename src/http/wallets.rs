@@ -1,12 +1,13 @@
 //! The wallet API under `/wallet`: the original project's routes (docs/api.md, "Compatibility") plus history,
 //! transfers and paging.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::body::JsonBody;
 use super::error::{ApiError, Problem, Result};
+use super::extract::{ApiQuery, PathId};
 use super::paging::{cursor, link_next, page_size};
 use super::respond::{answer, json_response};
 use super::schema::{
@@ -18,10 +19,6 @@ use crate::idempotency::{Ran, run_once};
 use crate::outcome::{Operation, OperationKind};
 use crate::state::AppState;
 use crate::store::{Movement, StoredResponse, Transfer, WalletFilter};
-
-fn path_id(id: &str) -> Result<WalletId> {
-    Ok(WalletId::parse(id)?)
-}
 
 /// Counts the operation once it is answered (a replay ran before and is not counted again) and renders it.
 fn counted<T>(
@@ -81,12 +78,13 @@ pub async fn create_wallet(
         (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_wallets(
     State(app): State<AppState>,
-    query: Query<ListWalletsQuery>,
+    ApiQuery(query): ApiQuery<ListWalletsQuery>,
 ) -> Result<Response> {
     let limit = page_size(query.limit.as_deref())?;
     let currency = query.currency.as_deref().map(Currency::parse).transpose()?;
+    let owner = Owner::filter(query.owner.as_deref())?;
     let filter = WalletFilter {
-        owner: query.owner.as_deref().map(str::trim).map(str::to_owned),
+        owner: owner.map(|owner| owner.as_ref().to_owned()),
         currency,
         after: cursor(query.after.as_deref(), "after")?.map(WalletId::from_db),
         limit,
@@ -112,9 +110,9 @@ pub async fn list_wallets(
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_wallet(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<axum::Json<WalletResponse>> {
-    let wallet = app.store.get_wallet(path_id(&id)?).await?;
+    let wallet = app.store.get_wallet(id).await?;
     Ok(axum::Json(WalletResponse::new(&wallet, None)))
 }
 
@@ -122,10 +120,7 @@ pub async fn get_wallet(
 #[utoipa::path(get, path = "/wallet/balance/{id}", tag = "wallets", params(("id" = String, Path)),
     responses((status = 200, body = WalletResponse),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_balance(
-    state: State<AppState>,
-    id: Path<String>,
-) -> Result<axum::Json<WalletResponse>> {
+pub async fn get_balance(state: State<AppState>, id: PathId) -> Result<axum::Json<WalletResponse>> {
     get_wallet(state, id).await
 }
 
@@ -235,10 +230,9 @@ pub async fn transfer(
         (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_transactions(
     State(app): State<AppState>,
-    Path(id): Path<String>,
-    query: Query<ListTransactionsQuery>,
+    PathId(id): PathId,
+    ApiQuery(query): ApiQuery<ListTransactionsQuery>,
 ) -> Result<Response> {
-    let id = path_id(&id)?;
     let limit = page_size(query.limit.as_deref())?;
     let before = cursor(query.before.as_deref(), "before")?;
     let currency = app.store.wallet_currency(id).await?;
@@ -258,10 +252,9 @@ pub async fn list_transactions(
 /// Close a wallet: what remains is paid out as a final `closing` entry; the id then answers 404.
 #[utoipa::path(delete, path = "/wallet/{id}", tag = "wallets", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn close_wallet(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+pub async fn close_wallet(State(app): State<AppState>, PathId(id): PathId) -> Result<Response> {
     let mut op = Operation::new(OperationKind::Close);
     let result = async {
-        let id = path_id(&id)?;
         op.currency(app.store.wallet_currency(id).await?);
         let payout = app.store.close_wallet(id, None).await?;
         if let Some(entry) = &payout {

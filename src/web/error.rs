@@ -15,6 +15,11 @@ pub enum PageError {
     NotFound,
     WalletNotFound,
     BadRequest,
+    /// The home page's owner filter breaks the owner rule (a control or invisible character, too long).
+    InvalidOwnerFilter,
+    /// A form's key came back with other values (the close form: its wallet is usually gone by then, so the
+    /// refusal cannot stand beside the field on the wallet page).
+    Resubmitted,
     PayloadTooLarge,
     UnsupportedMediaType,
     CrossSite,
@@ -30,6 +35,8 @@ impl PageError {
             Self::NotFound => ProblemKind::NotFound,
             Self::WalletNotFound => ProblemKind::WalletNotFound,
             Self::BadRequest => ProblemKind::InvalidJson,
+            Self::InvalidOwnerFilter => ProblemKind::InvalidRequest,
+            Self::Resubmitted => ProblemKind::IdempotencyKeyReused,
             Self::PayloadTooLarge => ProblemKind::PayloadTooLarge,
             Self::UnsupportedMediaType => ProblemKind::UnsupportedMediaType,
             Self::CrossSite => ProblemKind::Forbidden,
@@ -49,6 +56,14 @@ impl PageError {
             Self::BadRequest => (
                 "Bad request",
                 "The form could not be read. Please try again.",
+            ),
+            Self::InvalidOwnerFilter => (
+                "Invalid owner filter",
+                "An owner’s name has at most 100 characters and no control or invisible characters. Go back to the list and try another name.",
+            ),
+            Self::Resubmitted => (
+                "Form already sent",
+                "This form was already sent with other values. Check the result, then fill in the form again.",
             ),
             Self::PayloadTooLarge => ("Form too large", "The form sent was too large."),
             Self::UnsupportedMediaType => (

@@ -187,6 +187,9 @@ pub fn owner_refusal(error: OwnerError) -> Refusal {
         OwnerError::ControlCharacter => {
             "Remove the control characters (such as tabs or line breaks) from the owner."
         }
+        OwnerError::FormatCharacter => {
+            "Remove the invisible characters (such as zero-width spaces or text-direction marks) from the owner."
+        }
     };
     Refusal::new(ProblemKind::InvalidRequest, message)
 }

@@ -20,7 +20,13 @@ pub const WALLETS_PER_PAGE: u32 = 20;
 /// `GET /`: the wallets, oldest first, a page at a time, optionally of one owner; and the create form.
 pub async fn show_home(State(app): State<AppState>, RawQuery(query): RawQuery) -> Response {
     let query = QueryParams::parse(query.as_deref());
-    let owner = query.get("owner").unwrap_or_default().trim().to_owned();
+    // The same rule as the API's `?owner=`: empty means no filter, anything else must be a valid owner.
+    let owner = match Owner::filter(query.get("owner")) {
+        Ok(owner) => owner
+            .map(|owner| owner.as_ref().to_owned())
+            .unwrap_or_default(),
+        Err(_) => return PageError::InvalidOwnerFilter.render(&app),
+    };
     let after = query.cursor("after");
     let create = CreateForm::blank(forms::new_key());
     match home_page(&app, owner, after, query.notice(), create).await {

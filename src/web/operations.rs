@@ -261,6 +261,9 @@ pub async fn close_wallet(
             Err(StoreError::IdempotencyKeyInUse) => {
                 Ok(Posted::AlreadySent(see_other("/?notice=pending")))
             }
+            // The same form key with other values: 422, as the other forms answer. The first post most likely
+            // closed the wallet, so there is no wallet page to show the refusal on.
+            Err(StoreError::IdempotencyKeyReused) => Err(PageError::Resubmitted),
             Err(error) => Err(PageError::from(error)),
         }
     }

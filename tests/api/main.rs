@@ -8,6 +8,7 @@ mod concurrency;
 mod errors;
 mod faults;
 mod idempotency;
+mod input;
 mod observability;
 mod readme;
 mod routes;
