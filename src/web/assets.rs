@@ -3,10 +3,12 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::{Path, RawQuery};
+use axum::extract::RawQuery;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
+
+use super::query::Segment;
 
 struct Asset {
     name: &'static str,
@@ -58,7 +60,7 @@ pub fn icon_url() -> &'static str {
 
 /// `GET /static/{file}`: the embedded file, with a strong ETag; immutable when asked for by its current hash.
 pub async fn serve_asset(
-    Path(file): Path<String>,
+    Segment(file): Segment,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {

@@ -1,11 +1,12 @@
 //! The wallet page's form posts: deposit, withdraw, transfer and close. Each answers with a 303 to a page showing a
 //! fixed notice, or with the wallet page again (what was typed kept, the refusal beside its field).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 
 use super::error::{PageError, replayed, see_other};
 use super::forms::{self, FormBody, Posted, Refusal, counted, mark_refused};
+use super::query::Segment;
 use super::views::{Field, WalletForms, display_amount};
 use super::wallet::{page_wallet_id, refused_wallet};
 use crate::domain::{Amount, Currency, WalletId};
@@ -15,18 +16,18 @@ use crate::state::AppState;
 use crate::store::{LedgerEntry, Movement, StoreError, Transfer};
 
 /// `POST /ui/wallets/{id}/deposit`.
-pub async fn deposit(state: State<AppState>, id: Path<String>, form: FormBody) -> Response {
+pub async fn deposit(state: State<AppState>, id: Segment, form: FormBody) -> Response {
     move_money(state, id, form, OperationKind::Deposit).await
 }
 
 /// `POST /ui/wallets/{id}/withdraw`: refused with 409 beside the amount when the wallet holds less.
-pub async fn withdraw(state: State<AppState>, id: Path<String>, form: FormBody) -> Response {
+pub async fn withdraw(state: State<AppState>, id: Segment, form: FormBody) -> Response {
     move_money(state, id, form, OperationKind::Withdrawal).await
 }
 
 async fn move_money(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    Segment(id): Segment,
     form: FormBody,
     kind: OperationKind,
 ) -> Response {
@@ -106,7 +107,7 @@ async fn refused(
 /// `POST /ui/wallets/{id}/transfer`: to another open wallet of the same currency.
 pub async fn transfer(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    Segment(id): Segment,
     form: FormBody,
 ) -> Response {
     let mut op = Operation::new(OperationKind::Transfer);
@@ -225,7 +226,7 @@ async fn destination(
 /// `POST /ui/wallets/{id}/close`: pays out what remains, closes the wallet, and returns to the list.
 pub async fn close_wallet(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    Segment(id): Segment,
     form: FormBody,
 ) -> Response {
     let mut op = Operation::new(OperationKind::Close);

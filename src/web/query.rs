@@ -1,5 +1,27 @@
-//! Query strings of the pages: parameters read leniently, links built with them, and the fixed notices a redirect
-//! may ask for.
+//! Addresses of the pages: the path segment of a route, query parameters read leniently, links built with them,
+//! and the fixed notices a redirect may ask for.
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::response::Response;
+
+use super::error::PageError;
+use crate::state::AppState;
+
+/// The `{id}` or `{file}` segment of a page's address, as text. A segment axum cannot read (bytes that are not
+/// UTF-8 once percent-decoded) names no page: the HTML 404 page, never a plain-text 400.
+pub struct Segment(pub String);
+
+impl FromRequestParts<AppState> for Segment {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Response> {
+        match Path::<String>::from_request_parts(parts, app).await {
+            Ok(Path(text)) => Ok(Self(text)),
+            Err(_) => Err(PageError::NotFound.render(app)),
+        }
+    }
+}
 
 /// The notices a redirect may ask for. Only these fixed texts are ever shown: the query names one, it is
 /// never echoed.

@@ -451,6 +451,24 @@ async fn unknown_pages_and_malformed_wallet_ids_under_ui_are_html_404_pages() {
 }
 
 #[tokio::test]
+async fn addresses_that_are_not_utf8_are_html_404_pages_never_plain_text() {
+    let app = TestApp::new().await;
+    let wallet = app.create("Ada", "EUR", "10.00").await;
+
+    for uri in ["/ui/wallets/%FF", "/ui/wallets/%FF/deposit", "/static/%FF"] {
+        let answer = app.get(uri).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(answer.body.contains("<h1"), "{uri}: {}", answer.body);
+    }
+    let posted = app
+        .post_form("/ui/wallets/%FF/deposit", &[("amount", "1.00")])
+        .await;
+    assert_eq!(posted.status, StatusCode::NOT_FOUND);
+    assert!(posted.body.contains("<h1"), "{}", posted.body);
+    assert_eq!(app.balance(&wallet).await, "10.00");
+}
+
+#[tokio::test]
 async fn a_get_on_a_form_address_goes_back_to_the_wallet_page() {
     let app = TestApp::new().await;
 

@@ -1,12 +1,12 @@
 //! The wallet page: balance, the forms, and the history newest first; and the redirects that lead back to it.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::error::{PageError, html, see_other};
 use super::forms;
-use super::query::{QueryParams, url_with};
+use super::query::{QueryParams, Segment, url_with};
 use super::views::{
     Candidate, Chrome, EntryView, TransferTarget, WalletForms, WalletPage, WalletView,
 };
@@ -26,7 +26,7 @@ pub fn page_wallet_id(id: &str) -> Result<WalletId, PageError> {
 /// `GET /ui/wallets/{id}`: balance, the forms, and the history newest first (`?before=` pages back).
 pub async fn show_wallet(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    Segment(id): Segment,
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = QueryParams::parse(query.as_deref());
@@ -118,7 +118,7 @@ pub async fn refused_wallet(
 }
 
 /// A GET on a form's address (say, the address bar after a refused post) goes to the wallet page.
-pub async fn redirect_to_wallet(Path(id): Path<String>) -> Response {
+pub async fn redirect_to_wallet(Segment(id): Segment) -> Response {
     match WalletId::parse(&id) {
         Ok(id) => see_other(&format!("/ui/wallets/{id}")),
         Err(_) => see_other("/"),
