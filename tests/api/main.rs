@@ -7,6 +7,7 @@ mod concurrency;
 mod errors;
 mod faults;
 mod idempotency;
+mod limits;
 mod observability;
 mod readme;
 mod routes;
