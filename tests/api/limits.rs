@@ -1,12 +1,18 @@
 //! Limits a client must not be able to push past: metric series, counters, logs, slow connections, locks.
 
-use serde_json::json;
+use std::time::Duration;
 
-use crate::helpers::{Backend, TestApp};
+use revwallet::config::ServeArgs;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{Backend, Process, TestApp, TestDatabase};
 
 crate::on_both_backends!(
     made_up_methods_fold_into_one_other_series,
     money_moved_never_goes_down_even_past_the_largest_counter,
+    nothing_from_a_request_forges_a_log_line,
+    a_client_too_slow_to_send_its_headers_is_disconnected,
 );
 
 fn series<'a>(metrics: &'a str, family: &str) -> Vec<&'a str> {
@@ -75,5 +81,113 @@ async fn money_moved_never_goes_down_even_past_the_largest_counter(backend: Back
     assert!(
         last >= 1.8e19,
         "the total saturates at the largest counter: {last}"
+    );
+}
+
+async fn nothing_from_a_request_forges_a_log_line(backend: Backend) {
+    let database = TestDatabase::create(backend).await.expect("database");
+    let process = Process::start(
+        &database.url,
+        &[("REVWALLET_LOG_FORMAT", "text"), ("RUST_LOG", "info")],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    // A percent-decoded newline in a path id: the refusal's detail is logged.
+    let closed = client
+        .delete(process.url("/wallet/1%0AFORGED%20ERROR%20pwned"))
+        .send()
+        .await
+        .expect("close");
+    assert!(closed.status().is_client_error());
+    // Request ids a client made up: too long, or with characters that could pass for log fields.
+    let long = "L".repeat(65);
+    for forged in ["FORGEDID level=ERROR", long.as_str(), "FORGEDID\"quote"] {
+        let response = client
+            .get(process.url("/wallet/"))
+            .header("x-request-id", forged)
+            .send()
+            .await
+            .expect("list");
+        let echoed = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("a request id")
+            .to_owned();
+        assert_ne!(echoed, forged, "an unsafe request id was kept");
+        assert!(echoed.len() >= 16, "a fresh id is made: {echoed}");
+    }
+    let kept = client
+        .get(process.url("/wallet/"))
+        .header("x-request-id", "Trace_me-42.ok")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(
+        kept.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("Trace_me-42.ok"),
+        "a short plain id is kept"
+    );
+
+    // Wait for the last request's line (requests are logged in order of completion).
+    let mut logs = String::new();
+    for _ in 0..100 {
+        logs = process.logs();
+        if logs.contains("Trace_me-42.ok") && logs.contains("pwned") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(logs.contains("pwned"), "the refusal was logged: {logs}");
+    for line in logs.lines() {
+        assert!(
+            line.starts_with("20"),
+            "a line that is not a log entry of its own: {line:?}"
+        );
+        assert!(
+            !line.contains("FORGEDID"),
+            "a forged request id was logged: {line}"
+        );
+        assert!(
+            !line.contains(&long),
+            "a too long request id was logged: {line}"
+        );
+    }
+}
+
+async fn a_client_too_slow_to_send_its_headers_is_disconnected(backend: Backend) {
+    let database = TestDatabase::create(backend).await.expect("database");
+    let settings = ServeArgs {
+        header_read_timeout_ms: 300,
+        ..ServeArgs::default()
+    };
+    let app = TestApp::spawn_on(database, settings).await;
+    let mut slow = tokio::net::TcpStream::connect(app.address)
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /wal")
+        .await
+        .expect("half a request line");
+    // The server closes the connection (with or without a 408 first); the bound is only against hanging forever.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(60), slow.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the half-open connection was never closed");
+
+    // An idle kept-alive connection is closed the same way, and a prompt client is served.
+    let mut idle = tokio::net::TcpStream::connect(app.address)
+        .await
+        .expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("request");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(60), idle.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the idle connection was never closed");
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
     );
 }
