@@ -226,7 +226,8 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("w.db").display());
         let options = StoreOptions {
             max_connections: 2,
-            acquire_timeout: Duration::from_millis(200),
+            // Long enough for a busy machine; the readers below never give their connections back anyway.
+            acquire_timeout: Duration::from_secs(5),
         };
         let store = SqliteStore::connect(&url, &options).expect("store");
         store.migrate().await.expect("migrate");
