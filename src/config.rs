@@ -78,6 +78,15 @@ pub struct ServeArgs {
     #[arg(long, env = "REVWALLET_HEADER_READ_TIMEOUT_MS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_MS)]
     pub header_read_timeout_ms: u64,
 
+    /// The origins (`scheme://host[:port]`, comma-separated) the web app is reached at. A form post addressed to
+    /// another Host, or from another Origin, is refused. Empty: loopback (127.0.0.0/8, ::1, localhost) on any port.
+    #[arg(
+        long = "public-origin",
+        env = "REVWALLET_PUBLIC_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub public_origins: Vec<String>,
+
     /// Where the web app links to Grafana.
     #[arg(long, env = "REVWALLET_GRAFANA_URL", default_value = DEFAULT_GRAFANA_URL)]
     pub grafana_url: String,
@@ -101,6 +110,7 @@ impl Default for ServeArgs {
             body_limit: DEFAULT_BODY_LIMIT,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
             header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
+            public_origins: Vec::new(),
             grafana_url: DEFAULT_GRAFANA_URL.to_owned(),
             prometheus_url: DEFAULT_PROMETHEUS_URL.to_owned(),
         }

@@ -21,7 +21,12 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_millis(state.settings.request_timeout_ms);
     let body_limit = state.settings.body_limit;
     crate::http::routes()
-        .merge(crate::web::routes())
+        .merge(
+            crate::web::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::web::origin::refuse_foreign_hosts,
+            )),
+        )
         // Runs after routing, so only matched templates (never raw paths) become metric labels.
         .route_layer(axum::middleware::from_fn(middleware::remember_route))
         .layer(

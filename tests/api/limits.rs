@@ -13,6 +13,7 @@ crate::on_both_backends!(
     money_moved_never_goes_down_even_past_the_largest_counter,
     nothing_from_a_request_forges_a_log_line,
     a_client_too_slow_to_send_its_headers_is_disconnected,
+    form_posts_to_another_host_or_from_another_origin_are_refused,
 );
 
 fn series<'a>(metrics: &'a str, family: &str) -> Vec<&'a str> {
@@ -190,4 +191,77 @@ async fn a_client_too_slow_to_send_its_headers_is_disconnected(backend: Backend)
         "{}",
         String::from_utf8_lossy(&answer)
     );
+}
+
+async fn form_posts_to_another_host_or_from_another_origin_are_refused(backend: Backend) {
+    let database = TestDatabase::create(backend).await.expect("database");
+    let settings = ServeArgs {
+        public_origins: vec!["https://wallet.example".to_owned()],
+        ..ServeArgs::default()
+    };
+    let configured = TestApp::spawn_on(database, settings).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let open = |app: &TestApp, host: String, origin: String| {
+        client
+            .post(app.url("/ui/wallets"))
+            .header("host", host)
+            .header("origin", origin)
+            .header("sec-fetch-site", "same-origin")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("owner=rebound&currency=EUR&initial_balance=1&key=k-1")
+            .send()
+    };
+    // DNS rebinding: the attacker's name resolves to this server; Host and Origin agree with each other.
+    let rebound = open(
+        &configured,
+        "evil.example".into(),
+        "https://evil.example".into(),
+    )
+    .await
+    .expect("post");
+    assert_eq!(rebound.status(), 403);
+    let wrong_scheme = open(
+        &configured,
+        "wallet.example".into(),
+        "http://wallet.example".into(),
+    )
+    .await
+    .expect("post");
+    assert_eq!(wrong_scheme.status(), 403, "the scheme is compared too");
+    assert_eq!(
+        configured.snapshot().await["wallets"],
+        json!([]),
+        "nothing was opened"
+    );
+    let public = open(
+        &configured,
+        "wallet.example".into(),
+        "https://wallet.example".into(),
+    )
+    .await
+    .expect("post");
+    assert_eq!(public.status(), 303);
+
+    // The default: loopback on any port, nothing else.
+    let default = TestApp::spawn(backend).await.expect("backend configured");
+    let port = default.address.port();
+    let rebound = open(
+        &default,
+        format!("evil.example:{port}"),
+        format!("http://evil.example:{port}"),
+    )
+    .await
+    .expect("post");
+    assert_eq!(rebound.status(), 403);
+    let local = open(
+        &default,
+        format!("127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{port}"),
+    )
+    .await
+    .expect("post");
+    assert_eq!(local.status(), 303);
 }
