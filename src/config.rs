@@ -15,6 +15,7 @@ pub const DEFAULT_DB_ACQUIRE_TIMEOUT_MS: u64 = 3000;
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 20_000;
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_GRAFANA_URL: &str = "/grafana/";
 pub const DEFAULT_PROMETHEUS_URL: &str = "/prometheus/";
 
@@ -72,6 +73,20 @@ pub struct ServeArgs {
     #[arg(long, env = "REVWALLET_SHUTDOWN_GRACE_MS", default_value_t = DEFAULT_SHUTDOWN_GRACE_MS)]
     pub shutdown_grace_ms: u64,
 
+    /// How long a client has to send a request's headers, and how long a kept-alive connection may sit idle
+    /// waiting for the next request, before the connection is closed.
+    #[arg(long, env = "REVWALLET_HEADER_READ_TIMEOUT_MS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_MS)]
+    pub header_read_timeout_ms: u64,
+
+    /// The origins (`scheme://host[:port]`, comma-separated) the web app is reached at. A form post addressed to
+    /// another Host, or from another Origin, is refused. Empty: loopback (127.0.0.0/8, ::1, localhost) on any port.
+    #[arg(
+        long = "public-origin",
+        env = "REVWALLET_PUBLIC_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub public_origins: Vec<String>,
+
     /// Where the web app links to Grafana.
     #[arg(long, env = "REVWALLET_GRAFANA_URL", default_value = DEFAULT_GRAFANA_URL)]
     pub grafana_url: String,
@@ -94,6 +109,8 @@ impl Default for ServeArgs {
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             body_limit: DEFAULT_BODY_LIMIT,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
+            header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
+            public_origins: Vec::new(),
             grafana_url: DEFAULT_GRAFANA_URL.to_owned(),
             prometheus_url: DEFAULT_PROMETHEUS_URL.to_owned(),
         }

@@ -211,9 +211,10 @@ impl Operation {
     pub fn succeeded(self) {
         self.count(Outcome::Ok);
         if self.moved > Amount::ZERO {
+            let total = moved_total(self.kind, self.currency_label(), self.moved);
             metrics::counter!("revwallet_money_moved_minor_units_total",
                 "type" => self.kind.label(), "currency" => self.currency_label())
-            .increment(self.moved.minor_units().unsigned_abs());
+            .absolute(total);
         }
     }
 
@@ -236,6 +237,23 @@ impl Operation {
     }
 }
 
+/// Adds `moved` to this process's running total of money moved by (type, currency) and returns it for the
+/// counter. The total is kept in a `u128` (no sum of `i64` amounts can reach its end) and published saturated at
+/// `u64::MAX`: the exporter's counters are `u64`, whose `increment` wraps, and a Prometheus counter that wraps
+/// reads as a reset. `absolute` only ever raises the published value, so the series never goes down.
+fn moved_total(kind: OperationKind, currency: &'static str, moved: Amount) -> u64 {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static TOTALS: OnceLock<Mutex<HashMap<(&'static str, &'static str), u128>>> = OnceLock::new();
+    let mut totals = TOTALS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let total = totals.entry((kind.label(), currency)).or_insert(0);
+    *total = total.saturating_add(u128::from(moved.minor_units().unsigned_abs()));
+    u64::try_from(*total).unwrap_or(u64::MAX)
+}
+
 /// The cause of a 5xx answer, stashed in the response's extensions: the logging middleware logs it once, with the
 /// request id, and the client never sees it.
 #[derive(Debug, Clone)]
@@ -244,6 +262,18 @@ pub struct ProblemCause(pub String);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_moved_saturates_instead_of_wrapping() {
+        let most = Amount::from_minor(i64::MAX).expect("the largest amount");
+        let mut last = 0;
+        for _ in 0..4 {
+            let total = moved_total(OperationKind::Transfer, "XTS", most);
+            assert!(total >= last, "{total} < {last}");
+            last = total;
+        }
+        assert_eq!(last, u64::MAX);
+    }
 
     #[test]
     fn every_kind_has_a_distinct_code_and_an_error_status() {

@@ -27,10 +27,40 @@ pub fn init_logging(format: LogFormat) {
             .with_current_span(true)
             .with_span_list(false)
             .try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => builder.fmt_fields(escaped_fields()).try_init(),
     };
     // Already installed (tests build many apps in one process): keep the first.
     drop(result);
+}
+
+/// Text logs' fields with every control character escaped (`\n` as the two characters `\` `n`): a value that came
+/// from a request (a percent-decoded path, a header) can never start a line of its own and forge a log entry.
+/// (The JSON format escapes them already.)
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static
+{
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let text = escape_control_characters(&format!("{value:?}"));
+        if field.name() == "message" {
+            writer.write_str(&text)
+        } else {
+            write!(writer, "{}={text}", field.name())
+        }
+    })
+    .delimited(" ")
+}
+
+/// `text` with control characters written as Rust escapes.
+pub fn escape_control_characters(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
 }
 
 /// Latency buckets in seconds: fine below 100 ms where a healthy wallet API lives.
@@ -125,4 +155,18 @@ pub fn render_metrics(handle: &PrometheusHandle) -> String {
     });
     collector.collect();
     handle.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            escape_control_characters("1\n2026-01-01 ERROR forged\r\u{1b}[31m"),
+            "1\\n2026-01-01 ERROR forged\\r\\u{1b}[31m"
+        );
+        assert_eq!(escape_control_characters("plain é"), "plain é");
+    }
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use axum::BoxError;
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -32,11 +33,38 @@ pub async fn remember_route(request: Request, next: Next) -> Response {
     response
 }
 
+/// The longest client `X-Request-Id` kept.
+const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// Whether a client's request id may be kept: short, and only letters, digits, `.`, `_` and `-`, so it can go
+/// into logs and the response as it is.
+pub fn is_safe_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Drops a client's `X-Request-Id` that is not safe to keep, so `SetRequestIdLayer` (which keeps any id it finds)
+/// makes a fresh one instead.
+pub async fn drop_unsafe_request_id(mut request: Request, next: Next) -> Response {
+    let unsafe_id = request
+        .headers()
+        .get_all("x-request-id")
+        .iter()
+        .enumerate()
+        .any(|(n, id)| n > 0 || !is_safe_request_id(id.as_bytes()));
+    if unsafe_id {
+        request.headers_mut().remove("x-request-id");
+    }
+    next.run(request).await
+}
+
 /// Logs one line per request and records its metrics. The request id comes from `X-Request-Id`
 /// (the client's or one made by `SetRequestIdLayer`).
 pub async fn observe(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
+    let method = method_label(request.method());
     let request_id = request
         .headers()
         .get("x-request-id")
@@ -54,7 +82,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .map_or(UNMATCHED, |r| r.0.as_str())
         .to_owned();
     let labels = [
-        ("method", method.to_string()),
+        ("method", method.to_owned()),
         ("route", route.clone()),
         ("status", status.to_string()),
     ];
@@ -78,6 +106,23 @@ pub async fn observe(request: Request, next: Next) -> Response {
         tracing::info!(%request_id, %method, %route, status, latency_ms, "request completed");
     }
     response
+}
+
+/// The `method` label and log field: the standard methods by name, anything else a client made up as "other",
+/// so the number of series stays fixed whatever clients send.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// Runs the rest of the request in its own task. A client that hangs up, or the request timeout, then
@@ -108,5 +153,27 @@ pub async fn timeout_response(error: BoxError) -> ApiError {
         )
     } else {
         ApiError::internal(format!("middleware: {error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_short_plain_request_ids_are_kept() {
+        for good in ["trace-me-42", "a", "A.b_c-9", &"x".repeat(64)] {
+            assert!(is_safe_request_id(good.as_bytes()), "{good:?}");
+        }
+        for bad in [
+            "",
+            "has space",
+            "line\nbreak",
+            "quote\"",
+            "é",
+            &"x".repeat(65),
+        ] {
+            assert!(!is_safe_request_id(bad.as_bytes()), "{bad:?}");
+        }
     }
 }

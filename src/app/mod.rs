@@ -21,11 +21,19 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_millis(state.settings.request_timeout_ms);
     let body_limit = state.settings.body_limit;
     crate::http::routes()
-        .merge(crate::web::routes())
+        .merge(
+            crate::web::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::web::origin::refuse_foreign_hosts,
+            )),
+        )
         // Runs after routing, so only matched templates (never raw paths) become metric labels.
         .route_layer(axum::middleware::from_fn(middleware::remember_route))
         .layer(
             ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(
+                    middleware::drop_unsafe_request_id,
+                ))
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(axum::middleware::from_fn(middleware::observe))
@@ -49,11 +57,17 @@ pub async fn serve(
     let background = tokio::spawn(housekeeping::housekeeping(state.clone()));
     let upkeep = tokio::spawn(housekeeping::metrics_upkeep(state.metrics.clone()));
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        let _ = stopping_tx.send(true);
-    });
+    let header_read_timeout = Duration::from_millis(state.settings.header_read_timeout_ms);
+    let app = router(state);
+    let server = async move {
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stopping_tx.send(true);
+        };
+        accept_until(listener, app, header_read_timeout, shutdown).await;
+        Ok::<(), anyhow::Error>(())
+    };
     let mut stopping = stopping_rx.clone();
     let drained = async move {
         let _ = stopping.wait_for(|stopping| *stopping).await;
@@ -68,6 +82,50 @@ pub async fn serve(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Accepts connections until `shutdown` resolves, then lets the open ones finish their requests and close.
+/// Each connection is served by hyper's HTTP/1 with a timer, so a client gets `header_read_timeout` to send a
+/// request's headers, and a kept-alive connection closes when no new request starts within it (hyper starts that
+/// clock whenever it waits for a request head): slow or idle clients cannot hold connections open.
+async fn accept_until(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

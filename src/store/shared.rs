@@ -226,10 +226,6 @@ macro_rules! shared_statements {
                     }
                 }
 
-                pub async fn close(&self) {
-                    self.pool.close().await;
-                }
-
                 pub async fn wallet_currency(&self, id: WalletId) -> Result<Currency> {
                     if let Some(currency) = self.currencies.get(id) {
                         return Ok(currency);

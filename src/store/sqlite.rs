@@ -1,6 +1,8 @@
 //! SQLite backend: the embedded default for one machine. WAL with `synchronous=FULL` so an acknowledged
 //! operation survives a crash; writers take the lock up front (`BEGIN IMMEDIATE`) and queue in process
-//! behind one async mutex, so they wait their turn instead of failing with `SQLITE_BUSY`.
+//! behind one async mutex, so they wait their turn instead of failing with `SQLITE_BUSY`. The writer in turn has a
+//! connection of its own, apart from the readers' pool: WAL lets readers and the one writer run side by side,
+//! so a write never waits for a reader to give a connection back.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -26,7 +28,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Reads, and migrations.
     pool: SqlitePool,
+    /// One connection, taken only by the holder of `writer`.
+    write_pool: SqlitePool,
     writer: Arc<Mutex<()>>,
     currencies: CurrencyCache,
 }
@@ -45,12 +50,23 @@ impl SqliteStore {
             .acquire_timeout(options.acquire_timeout)
             // An embedded database does not go away under us; skip sqlx's ping per acquisition.
             .test_before_acquire(false)
+            .connect_lazy_with(connect.clone());
+        let write_pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(false)
             .connect_lazy_with(connect);
         Ok(Self {
             pool,
+            write_pool,
             writer: Arc::new(Mutex::new(())),
             currencies: CurrencyCache::default(),
         })
+    }
+
+    pub async fn close(&self) {
+        self.write_pool.close().await;
+        self.pool.close().await;
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -64,7 +80,7 @@ impl SqliteStore {
         work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
     ) -> Result<T> {
         let _turn = self.writer.lock().await;
-        let mut conn = acquire(&self.pool).await?;
+        let mut conn = acquire(&self.write_pool).await?;
         let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
         let value = work(&mut *tx).await?;
         tx.commit().await?;
@@ -199,3 +215,42 @@ impl SqliteStore {
 }
 
 shared_statements!(SqliteStore, sqlx::SqliteConnection);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_write_completes_while_readers_hold_every_read_connection() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let options = StoreOptions {
+            max_connections: 2,
+            // Long enough for a busy machine; the readers below never give their connections back anyway.
+            acquire_timeout: Duration::from_secs(5),
+        };
+        let store = SqliteStore::connect(&url, &options).expect("store");
+        store.migrate().await.expect("migrate");
+        // Readers hold the whole read pool, one inside an open read transaction.
+        let mut reading = store.pool.acquire().await.expect("reader");
+        let mut snapshot = sqlx::Connection::begin(&mut *reading).await.expect("begin");
+        sqlx::query("select count(*) from wallets")
+            .execute(&mut *snapshot)
+            .await
+            .expect("read");
+        let busy = store.pool.acquire().await.expect("reader");
+
+        let eur = Currency::parse("EUR").expect("EUR");
+        let created = tokio::time::timeout(
+            Duration::from_secs(60),
+            store.create_wallet("writer", eur, Amount::ZERO, None),
+        )
+        .await
+        .expect("the write finished");
+        assert!(
+            created.is_ok(),
+            "a write queued behind readers: {created:?}"
+        );
+        drop((snapshot, busy));
+    }
+}

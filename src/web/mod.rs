@@ -7,6 +7,7 @@ mod error;
 mod forms;
 mod home;
 mod operations;
+pub mod origin;
 mod query;
 #[cfg(test)]
 mod tests;

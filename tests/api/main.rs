@@ -9,6 +9,7 @@ mod errors;
 mod faults;
 mod idempotency;
 mod input;
+mod limits;
 mod observability;
 mod readme;
 mod routes;

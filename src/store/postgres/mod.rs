@@ -339,4 +339,10 @@ const DEPOSIT_ALL: &str = "with input as ( \
             e.created_at as entry_created_at \
      from moved m cross join entries e order by e.balance_after";
 
+impl PgStore {
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
 shared_statements!(PgStore, sqlx::PgConnection);
