@@ -93,7 +93,8 @@ async fn nothing_from_a_request_forges_a_log_line(backend: Backend) {
     )
     .await;
     let client = reqwest::Client::new();
-    // A percent-decoded newline in a path id: the refusal's detail is logged.
+    // A percent-decoded newline in a path id. (It is refused by the path extractor before any handler logs it;
+    // before that extractor, it reached the log through the refusal's detail.)
     let closed = client
         .delete(process.url("/wallet/1%0AFORGED%20ERROR%20pwned"))
         .send()
@@ -136,12 +137,12 @@ async fn nothing_from_a_request_forges_a_log_line(backend: Backend) {
     let mut logs = String::new();
     for _ in 0..100 {
         logs = process.logs();
-        if logs.contains("Trace_me-42.ok") && logs.contains("pwned") {
+        if logs.contains("Trace_me-42.ok") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(logs.contains("pwned"), "the refusal was logged: {logs}");
+    assert!(logs.contains("Trace_me-42.ok"), "the requests were logged: {logs}");
     for line in logs.lines() {
         assert!(
             line.starts_with("20"),
