@@ -19,6 +19,14 @@ pub async fn housekeeping(app: AppState) {
         if !app.database_ready().await {
             continue;
         }
+        match app.store.release_failed_claims().await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(
+                released,
+                "released the idempotency keys of requests failed in an outage"
+            ),
+            Err(error) => tracing::warn!(%error, "could not release idempotency keys yet"),
+        }
         if let Ok(open) = app.store.count_open_wallets().await {
             metrics::gauge!("revwallet_wallets_open").set(open as f64);
         }

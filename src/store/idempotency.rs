@@ -2,6 +2,8 @@
 //! same transaction as its operation. The protocol around them (claim, run, replay, release) is
 //! `crate::idempotency`.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -81,4 +83,55 @@ pub(super) fn cutoff(age: Duration) -> DateTime<Utc> {
 
 fn to_delta(age: Duration) -> chrono::TimeDelta {
     chrono::TimeDelta::from_std(age).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+/// Keys whose request failed in this process without changing anything, but whose claim could not be released
+/// (the database was away). A retry here takes such a claim over at once instead of waiting for
+/// `ABANDONED_CLAIM_AFTER`, and housekeeping releases them once the database answers, for other replicas' sake.
+///
+/// Taking over is safe even when the failure hid the outcome of COMMIT: the stored answer is written in the
+/// operation's own transaction, and the take-over only matches a claim with no answer. On PostgreSQL a COMMIT
+/// still in flight holds the key row's lock, so the take-over waits for it and then finds the answer to replay.
+#[derive(Debug, Default, Clone)]
+pub(super) struct FailedClaims(Arc<Mutex<HashSet<String>>>);
+
+impl FailedClaims {
+    /// Bounds memory during a long outage; a key past the bound is taken over after `ABANDONED_CLAIM_AFTER`.
+    const MAX_KEYS: usize = 10_000;
+
+    pub(super) fn insert(&self, key: &str) {
+        let mut keys = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if keys.len() < Self::MAX_KEYS {
+            keys.insert(key.to_owned());
+        }
+    }
+
+    pub(super) fn remove(&self, key: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+
+    pub(super) fn contains(&self, key: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(key)
+    }
+
+    pub(super) fn keys(&self) -> Vec<String> {
+        let keys = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.iter().cloned().collect()
+    }
+
+    /// Claims started before this instant may be taken over: any unfinished one if this process knows its
+    /// request failed, else only those abandoned for `ABANDONED_CLAIM_AFTER`.
+    pub(super) fn take_over_before(&self, key: &str) -> DateTime<Utc> {
+        if self.contains(key) {
+            Utc::now() + chrono::TimeDelta::minutes(1)
+        } else {
+            cutoff(ABANDONED_CLAIM_AFTER)
+        }
+    }
 }

@@ -181,9 +181,19 @@ impl Store {
         dispatch!(self, s => s.claim_key(key, request_hash).await)
     }
 
-    /// Frees a claim after the request failed without changing anything, so a retry can run.
+    /// Frees a claim after the request failed without changing anything, so a retry can run. Until it is freed
+    /// (the database may be away), a retry through this store takes the claim over at once.
     pub async fn release_idempotency_key(&self, key: &str) -> Result<()> {
         dispatch!(self, s => s.release_key(key).await)
+    }
+
+    /// Frees the claims of failed requests that could not be freed when they failed (housekeeping).
+    pub async fn release_failed_claims(&self) -> Result<usize> {
+        let keys = dispatch!(self, s => s.failed_claims());
+        for key in &keys {
+            self.release_idempotency_key(key).await?;
+        }
+        Ok(keys.len())
     }
 
     pub async fn expire_idempotency_keys(&self) -> Result<u64> {

@@ -16,11 +16,11 @@ use sqlx::sqlite::{
 use tokio::sync::Mutex;
 
 use super::cache::CurrencyCache;
-use super::idempotency::{KeyRow, cutoff};
+use super::idempotency::{FailedClaims, KeyRow, cutoff};
 use super::shared::{acquire, shared_statements};
 use super::{
-    ABANDONED_CLAIM_AFTER, Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, Result,
-    StoreError, StoreOptions, Transfer, sql,
+    Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, Result, StoreError, StoreOptions,
+    Transfer, sql,
 };
 use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
 
@@ -34,6 +34,7 @@ pub struct SqliteStore {
     write_pool: SqlitePool,
     writer: Arc<Mutex<()>>,
     currencies: CurrencyCache,
+    failed_claims: FailedClaims,
 }
 
 impl SqliteStore {
@@ -61,6 +62,7 @@ impl SqliteStore {
             write_pool,
             writer: Arc::new(Mutex::new(())),
             currencies: CurrencyCache::default(),
+            failed_claims: FailedClaims::default(),
         })
     }
 
@@ -173,7 +175,7 @@ impl SqliteStore {
                 .bind(key)
                 .fetch_one(&mut *conn)
                 .await?;
-            let abandoned = existing.is_abandoned(now);
+            let abandoned = existing.is_abandoned(now) || self.failed_claims.contains(key);
             if let Some(claim) = existing.into_claim(request_hash)? {
                 return Ok(claim);
             }
@@ -181,9 +183,10 @@ impl SqliteStore {
                 sqlx::query(sql::TAKE_OVER_ABANDONED_KEY)
                     .bind(key)
                     .bind(now)
-                    .bind(cutoff(ABANDONED_CLAIM_AFTER))
+                    .bind(self.failed_claims.take_over_before(key))
                     .execute(&mut *conn)
                     .await?;
+                self.failed_claims.remove(key);
                 return Ok(Claim::New);
             }
             Err(StoreError::IdempotencyKeyInUse)
@@ -192,6 +195,7 @@ impl SqliteStore {
     }
 
     pub async fn release_key(&self, key: &str) -> Result<()> {
+        self.failed_claims.insert(key);
         self.write(async |conn| {
             sqlx::query(sql::RELEASE_KEY)
                 .bind(key)
@@ -199,7 +203,13 @@ impl SqliteStore {
                 .await?;
             Ok(())
         })
-        .await
+        .await?;
+        self.failed_claims.remove(key);
+        Ok(())
+    }
+
+    pub fn failed_claims(&self) -> Vec<String> {
+        self.failed_claims.keys()
     }
 
     pub async fn expire_keys(&self) -> Result<u64> {

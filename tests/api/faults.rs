@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 
+use sqlx::Connection;
+
 use crate::helpers::{Backend, Process, TestApp, TestDatabase, postgres_admin_url, run_audit};
 
 crate::on_both_backends!(
@@ -19,6 +21,91 @@ crate::on_both_backends!(
     sigterm_lets_in_flight_requests_finish_and_exits_0,
     clients_hanging_up_mid_request_leave_nothing_locked,
 );
+
+/// PostgreSQL only: an embedded SQLite file cannot drop out from under the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyed_request_cut_off_by_an_outage_leaves_its_key_free_for_the_retry() {
+    if postgres_admin_url().is_none() {
+        return;
+    }
+    let database = TestDatabase::create(Backend::Postgres)
+        .await
+        .expect("database");
+    let direct = reqwest::Url::parse(&database.url).expect("url");
+    let proxy = Proxy::start(format!(
+        "{}:{}",
+        direct.host_str().expect("host"),
+        direct.port().unwrap_or(5432)
+    ))
+    .await;
+    let mut proxied = direct.clone();
+    proxied.set_port(Some(proxy.address.port())).expect("port");
+    proxied.set_host(Some("127.0.0.1")).expect("host");
+    let settings = ServeArgs::default();
+    let store =
+        Store::connect(proxied.as_str(), &settings.database.store_options()).expect("store");
+    store.migrate().await.expect("migrate");
+    let app = Arc::new(TestApp::serve(database, store, settings).await);
+    let id = app.create_wallet("outage", "EUR", "1.00").await;
+
+    // Hold the wallet's row so the keyed deposit claims its key, then waits inside its transaction.
+    let mut holder = sqlx::PgConnection::connect(direct.as_str())
+        .await
+        .expect("connect");
+    sqlx::query("begin")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+    sqlx::query("select id from wallets where id = $1 for update")
+        .bind(id.parse::<i64>().expect("id"))
+        .execute(&mut holder)
+        .await
+        .expect("lock");
+    let body = json!({"id": id, "amount": "5.00"});
+    let first = tokio::spawn({
+        let (app, body) = (app.clone(), body.clone());
+        async move { app.post_with_key("/wallet/deposit", "outage-1", body).await }
+    });
+    let mut waiting = false;
+    for _ in 0..200 {
+        let blocked: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()",
+        )
+        .fetch_one(&mut holder)
+        .await
+        .expect("pg_stat_activity");
+        if blocked > 0 {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(waiting, "the deposit never reached the row lock");
+
+    // The outage: the deposit's connection dies before COMMIT, and its key cannot be released.
+    proxy.cut().await;
+    let cut_off = first.await.expect("first request");
+    cut_off.assert_problem(503, "service_unavailable");
+    sqlx::query("rollback")
+        .execute(&mut holder)
+        .await
+        .expect("rollback");
+    // Outlast the release's own attempt (the pool's acquire timeout), so the claim is really left behind.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    proxy.restore();
+
+    let retry = app
+        .post_with_key("/wallet/deposit", "outage-1", body.clone())
+        .await;
+    assert_eq!(retry.status, 200, "the retry ran: {}", retry.text);
+    let again = app.post_with_key("/wallet/deposit", "outage-1", body).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(
+        app.balance(&id).await,
+        "6.00",
+        "applied exactly once: before the outage nothing was, after it the retry was"
+    );
+}
 
 /// A TCP proxy in front of PostgreSQL that can be cut (connections dropped, new ones refused) and restored.
 struct Proxy {

@@ -142,7 +142,10 @@ async fn nothing_from_a_request_forges_a_log_line(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(logs.contains("Trace_me-42.ok"), "the requests were logged: {logs}");
+    assert!(
+        logs.contains("Trace_me-42.ok"),
+        "the requests were logged: {logs}"
+    );
     for line in logs.lines() {
         assert!(
             line.starts_with("20"),

@@ -13,12 +13,12 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection};
 
 use super::cache::CurrencyCache;
-use super::idempotency::{KeyRow, cutoff};
+use super::idempotency::{FailedClaims, KeyRow, cutoff};
 use super::rows::{EntryRow, WalletRow};
 use super::shared::{acquire, is_debit, refused_movement, shared_statements};
 use super::{
-    ABANDONED_CLAIM_AFTER, Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, Result,
-    StoreError, StoreOptions, Transfer, sql,
+    Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, Result, StoreError, StoreOptions,
+    Transfer, sql,
 };
 use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
 
@@ -77,6 +77,7 @@ impl TryFrom<MovementRow> for Movement {
 pub struct PgStore {
     pool: PgPool,
     currencies: CurrencyCache,
+    failed_claims: FailedClaims,
     coalescer: coalesce::Coalescer,
 }
 
@@ -97,6 +98,7 @@ impl PgStore {
         Ok(Self {
             pool,
             currencies: CurrencyCache::default(),
+            failed_claims: FailedClaims::default(),
             coalescer: coalesce::Coalescer::default(),
         })
     }
@@ -211,7 +213,7 @@ impl PgStore {
             // Released between our insert and read: let the client retry.
             return Err(StoreError::IdempotencyKeyInUse);
         };
-        let abandoned = existing.is_abandoned(now);
+        let abandoned = existing.is_abandoned(now) || self.failed_claims.contains(key);
         if let Some(claim) = existing.into_claim(request_hash)? {
             return Ok(claim);
         }
@@ -219,11 +221,12 @@ impl PgStore {
             let taken = sqlx::query(sql::TAKE_OVER_ABANDONED_KEY)
                 .bind(key)
                 .bind(now)
-                .bind(cutoff(ABANDONED_CLAIM_AFTER))
+                .bind(self.failed_claims.take_over_before(key))
                 .execute(&mut *acquire(&self.pool).await?)
                 .await?
                 .rows_affected();
             if taken == 1 {
+                self.failed_claims.remove(key);
                 return Ok(Claim::New);
             }
         }
@@ -231,11 +234,17 @@ impl PgStore {
     }
 
     pub async fn release_key(&self, key: &str) -> Result<()> {
+        self.failed_claims.insert(key);
         sqlx::query(sql::RELEASE_KEY)
             .bind(key)
             .execute(&mut *acquire(&self.pool).await?)
             .await?;
+        self.failed_claims.remove(key);
         Ok(())
+    }
+
+    pub fn failed_claims(&self) -> Vec<String> {
+        self.failed_claims.keys()
     }
 
     pub async fn expire_keys(&self) -> Result<u64> {
