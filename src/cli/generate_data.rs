@@ -8,6 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 use serde_json::{Value, json};
 
+use crate::config::Hidden;
+
 #[derive(Debug, Clone, Args)]
 pub struct GenerateDataArgs {
     /// Base URL of a running revwallet.
@@ -22,12 +24,24 @@ pub struct GenerateDataArgs {
     /// Currency of the wallets.
     #[arg(long, default_value = "EUR")]
     pub currency: String,
+    /// A `write` (or `admin`) API key for the server (not needed when it runs with `--auth off`).
+    #[arg(long, env = "REVWALLET_API_KEY", hide_env_values = true)]
+    pub api_key: Option<Hidden>,
 }
 
 /// Returns how many operations were refused by the server (insufficient funds is expected now and then).
 pub async fn generate_data(args: GenerateDataArgs) -> anyhow::Result<u32> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = &args.api_key {
+        let mut bearer =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.0.trim()))
+                .map_err(|_| anyhow::anyhow!("REVWALLET_API_KEY is not a valid header value"))?;
+        bearer.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, bearer);
+    }
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .default_headers(headers)
         .build()?;
     let base = args.url.trim_end_matches('/');
     let total = u64::from(args.wallets) + u64::from(args.operations);
