@@ -138,6 +138,19 @@ fn describe_metrics() {
         "revwallet_idempotent_replays_total",
         "Requests answered from a stored idempotent response"
     );
+    describe_counter!(
+        "revwallet_auth_failures_total",
+        "Requests refused as unauthenticated, by reason (missing, malformed, unknown, revoked, session_expired)"
+    );
+    // Every reason from zero, so a dashboard and a rate() see the series before the first failure.
+    for failure in crate::auth::AuthFailure::ALL {
+        metrics::counter!("revwallet_auth_failures_total", "reason" => failure.reason())
+            .absolute(0);
+    }
+    describe_counter!(
+        "revwallet_auth_key_lookups_total",
+        "API keys looked up in the database (a key not yet cached); the steady state adds none"
+    );
     describe_gauge!("revwallet_build_info", "Build information; always 1");
     describe_histogram!(
         "revwallet_coalesced_batch_size",

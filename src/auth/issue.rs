@@ -10,7 +10,9 @@ pub fn new_key(
     owner: Option<&str>,
     name: &str,
 ) -> Result<NewApiKey, String> {
-    let owner = Owner::filter(owner)
+    let owner = owner
+        .map(Owner::parse)
+        .transpose()
         .map_err(|error| format!("owner: {error}"))?
         .map(|owner| owner.as_ref().to_owned());
     if role == Role::Admin && owner.is_some() {

@@ -44,6 +44,7 @@ async fn prepare_access(
     let bootstrap = settings
         .bootstrap_admin_key
         .as_ref()
+        .filter(|key| !key.0.trim().is_empty())
         .map(|key| BootstrapKey::parse(&key.0))
         .transpose()?;
     let first = ensure_start_keys(store, bootstrap.as_ref())

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod access;
 mod backup;
 mod cli;
 mod concurrency;
