@@ -152,6 +152,24 @@ macro_rules! shared_statements {
                 Ok(())
             }
 
+            /// Inserts the first key if there is none (the caller holds the lock that makes this atomic).
+            pub(in crate::store) async fn insert_first_key(
+                conn: &mut Conn,
+                key: &NewApiKey,
+            ) -> Result<bool> {
+                let inserted = sqlx::query(keys::INSERT_FIRST_KEY)
+                    .bind(&key.id)
+                    .bind(&key.secret_hash)
+                    .bind(&key.name)
+                    .bind(key.role.as_str())
+                    .bind(key.owner.as_deref())
+                    .bind(chrono::Utc::now())
+                    .execute(conn)
+                    .await?
+                    .rows_affected();
+                Ok(inserted == 1)
+            }
+
             /// Creates a wallet and its opening entry (inside the caller's transaction).
             pub(in crate::store) async fn insert_wallet(
                 conn: &mut Conn,

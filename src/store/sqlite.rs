@@ -20,7 +20,7 @@ use super::idempotency::{FailedClaims, KeyRow, cutoff};
 use super::shared::{acquire, shared_statements};
 use super::{
     Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, NewApiKey, Result, StoreError,
-    StoreOptions, StoredResponse, Transfer, keys, sql,
+    StoreOptions, StoredResponse, Transfer, sql,
 };
 use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
 
@@ -174,20 +174,8 @@ impl SqliteStore {
 
     /// The database lock of the write transaction makes "none yet" and the insert one step.
     pub async fn insert_first_api_key(&self, key: &NewApiKey) -> Result<bool> {
-        self.write(async |conn| {
-            let inserted = sqlx::query(keys::INSERT_FIRST_KEY)
-                .bind(&key.id)
-                .bind(&key.secret_hash)
-                .bind(&key.name)
-                .bind(key.role.as_str())
-                .bind(key.owner.as_deref())
-                .bind(Utc::now())
-                .execute(conn)
-                .await?
-                .rows_affected();
-            Ok(inserted == 1)
-        })
-        .await
+        self.write(async |conn| insert_first_key(conn, key).await)
+            .await
     }
 
     pub async fn claim_key(&self, key: &str, request_hash: &str) -> Result<Claim> {

@@ -447,11 +447,12 @@ macro_rules! on_both_backends {
     };
 }
 
-/// Runs each listed `async fn name(backend: Backend)` test once more, on SQLite with `--auth off`, as
-/// `auth_off::name`: the original open contract keeps holding.
+/// `on_both_backends!`, and each test once more on SQLite with `--auth off` as `auth_off::name`: the original
+/// open contract keeps holding.
 #[macro_export]
-macro_rules! also_with_auth_off {
+macro_rules! on_both_backends_and_auth_off {
     ($($name:ident),* $(,)?) => {
+        $crate::on_both_backends!($($name),*);
         mod auth_off {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -4,19 +4,8 @@ use serde_json::json;
 
 use crate::helpers::{Backend, TestApp};
 
-crate::on_both_backends!(
-    a_repeated_key_replays_the_stored_answer_and_changes_nothing,
-    a_key_reused_with_another_body_is_422,
-    a_key_still_in_flight_is_409,
-    a_declined_withdrawal_replays_its_409_after_a_deposit,
-    a_declined_transfer_or_unknown_wallet_replays,
-    a_validation_failure_frees_its_key,
-    keys_must_be_printable_ascii_up_to_255,
-    twenty_racing_requests_with_one_key_apply_once,
-);
-
-// The open mode keeps the original contract.
-crate::also_with_auth_off!(
+// Also with `--auth off`: the open mode keeps the original contract.
+crate::on_both_backends_and_auth_off!(
     a_repeated_key_replays_the_stored_answer_and_changes_nothing,
     a_key_reused_with_another_body_is_422,
     a_key_still_in_flight_is_409,

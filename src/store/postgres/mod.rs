@@ -18,7 +18,7 @@ use super::rows::{EntryRow, WalletRow};
 use super::shared::{acquire, is_debit, refused_movement, shared_statements};
 use super::{
     Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, NewApiKey, Result, StoreError,
-    StoreOptions, StoredResponse, Transfer, keys, sql,
+    StoreOptions, StoredResponse, Transfer, sql,
 };
 use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
 
@@ -220,18 +220,9 @@ impl PgStore {
         sqlx::query("lock table api_keys in exclusive mode")
             .execute(&mut *tx)
             .await?;
-        let inserted = sqlx::query(keys::INSERT_FIRST_KEY)
-            .bind(&key.id)
-            .bind(&key.secret_hash)
-            .bind(&key.name)
-            .bind(key.role.as_str())
-            .bind(key.owner.as_deref())
-            .bind(Utc::now())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let inserted = insert_first_key(&mut tx, key).await?;
         tx.commit().await?;
-        Ok(inserted == 1)
+        Ok(inserted)
     }
 
     pub async fn claim_key(&self, key: &str, request_hash: &str) -> Result<Claim> {
