@@ -621,6 +621,9 @@ async fn a_key_revoked_through_one_server_stops_working_on_another_within_second
         last, 401,
         "the replica still accepted a key revoked elsewhere after 5 s"
     );
+    let logs = replica.logs();
+    assert!(logs.contains("/wallet/"), "the replica logged its requests");
+    assert!(!logs.contains(&secret), "a secret reached the logs");
 }
 
 /// `REVWALLET_BOOTSTRAP_ADMIN_KEY` is ensured at every start; a revoked bootstrap key stays revoked.
@@ -680,16 +683,17 @@ async fn the_first_start_prints_one_admin_key_once() {
     let start = || {
         let port = crate::helpers::free_port();
         let stderr = tempfile::NamedTempFile::new().expect("stderr file");
+        let stdout = tempfile::NamedTempFile::new().expect("stdout file");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_revwallet"))
             .arg("serve")
             .env("DATABASE_URL", &database.url)
             .env("REVWALLET_LISTEN", format!("127.0.0.1:{port}"))
             .env_remove("REVWALLET_BOOTSTRAP_ADMIN_KEY")
-            .stdout(std::process::Stdio::null())
+            .stdout(stdout.reopen().expect("reopen"))
             .stderr(stderr.reopen().expect("reopen"))
             .spawn()
             .expect("start");
-        (child, port, stderr)
+        (child, port, stderr, stdout)
     };
     let wait_healthy = async |port: u16| {
         for _ in 0..200 {
@@ -703,7 +707,7 @@ async fn the_first_start_prints_one_admin_key_once() {
         }
         panic!("not healthy");
     };
-    let (mut child, port, stderr) = start();
+    let (mut child, port, stderr, logs) = start();
     wait_healthy(port).await;
     let printed = std::fs::read_to_string(stderr.path()).expect("stderr");
     let key = printed
@@ -722,9 +726,15 @@ async fn the_first_start_prints_one_admin_key_once() {
         .await
         .expect("get");
     assert_eq!(works.status(), 200, "the printed key is an admin key");
+    let logged = std::fs::read_to_string(logs.path()).expect("stdout");
+    assert!(logged.contains("first admin API key"), "{logged}");
+    assert!(
+        !logged.contains(&key),
+        "the key was printed on stderr only, never logged"
+    );
     child.kill().expect("kill");
     child.wait().expect("wait");
-    let (mut again, port, stderr) = start();
+    let (mut again, port, stderr, _logs) = start();
     wait_healthy(port).await;
     let second = std::fs::read_to_string(stderr.path()).expect("stderr");
     assert!(
