@@ -24,6 +24,10 @@ pub enum ProblemKind {
     /// 403: not allowed for this caller (today: a form posted from another site).
     Forbidden,
     InsufficientFunds,
+    /// 409: capture or void of a hold that is captured, voided or expired.
+    HoldNotPending,
+    /// 409: closing a wallet that has a pending hold.
+    WalletHasHolds,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     PayloadTooLarge,
@@ -46,7 +50,10 @@ impl ProblemKind {
             Self::WalletNotFound | Self::NotFound => S::NOT_FOUND,
             Self::MethodNotAllowed => S::METHOD_NOT_ALLOWED,
             Self::Forbidden => S::FORBIDDEN,
-            Self::InsufficientFunds | Self::IdempotencyKeyInUse => S::CONFLICT,
+            Self::InsufficientFunds
+            | Self::HoldNotPending
+            | Self::WalletHasHolds
+            | Self::IdempotencyKeyInUse => S::CONFLICT,
             Self::PayloadTooLarge => S::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => S::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable => S::SERVICE_UNAVAILABLE,
@@ -68,6 +75,8 @@ impl ProblemKind {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Forbidden => "forbidden",
             Self::InsufficientFunds => "insufficient_funds",
+            Self::HoldNotPending => "hold_not_pending",
+            Self::WalletHasHolds => "wallet_has_holds",
             Self::IdempotencyKeyInUse => "idempotency_key_in_use",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::PayloadTooLarge => "payload_too_large",
@@ -90,6 +99,8 @@ impl ProblemKind {
             Self::MethodNotAllowed => "Method not allowed",
             Self::Forbidden => "Forbidden",
             Self::InsufficientFunds => "Insufficient funds",
+            Self::HoldNotPending => "Hold not pending",
+            Self::WalletHasHolds => "Wallet has holds",
             Self::IdempotencyKeyInUse => "Idempotency key in use",
             Self::IdempotencyKeyReused => "Idempotency key reused",
             Self::PayloadTooLarge => "Payload too large",
@@ -105,6 +116,8 @@ impl ProblemKind {
             Self::InsufficientFunds => Outcome::InsufficientFunds,
             Self::WalletNotFound => Outcome::NotFound,
             Self::CurrencyMismatch => Outcome::CurrencyMismatch,
+            Self::HoldNotPending => Outcome::HoldNotPending,
+            Self::WalletHasHolds => Outcome::WalletHasHolds,
             Self::Unavailable | Self::Internal => Outcome::Error,
             _ => Outcome::Invalid,
         }
@@ -117,6 +130,10 @@ impl From<&StoreError> for ProblemKind {
         match error {
             StoreError::WalletNotFound(_) => Self::WalletNotFound,
             StoreError::InsufficientFunds { .. } => Self::InsufficientFunds,
+            StoreError::HoldNotFound(_) => Self::NotFound,
+            StoreError::HoldNotPending(_) => Self::HoldNotPending,
+            StoreError::CaptureTooLarge(_) => Self::InvalidAmount,
+            StoreError::WalletHasHolds(_) => Self::WalletHasHolds,
             StoreError::BalanceTooLarge(_) => Self::AmountTooLarge,
             StoreError::IdempotencyKeyReused => Self::IdempotencyKeyReused,
             StoreError::IdempotencyKeyInUse => Self::IdempotencyKeyInUse,
@@ -136,6 +153,8 @@ pub enum Outcome {
     NotFound,
     InsufficientFunds,
     CurrencyMismatch,
+    HoldNotPending,
+    WalletHasHolds,
     Error,
 }
 
@@ -146,6 +165,8 @@ impl Outcome {
             Self::Invalid => "invalid",
             Self::NotFound => "not_found",
             Self::InsufficientFunds => "insufficient_funds",
+            Self::HoldNotPending => "hold_not_pending",
+            Self::WalletHasHolds => "wallet_has_holds",
             Self::CurrencyMismatch => "currency_mismatch",
             Self::Error => "error",
         }
@@ -160,6 +181,10 @@ pub enum OperationKind {
     Withdrawal,
     Transfer,
     Close,
+    /// Holds: placed, captured, voided (each counted by outcome like the other operations).
+    Hold,
+    Capture,
+    Void,
 }
 
 impl OperationKind {
@@ -170,6 +195,9 @@ impl OperationKind {
             Self::Withdrawal => "withdrawal",
             Self::Transfer => "transfer",
             Self::Close => "close",
+            Self::Hold => "hold",
+            Self::Capture => "capture",
+            Self::Void => "void",
         }
     }
 }
@@ -289,6 +317,8 @@ mod tests {
             ProblemKind::MethodNotAllowed,
             ProblemKind::Forbidden,
             ProblemKind::InsufficientFunds,
+            ProblemKind::HoldNotPending,
+            ProblemKind::WalletHasHolds,
             ProblemKind::IdempotencyKeyInUse,
             ProblemKind::IdempotencyKeyReused,
             ProblemKind::PayloadTooLarge,

@@ -1,9 +1,12 @@
-//! Pure wallet rules: money, currencies, owners, ids and how instants are written. Knows nothing of HTTP or SQL.
+//! Pure wallet rules: money, currencies, owners, ids, holds and how instants are written. Knows nothing of HTTP or
+//! SQL.
 
+mod hold;
 mod money;
 mod time;
 mod wallet;
 
+pub use hold::{HoldId, HoldIdError, HoldLifetime, HoldLifetimeError, HoldStatus};
 pub use money::{Amount, AmountError, Currency, CurrencyError};
 pub use time::rfc3339;
 pub use wallet::{LedgerEntryKind, Owner, OwnerError, WalletId, WalletIdError};

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::error::Problem;
-use super::{schema, wallets};
+use super::{holds, schema, wallets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,11 @@ use super::{schema, wallets};
         wallets::transfer,
         wallets::list_transactions,
         wallets::close_wallet,
+        holds::place_hold,
+        holds::get_hold,
+        holds::list_holds,
+        holds::capture_hold,
+        holds::void_hold,
     ),
     components(schemas(
         Problem,
@@ -31,7 +36,12 @@ use super::{schema, wallets};
         schema::TransferResponse,
         schema::CreateWalletRequest,
         schema::MoveMoneyRequest,
-        schema::TransferRequest
+        schema::TransferRequest,
+        holds::HoldResponse,
+        holds::CaptureResponse,
+        holds::PlaceHoldRequest,
+        holds::CaptureHoldRequest,
+        holds::VoidHoldRequest
     ))
 )]
 pub struct ApiDoc;

@@ -74,6 +74,12 @@ pub struct WalletResponse {
     pub currency: String,
     #[schema(example = "999.00")]
     pub balance: String,
+    /// The sum of the wallet's pending holds (a hold past its expiry no longer counts).
+    #[schema(example = "100.00")]
+    pub held: String,
+    /// `balance - held`: what withdrawals, transfers and new holds may take.
+    #[schema(example = "899.00")]
+    pub available: String,
     #[schema(example = "2026-11-26T19:00:00Z")]
     pub created_at: String,
     /// The ledger entry the operation wrote (on writes only).
@@ -116,6 +122,8 @@ impl WalletResponse {
             owner: wallet.owner.clone(),
             currency: wallet.currency.code().to_owned(),
             balance: wallet.balance.format(wallet.currency),
+            held: wallet.held.format(wallet.currency),
+            available: wallet.available().format(wallet.currency),
             created_at: rfc3339(wallet.created_at),
             transaction: entry.map(|entry| TransactionResponse::new(entry, wallet.currency)),
         }

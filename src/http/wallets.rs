@@ -21,7 +21,7 @@ use crate::state::AppState;
 use crate::store::{Movement, StoredResponse, Transfer, WalletFilter};
 
 /// Counts the operation once it is answered (a replay ran before and is not counted again) and renders it.
-fn counted<T>(
+pub(super) fn counted<T>(
     op: Operation,
     result: Result<Ran<T>>,
     render: &dyn Fn(&T) -> StoredResponse,

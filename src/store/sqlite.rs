@@ -19,12 +19,17 @@ use super::cache::CurrencyCache;
 use super::idempotency::{FailedClaims, KeyRow, cutoff};
 use super::shared::{acquire, shared_statements};
 use super::{
-    Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, Result, StoreError, StoreOptions,
-    Transfer, sql,
+    Capture, Claim, Finish, Hold, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, Result, StoreError,
+    StoreOptions, Transfer, sql,
 };
-use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
+use crate::domain::{Amount, Currency, HoldId, LedgerEntryKind, WalletId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The write transaction holds the database's lock: nothing to lock row by row (see `expire_due_holds`).
+const LOCK_WALLET: &str = "select id from wallets where id = $1";
+const EXPIRE_DUE_HOLDS: &str = "update holds set status = 'expired', finished_at = $2 \
+     where wallet_id = $1 and status = 'pending' and expires_at <= $2 returning amount";
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -156,6 +161,51 @@ impl SqliteStore {
             Ok(payout)
         })
         .await
+    }
+
+    pub async fn place_hold(
+        &self,
+        wallet: WalletId,
+        amount: Amount,
+        expires_at: chrono::DateTime<Utc>,
+        finish: Option<Finish<'_, Hold>>,
+    ) -> Result<Hold> {
+        self.write(async |conn| {
+            let hold = apply_hold(conn, wallet, amount, expires_at).await?;
+            record(conn, finish, &hold).await?;
+            Ok(hold)
+        })
+        .await
+    }
+
+    pub async fn void_hold(&self, id: HoldId, finish: Option<Finish<'_, Hold>>) -> Result<Hold> {
+        self.write(async |conn| {
+            let hold = apply_void(conn, id).await?;
+            record(conn, finish, &hold).await?;
+            Ok(hold)
+        })
+        .await
+    }
+
+    pub async fn capture_hold(
+        &self,
+        id: HoldId,
+        amount: Amount,
+        to: Option<WalletId>,
+        finish: Option<Finish<'_, Capture>>,
+    ) -> Result<Capture> {
+        self.write(async |conn| {
+            let hold = finish_hold(conn, id, Some(amount)).await?;
+            let capture = apply_capture(conn, hold, amount, to).await?;
+            record(conn, finish, &capture).await?;
+            Ok(capture)
+        })
+        .await
+    }
+
+    pub async fn expire_wallet_holds(&self, wallet: WalletId) -> Result<u64> {
+        self.write(async |conn| expire_due_holds(conn, wallet, Utc::now()).await)
+            .await
     }
 
     pub async fn claim_key(&self, key: &str, request_hash: &str) -> Result<Claim> {
