@@ -27,6 +27,10 @@ pub enum ProblemKind {
     /// from another site).
     Forbidden,
     InsufficientFunds,
+    /// 409: capture or void of a hold that is captured, voided or expired.
+    HoldNotPending,
+    /// 409: closing a wallet that has a pending hold.
+    WalletHasHolds,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     PayloadTooLarge,
@@ -50,7 +54,10 @@ impl ProblemKind {
             Self::MethodNotAllowed => S::METHOD_NOT_ALLOWED,
             Self::Unauthenticated => S::UNAUTHORIZED,
             Self::Forbidden => S::FORBIDDEN,
-            Self::InsufficientFunds | Self::IdempotencyKeyInUse => S::CONFLICT,
+            Self::InsufficientFunds
+            | Self::HoldNotPending
+            | Self::WalletHasHolds
+            | Self::IdempotencyKeyInUse => S::CONFLICT,
             Self::PayloadTooLarge => S::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => S::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable => S::SERVICE_UNAVAILABLE,
@@ -73,6 +80,8 @@ impl ProblemKind {
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::InsufficientFunds => "insufficient_funds",
+            Self::HoldNotPending => "hold_not_pending",
+            Self::WalletHasHolds => "wallet_has_holds",
             Self::IdempotencyKeyInUse => "idempotency_key_in_use",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::PayloadTooLarge => "payload_too_large",
@@ -96,6 +105,8 @@ impl ProblemKind {
             Self::Unauthenticated => "Unauthenticated",
             Self::Forbidden => "Forbidden",
             Self::InsufficientFunds => "Insufficient funds",
+            Self::HoldNotPending => "Hold not pending",
+            Self::WalletHasHolds => "Wallet has holds",
             Self::IdempotencyKeyInUse => "Idempotency key in use",
             Self::IdempotencyKeyReused => "Idempotency key reused",
             Self::PayloadTooLarge => "Payload too large",
@@ -111,6 +122,8 @@ impl ProblemKind {
             Self::InsufficientFunds => Outcome::InsufficientFunds,
             Self::WalletNotFound => Outcome::NotFound,
             Self::CurrencyMismatch => Outcome::CurrencyMismatch,
+            Self::HoldNotPending => Outcome::HoldNotPending,
+            Self::WalletHasHolds => Outcome::WalletHasHolds,
             Self::Unavailable | Self::Internal => Outcome::Error,
             _ => Outcome::Invalid,
         }
@@ -123,6 +136,10 @@ impl From<&StoreError> for ProblemKind {
         match error {
             StoreError::WalletNotFound(_) => Self::WalletNotFound,
             StoreError::InsufficientFunds { .. } => Self::InsufficientFunds,
+            StoreError::HoldNotFound(_) => Self::NotFound,
+            StoreError::HoldNotPending(_) => Self::HoldNotPending,
+            StoreError::CaptureTooLarge(_) => Self::InvalidAmount,
+            StoreError::WalletHasHolds(_) => Self::WalletHasHolds,
             StoreError::BalanceTooLarge(_) => Self::AmountTooLarge,
             StoreError::ApiKeyNotFound(_) => Self::NotFound,
             StoreError::IdempotencyKeyReused => Self::IdempotencyKeyReused,
@@ -143,6 +160,8 @@ pub enum Outcome {
     NotFound,
     InsufficientFunds,
     CurrencyMismatch,
+    HoldNotPending,
+    WalletHasHolds,
     Error,
 }
 
@@ -153,6 +172,8 @@ impl Outcome {
             Self::Invalid => "invalid",
             Self::NotFound => "not_found",
             Self::InsufficientFunds => "insufficient_funds",
+            Self::HoldNotPending => "hold_not_pending",
+            Self::WalletHasHolds => "wallet_has_holds",
             Self::CurrencyMismatch => "currency_mismatch",
             Self::Error => "error",
         }
@@ -167,6 +188,10 @@ pub enum OperationKind {
     Withdrawal,
     Transfer,
     Close,
+    /// Holds: placed, captured, voided (each counted by outcome like the other operations).
+    Hold,
+    Capture,
+    Void,
 }
 
 impl OperationKind {
@@ -177,6 +202,9 @@ impl OperationKind {
             Self::Withdrawal => "withdrawal",
             Self::Transfer => "transfer",
             Self::Close => "close",
+            Self::Hold => "hold",
+            Self::Capture => "capture",
+            Self::Void => "void",
         }
     }
 }
@@ -296,6 +324,8 @@ mod tests {
             ProblemKind::MethodNotAllowed,
             ProblemKind::Forbidden,
             ProblemKind::InsufficientFunds,
+            ProblemKind::HoldNotPending,
+            ProblemKind::WalletHasHolds,
             ProblemKind::IdempotencyKeyInUse,
             ProblemKind::IdempotencyKeyReused,
             ProblemKind::PayloadTooLarge,

@@ -1,4 +1,5 @@
-//! Background work of a serving process: gauges kept fresh, old idempotency keys expired, histogram samples folded.
+//! Background work of a serving process: gauges kept fresh, due holds expired, old idempotency keys expired,
+//! histogram samples folded.
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,19 @@ pub async fn housekeeping(app: AppState) {
         }
         if let Ok(open) = app.store.count_open_wallets().await {
             metrics::gauge!("revwallet_wallets_open").set(open as f64);
+        }
+        // Reads already treat a hold past its expiry as released; the sweep marks it `expired` and gives its money
+        // back in `held`. Each wallet is its own transaction, skipped while another replica or a request holds it.
+        match app.store.expire_holds().await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "expired holds past their expiry"),
+            Err(error) => tracing::warn!(%error, "could not expire holds"),
+        }
+        if let Ok(held) = app.store.held_by_currency().await {
+            for (currency, minor_units) in held {
+                metrics::gauge!("revwallet_held_minor_units", "currency" => currency)
+                    .set(minor_units as f64);
+            }
         }
         if last_expiry.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
             match app.store.expire_idempotency_keys().await {

@@ -74,7 +74,7 @@ fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-fn idempotency_key(headers: &header::HeaderMap) -> Result<Option<String>, ApiError> {
+pub(super) fn idempotency_key(headers: &header::HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
@@ -94,7 +94,10 @@ fn idempotency_key(headers: &header::HeaderMap) -> Result<Option<String>, ApiErr
 }
 
 /// The exact text of a JSON string or number: `"100.50"` and `100.50` both give `100.50`.
-fn scalar_text<'de, D: Deserializer<'de>>(deserializer: D, what: &str) -> Result<String, D::Error> {
+pub(super) fn scalar_text<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    what: &str,
+) -> Result<String, D::Error> {
     let raw = Box::<RawValue>::deserialize(deserializer)?;
     let text = raw.get();
     match text.as_bytes().first() {

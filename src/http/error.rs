@@ -162,9 +162,12 @@ impl From<StoreError> for ApiError {
         let kind = ProblemKind::from(&error);
         match error {
             StoreError::WalletNotFound(id) => Self::wallet_not_found(id),
-            StoreError::InsufficientFunds { .. } | StoreError::BalanceTooLarge(_) => {
-                Self::new(kind, error.to_string()).declined()
-            }
+            StoreError::InsufficientFunds { .. }
+            | StoreError::BalanceTooLarge(_)
+            | StoreError::HoldNotFound(_)
+            | StoreError::HoldNotPending(_)
+            | StoreError::CaptureTooLarge(_)
+            | StoreError::WalletHasHolds(_) => Self::new(kind, error.to_string()).declined(),
             StoreError::ApiKeyNotFound(_) => Self::new(kind, error.to_string()),
             StoreError::Unavailable(cause) => Self {
                 cause: Some(format!("database unavailable: {cause}")),

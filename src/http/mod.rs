@@ -5,6 +5,7 @@ mod auth;
 mod body;
 mod error;
 mod extract;
+mod holds;
 mod keys;
 mod openapi;
 mod ops;
@@ -37,6 +38,11 @@ pub fn routes() -> Router<AppState> {
         .route("/wallet/withdraw", post(wallets::withdraw))
         .route("/wallet/transfer", post(wallets::transfer))
         .route("/wallet/balance/{id}", get(wallets::get_balance))
+        .route("/wallet/holds", post(holds::place_hold))
+        .route("/wallet/holds/{id}", get(holds::get_hold))
+        .route("/wallet/holds/{id}/capture", post(holds::capture_hold))
+        .route("/wallet/holds/{id}/void", post(holds::void_hold))
+        .route("/wallet/{id}/holds", get(holds::list_holds))
         .route(
             "/wallet/{id}",
             get(wallets::get_wallet).delete(wallets::close_wallet),

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::error::Problem;
-use super::{keys, schema, wallets};
+use super::{holds, keys, schema, wallets};
 
 /// Every `/wallet` route needs `Authorization: Bearer <key>` (unless the server runs with `--auth off`).
 struct BearerAuth;
@@ -49,6 +49,11 @@ impl utoipa::Modify for BearerAuth {
         keys::create_key,
         keys::list_keys,
         keys::revoke_key,
+        holds::place_hold,
+        holds::get_hold,
+        holds::list_holds,
+        holds::capture_hold,
+        holds::void_hold,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -61,7 +66,12 @@ impl utoipa::Modify for BearerAuth {
         schema::MoveMoneyRequest,
         schema::TransferRequest,
         keys::CreateKeyRequest,
-        keys::KeyResponse
+        keys::KeyResponse,
+        holds::HoldResponse,
+        holds::CaptureResponse,
+        holds::PlaceHoldRequest,
+        holds::CaptureHoldRequest,
+        holds::VoidHoldRequest
     ))
 )]
 pub struct ApiDoc;

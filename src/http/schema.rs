@@ -78,6 +78,12 @@ pub struct WalletResponse {
     pub currency: String,
     #[schema(example = "999.00")]
     pub balance: String,
+    /// The sum of the wallet's pending holds (a hold past its expiry no longer counts).
+    #[schema(example = "100.00")]
+    pub held: String,
+    /// `balance - held`: what withdrawals, transfers and new holds may take.
+    #[schema(example = "899.00")]
+    pub available: String,
     #[schema(example = "2026-11-26T19:00:00Z")]
     pub created_at: String,
     /// The ledger entry the operation wrote (on writes only).
@@ -89,6 +95,19 @@ pub struct WalletResponse {
 pub struct TransferResponse {
     pub from: WalletResponse,
     pub to: TransferTarget,
+}
+
+impl TransferTarget {
+    /// The receiving side as `caller` may see it.
+    pub fn of(movement: &Movement, caller: &crate::auth::Caller) -> Self {
+        if caller.sees(&movement.wallet.owner) {
+            Self::Visible(Box::new(WalletResponse::of_movement(movement)))
+        } else {
+            Self::Redacted {
+                id: movement.wallet.id.to_string(),
+            }
+        }
+    }
 }
 
 /// The receiving wallet of a transfer: whole, or only its `id` when it belongs to an owner the key may not see.
@@ -131,6 +150,8 @@ impl WalletResponse {
             owner: wallet.owner.clone(),
             currency: wallet.currency.code().to_owned(),
             balance: wallet.balance.format(wallet.currency),
+            held: wallet.held.format(wallet.currency),
+            available: wallet.available().format(wallet.currency),
             created_at: rfc3339(wallet.created_at),
             transaction: entry.map(|entry| TransactionResponse::new(entry, wallet.currency)),
         }

@@ -22,7 +22,7 @@ use crate::state::AppState;
 use crate::store::{Movement, StoredResponse, Transfer, WalletFacts, WalletFilter};
 
 /// A wallet's currency and owner, if the caller may see it: another owner's wallet is as absent as an unknown one.
-async fn visible(app: &AppState, caller: &Caller, id: WalletId) -> Result<WalletFacts> {
+pub(super) async fn visible(app: &AppState, caller: &Caller, id: WalletId) -> Result<WalletFacts> {
     let facts = app.store.wallet_facts(id).await?;
     if caller.sees(&facts.owner) {
         Ok(facts)
@@ -32,7 +32,7 @@ async fn visible(app: &AppState, caller: &Caller, id: WalletId) -> Result<Wallet
 }
 
 /// Counts the operation once it is answered (a replay ran before and is not counted again) and renders it.
-fn counted<T>(
+pub(super) fn counted<T>(
     op: Operation,
     result: Result<Ran<T>>,
     render: &dyn Fn(&T) -> StoredResponse,
@@ -231,13 +231,7 @@ pub async fn transfer(
     let render = |t: &Transfer| {
         let body = TransferResponse {
             from: WalletResponse::of_movement(&t.from),
-            to: if caller.sees(&t.to.wallet.owner) {
-                TransferTarget::Visible(Box::new(WalletResponse::of_movement(&t.to)))
-            } else {
-                TransferTarget::Redacted {
-                    id: t.to.wallet.id.to_string(),
-                }
-            },
+            to: TransferTarget::of(&t.to, &caller),
         };
         json_response(StatusCode::OK, None, &body)
     };

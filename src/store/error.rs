@@ -1,14 +1,22 @@
 //! The store's error, and the classification of database errors into "retry later" and "a bug".
 
-use crate::domain::{Amount, WalletId};
-use crate::store::Wallet;
+use crate::domain::{Amount, HoldId, WalletId};
+use crate::store::{Hold, Wallet};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("wallet {0} not found")]
     WalletNotFound(WalletId),
-    #[error("wallet {} holds {} {currency}; cannot take {} {currency}", .wallet.id, .wallet.balance.format(.wallet.currency), .requested.format(.wallet.currency), currency = .wallet.currency)]
+    #[error("{}", insufficient(.wallet, *.requested))]
     InsufficientFunds { wallet: Wallet, requested: Amount },
+    #[error("hold {0} not found")]
+    HoldNotFound(HoldId),
+    #[error("hold {} is {}, not pending", .0.id, .0.status.as_str())]
+    HoldNotPending(Box<Hold>),
+    #[error("cannot capture more than hold {} reserved", .0.id)]
+    CaptureTooLarge(Box<Hold>),
+    #[error("wallet {0} has pending holds; capture or void them first")]
+    WalletHasHolds(WalletId),
     #[error("the balance of wallet {0} would exceed the largest representable amount")]
     BalanceTooLarge(WalletId),
     #[error("API key {0} not found")]
@@ -26,6 +34,28 @@ pub enum StoreError {
     /// The store's own machinery failed (a background task stopped): a bug, never the client's doing.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// The detail of a refused debit: what the wallet holds, and what of it is held, when anything is.
+fn insufficient(wallet: &Wallet, requested: Amount) -> String {
+    let c = wallet.currency;
+    if wallet.held == Amount::ZERO {
+        format!(
+            "wallet {} holds {} {c}; cannot take {} {c}",
+            wallet.id,
+            wallet.balance.format(c),
+            requested.format(c)
+        )
+    } else {
+        format!(
+            "wallet {} holds {} {c} of which {} {c} is held ({} {c} available); cannot take {} {c}",
+            wallet.id,
+            wallet.balance.format(c),
+            wallet.held.format(c),
+            wallet.available().format(c),
+            requested.format(c)
+        )
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -16,7 +16,9 @@ mod sqlite;
 
 use std::time::Duration;
 
-use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Amount, Currency, HoldId, HoldStatus, LedgerEntryKind, WalletId};
 
 pub use cache::WalletFacts;
 pub use error::{Result, StoreError};
@@ -24,7 +26,9 @@ pub use idempotency::{
     ABANDONED_CLAIM_AFTER, Claim, Finish, IDEMPOTENCY_RETENTION, StoredResponse,
 };
 pub use keys::{ApiKey, NewApiKey, WebSession};
-pub use model::{AuditFinding, LedgerEntry, Movement, Page, Transfer, Wallet, WalletFilter};
+pub use model::{
+    AuditFinding, Capture, Hold, LedgerEntry, Movement, Page, Transfer, Wallet, WalletFilter,
+};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -231,6 +235,67 @@ impl Store {
 
     pub async fn expire_web_sessions(&self) -> Result<u64> {
         dispatch!(self, s => s.expire_web_sessions().await)
+    }
+
+    /// Reserves `amount` of a wallet's available money until `expires_at`.
+    pub async fn place_hold(
+        &self,
+        wallet: WalletId,
+        amount: Amount,
+        expires_at: DateTime<Utc>,
+        finish: Option<Finish<'_, Hold>>,
+    ) -> Result<Hold> {
+        dispatch!(self, s => s.place_hold(wallet, amount, expires_at, finish).await)
+    }
+
+    /// Takes `amount` (at most the hold) out of the hold's wallet, as a withdrawal or a transfer into `to`
+    /// (the caller checks currencies); the rest of the hold is released.
+    pub async fn capture_hold(
+        &self,
+        id: HoldId,
+        amount: Amount,
+        to: Option<WalletId>,
+        actor: Option<&str>,
+        finish: Option<Finish<'_, Capture>>,
+    ) -> Result<Capture> {
+        dispatch!(self, s => s.capture_hold(id, amount, to, actor, finish).await)
+    }
+
+    pub async fn void_hold(&self, id: HoldId, finish: Option<Finish<'_, Hold>>) -> Result<Hold> {
+        dispatch!(self, s => s.void_hold(id, finish).await)
+    }
+
+    /// A hold of an open wallet; a pending one past its expiry reads `expired`.
+    pub async fn get_hold(&self, id: HoldId) -> Result<Hold> {
+        dispatch!(self, s => s.get_hold(id).await)
+    }
+
+    /// A page of a wallet's holds, newest first, strictly before the hold id `before`.
+    pub async fn list_holds(
+        &self,
+        wallet: WalletId,
+        status: Option<HoldStatus>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Hold>> {
+        let holds = dispatch!(self, s => s.list_holds(wallet, status, before, limit.saturating_add(1)).await)?;
+        Ok(Page::from_overfetch(holds, limit, |h| h.id.get()))
+    }
+
+    /// The sweep: marks pending holds past their expiry `expired`, a wallet at a time (reads already treat them
+    /// as released; this gives their money back in `held`). Safe with several replicas: a wallet another
+    /// transaction holds is skipped. Returns how many holds it expired.
+    pub async fn expire_holds(&self) -> Result<u64> {
+        let mut expired = 0;
+        for wallet in dispatch!(self, s => s.wallets_with_due_holds(500).await)? {
+            expired += dispatch!(self, s => s.expire_wallet_holds(wallet).await)?;
+        }
+        Ok(expired)
+    }
+
+    /// The money held in open wallets by currency code, in minor units.
+    pub async fn held_by_currency(&self) -> Result<Vec<(String, i64)>> {
+        dispatch!(self, s => s.held_by_currency().await)
     }
 
     pub async fn count_open_wallets(&self) -> Result<i64> {

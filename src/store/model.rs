@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
+use crate::domain::{Amount, Currency, HoldId, HoldStatus, LedgerEntryKind, WalletId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wallet {
@@ -10,7 +10,38 @@ pub struct Wallet {
     pub owner: String,
     pub currency: Currency,
     pub balance: Amount,
+    /// The sum of the wallet's pending holds (those past their expiry no longer count).
+    pub held: Amount,
     pub created_at: DateTime<Utc>,
+}
+
+impl Wallet {
+    /// What withdrawals, transfers and new holds may take: the balance less what is held.
+    pub fn available(&self) -> Amount {
+        Amount::from_minor(self.balance.minor_units() - self.held.minor_units())
+            .unwrap_or(Amount::ZERO)
+    }
+}
+
+/// Money reserved in a wallet (docs/adr/0100-holds-model.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub id: HoldId,
+    pub wallet_id: WalletId,
+    pub amount: Amount,
+    pub status: HoldStatus,
+    /// What the capture took, once captured.
+    pub captured: Option<Amount>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A captured hold: the hold, the debit of its wallet, and the credit of the wallet it was paid into, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    pub hold: Hold,
+    pub from: Movement,
+    pub to: Option<Movement>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +77,9 @@ pub struct AuditFinding {
     pub balance: i64,
     pub ledger_balance: Option<i64>,
     pub first_bad_entry: Option<i64>,
+    /// The wallet's `held` column and the sum of its pending holds (they must be equal, and `held <= balance`).
+    pub held: i64,
+    pub pending_holds: i64,
 }
 
 /// Which open wallets to list, a page at a time (`limit` is the page size).

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{AuditFinding, LedgerEntry, Result, StoreError, Wallet};
-use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
+use super::{AuditFinding, Hold, LedgerEntry, Result, StoreError, Wallet};
+use crate::domain::{Amount, Currency, HoldId, HoldStatus, LedgerEntryKind, WalletId};
 
 #[derive(Debug, FromRow)]
 pub(super) struct WalletRow {
@@ -12,6 +12,8 @@ pub(super) struct WalletRow {
     pub owner: String,
     pub currency: String,
     pub balance: i64,
+    /// Pending holds, less those past their expiry (see `sql::wallet_columns`).
+    pub held: i64,
     pub created_at: DateTime<Utc>,
 }
 
@@ -33,6 +35,20 @@ pub(super) struct AuditRow {
     balance: i64,
     ledger_balance: Option<i64>,
     first_bad_entry: Option<i64>,
+    held: i64,
+    pending_holds: i64,
+}
+
+/// A hold as stored; `status` already reads `expired` for a pending hold past its expiry.
+#[derive(Debug, FromRow)]
+pub(super) struct HoldRow {
+    pub id: i64,
+    pub wallet_id: i64,
+    pub amount: i64,
+    pub status: String,
+    pub captured: Option<i64>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
 }
 
 fn amount(minor: i64, what: &str) -> Result<Amount> {
@@ -47,6 +63,7 @@ impl TryFrom<WalletRow> for Wallet {
             currency: Currency::parse(&row.currency)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             balance: amount(row.balance, "balance")?,
+            held: amount(row.held, "held")?,
             owner: row.owner,
             created_at: row.created_at,
         })
@@ -77,6 +94,24 @@ impl From<AuditRow> for AuditFinding {
             balance: row.balance,
             ledger_balance: row.ledger_balance,
             first_bad_entry: row.first_bad_entry,
+            held: row.held,
+            pending_holds: row.pending_holds,
         }
+    }
+}
+
+impl TryFrom<HoldRow> for Hold {
+    type Error = StoreError;
+    fn try_from(row: HoldRow) -> Result<Self> {
+        Ok(Self {
+            id: HoldId::from_db(row.id),
+            wallet_id: WalletId::from_db(row.wallet_id),
+            amount: amount(row.amount, "hold amount")?,
+            status: HoldStatus::parse(&row.status)
+                .ok_or_else(|| StoreError::Corrupt(format!("hold status {:?}", row.status)))?,
+            captured: row.captured.map(|c| amount(c, "captured")).transpose()?,
+            expires_at: row.expires_at,
+            created_at: row.created_at,
+        })
     }
 }

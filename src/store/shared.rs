@@ -56,15 +56,18 @@ macro_rules! shared_statements {
         mod statements {
             use sqlx::Connection as _;
 
+            use chrono::{DateTime, Utc};
+
             use super::$store;
-            use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
+            use crate::domain::{Amount, Currency, HoldId, HoldStatus, LedgerEntryKind, WalletId};
             use crate::store::cache::WalletFacts;
             use crate::store::keys::{self, ApiKeyRow};
-            use crate::store::rows::{AuditRow, EntryRow, WalletRow};
-            use crate::store::shared::{acquire, refused_movement, update_for};
+            use crate::store::rows::{AuditRow, EntryRow, HoldRow, WalletRow};
+            use crate::store::shared::{acquire, is_debit, refused_movement, update_for};
             use crate::store::{
-                ApiKey, AuditFinding, Finish, LedgerEntry, Movement, NewApiKey, PoolState, Result,
-                StoreError, StoredResponse, Transfer, Wallet, WalletFilter, WebSession, sql,
+                ApiKey, AuditFinding, Capture, Finish, Hold, LedgerEntry, Movement, NewApiKey,
+                PoolState, Result, StoreError, StoredResponse, Transfer, Wallet, WalletFilter,
+                WebSession, sql,
             };
 
             type Conn = $conn;
@@ -75,24 +78,36 @@ macro_rules! shared_statements {
             ) -> Result<Option<Wallet>> {
                 sqlx::query_as::<_, WalletRow>(sql::GET_OPEN_WALLET)
                     .bind(id.get())
+                    .bind(Utc::now())
                     .fetch_optional(conn)
                     .await?
                     .map(Wallet::try_from)
                     .transpose()
             }
 
-            /// One debit or credit, explained when refused.
+            /// One debit or credit, explained when refused. Inside a transaction: a debit refused while holds past
+            /// their expiry still count releases them and tries once more.
             pub(in crate::store) async fn change_balance(
                 conn: &mut Conn,
                 id: WalletId,
                 kind: LedgerEntryKind,
                 amount: Amount,
             ) -> Result<Wallet> {
-                let row: Option<WalletRow> = sqlx::query_as(update_for(kind))
-                    .bind(id.get())
-                    .bind(amount.minor_units())
-                    .fetch_optional(&mut *conn)
-                    .await?;
+                let update = async |conn: &mut Conn| -> Result<Option<WalletRow>> {
+                    Ok(sqlx::query_as(update_for(kind))
+                        .bind(id.get())
+                        .bind(amount.minor_units())
+                        .bind(Utc::now())
+                        .fetch_optional(conn)
+                        .await?)
+                };
+                let mut row = update(&mut *conn).await?;
+                if row.is_none()
+                    && is_debit(kind)
+                    && expire_due_holds(conn, id, Utc::now()).await? > 0
+                {
+                    row = update(&mut *conn).await?;
+                }
                 match row {
                     Some(row) => row.try_into(),
                     None => Err(refused_movement(
@@ -200,6 +215,11 @@ macro_rules! shared_statements {
                 let wallet = get_open_wallet(&mut *conn, id)
                     .await?
                     .ok_or(StoreError::WalletNotFound(id))?;
+                // Holds past their expiry do not keep a wallet open; pending ones do (checked again below).
+                expire_due_holds(conn, id, Utc::now()).await?;
+                if wallet.held > Amount::ZERO {
+                    return Err(StoreError::WalletHasHolds(id));
+                }
                 let payout = if wallet.balance > Amount::ZERO {
                     let closed = Wallet {
                         balance: Amount::ZERO,
@@ -210,11 +230,15 @@ macro_rules! shared_statements {
                 } else {
                     None
                 };
-                sqlx::query(sql::CLOSE_WALLET)
+                let closed = sqlx::query(sql::CLOSE_WALLET)
                     .bind(id.get())
                     .bind(chrono::Utc::now())
                     .execute(&mut *conn)
-                    .await?;
+                    .await?
+                    .rows_affected();
+                if closed == 0 {
+                    return Err(StoreError::WalletHasHolds(id));
+                }
                 Ok(payout)
             }
 
@@ -243,6 +267,187 @@ macro_rules! shared_statements {
                         entry: into,
                     },
                 })
+            }
+
+            /// Marks the wallet's pending holds past their expiry `expired` and gives their money back; returns
+            /// how many it released. Inside a transaction: the wallet row is locked first (PostgreSQL), then the due
+            /// holds, skipping any that a capture or void is finishing right now (that one decided first).
+            pub(in crate::store) async fn expire_due_holds(
+                conn: &mut Conn,
+                id: WalletId,
+                now: DateTime<Utc>,
+            ) -> Result<u64> {
+                sqlx::query(super::LOCK_WALLET)
+                    .bind(id.get())
+                    .execute(&mut *conn)
+                    .await?;
+                let amounts: Vec<i64> = sqlx::query_scalar(super::EXPIRE_DUE_HOLDS)
+                    .bind(id.get())
+                    .bind(now)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let total = amounts.iter().try_fold(0_i64, |sum, a| sum.checked_add(*a));
+                let total =
+                    total.ok_or_else(|| StoreError::Corrupt(format!("held of wallet {id}")))?;
+                if total > 0 {
+                    release(conn, id, total).await?;
+                }
+                if !amounts.is_empty() {
+                    metrics::counter!("revwallet_holds_expired_total")
+                        .increment(amounts.len() as u64);
+                }
+                Ok(amounts.len() as u64)
+            }
+
+            async fn release(conn: &mut Conn, id: WalletId, amount: i64) -> Result<()> {
+                let released = sqlx::query(sql::RELEASE)
+                    .bind(id.get())
+                    .bind(amount)
+                    .execute(conn)
+                    .await?
+                    .rows_affected();
+                if released == 1 {
+                    Ok(())
+                } else {
+                    Err(StoreError::Corrupt(format!(
+                        "wallet {id} holds less than its holds"
+                    )))
+                }
+            }
+
+            pub(in crate::store) async fn find_hold(
+                conn: &mut Conn,
+                id: HoldId,
+            ) -> Result<Option<Hold>> {
+                sqlx::query_as::<_, HoldRow>(sql::GET_HOLD)
+                    .bind(id.get())
+                    .bind(Utc::now())
+                    .fetch_optional(conn)
+                    .await?
+                    .map(Hold::try_from)
+                    .transpose()
+            }
+
+            /// Places a hold (inside the caller's transaction): reserves the amount if it is available, releasing
+            /// expired holds first when that is what stands in the way.
+            pub(in crate::store) async fn apply_hold(
+                conn: &mut Conn,
+                wallet: WalletId,
+                amount: Amount,
+                expires_at: DateTime<Utc>,
+            ) -> Result<Hold> {
+                let reserve = async |conn: &mut Conn| -> Result<bool> {
+                    let row: Option<i64> = sqlx::query_scalar(sql::RESERVE)
+                        .bind(wallet.get())
+                        .bind(amount.minor_units())
+                        .fetch_optional(conn)
+                        .await?;
+                    Ok(row.is_some())
+                };
+                let mut reserved = reserve(&mut *conn).await?;
+                if !reserved && expire_due_holds(conn, wallet, Utc::now()).await? > 0 {
+                    reserved = reserve(&mut *conn).await?;
+                }
+                if !reserved {
+                    return Err(match get_open_wallet(conn, wallet).await? {
+                        None => StoreError::WalletNotFound(wallet),
+                        Some(current) => StoreError::InsufficientFunds {
+                            wallet: current,
+                            requested: amount,
+                        },
+                    });
+                }
+                sqlx::query_as::<_, HoldRow>(sql::INSERT_HOLD)
+                    .bind(wallet.get())
+                    .bind(amount.minor_units())
+                    .bind(Utc::now())
+                    .bind(expires_at)
+                    .fetch_one(conn)
+                    .await?
+                    .try_into()
+            }
+
+            /// Why a capture or void of `id` matched no pending hold.
+            pub(in crate::store) async fn refused_finish(
+                conn: &mut Conn,
+                id: HoldId,
+            ) -> Result<StoreError> {
+                Ok(match find_hold(conn, id).await? {
+                    None => StoreError::HoldNotFound(id),
+                    Some(hold) if hold.status != HoldStatus::Pending => {
+                        StoreError::HoldNotPending(Box::new(hold))
+                    }
+                    Some(hold) => StoreError::CaptureTooLarge(Box::new(hold)),
+                })
+            }
+
+            /// Takes a pending hold out of `pending` (`captured` with an amount, else `voided`); explained when
+            /// refused. The caller then moves the money and releases the reservation.
+            pub(in crate::store) async fn finish_hold(
+                conn: &mut Conn,
+                id: HoldId,
+                captured: Option<Amount>,
+            ) -> Result<Hold> {
+                let status = if captured.is_some() {
+                    HoldStatus::Captured
+                } else {
+                    HoldStatus::Voided
+                };
+                let row: Option<HoldRow> = sqlx::query_as(sql::FINISH_HOLD)
+                    .bind(id.get())
+                    .bind(status.as_str())
+                    .bind(Utc::now())
+                    .bind(captured.map(Amount::minor_units))
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                match row {
+                    Some(row) => row.try_into(),
+                    None => Err(refused_finish(conn, id).await?),
+                }
+            }
+
+            /// Voids a pending hold (inside the caller's transaction): its whole amount is available again.
+            #[allow(
+                dead_code,
+                reason = "PostgreSQL voids in one statement (postgres/holds.rs)"
+            )]
+            pub(in crate::store) async fn apply_void(conn: &mut Conn, id: HoldId) -> Result<Hold> {
+                let hold = finish_hold(conn, id, None).await?;
+                release(conn, hold.wallet_id, hold.amount.minor_units()).await?;
+                Ok(hold)
+            }
+
+            /// The money side of a capture whose hold is already `captured` (inside the caller's transaction,
+            /// which on PostgreSQL has locked the wallets in id order): the reservation is released, then the
+            /// amount leaves the wallet as a withdrawal or as a transfer into `to`.
+            pub(in crate::store) async fn apply_capture(
+                conn: &mut Conn,
+                hold: Hold,
+                amount: Amount,
+                to: Option<WalletId>,
+                actor: Option<&str>,
+            ) -> Result<Capture> {
+                release(conn, hold.wallet_id, hold.amount.minor_units()).await?;
+                match to {
+                    Some(to) => {
+                        let moved = apply_transfer(conn, hold.wallet_id, to, amount, actor).await?;
+                        Ok(Capture {
+                            hold,
+                            from: moved.from,
+                            to: Some(moved.to),
+                        })
+                    }
+                    None => {
+                        let kind = LedgerEntryKind::Withdrawal;
+                        let wallet = change_balance(conn, hold.wallet_id, kind, amount).await?;
+                        let entry = insert_entry(conn, &wallet, kind, amount, None, actor).await?;
+                        Ok(Capture {
+                            hold,
+                            from: Movement { wallet, entry },
+                            to: None,
+                        })
+                    }
+                }
             }
 
             /// Reads through the pool, identical for both stores.
@@ -294,6 +499,7 @@ macro_rules! shared_statements {
                         .bind(filter.currency.map(|c| c.code()))
                         .bind(filter.after.map_or(0, WalletId::get))
                         .bind(i64::from(filter.limit))
+                        .bind(Utc::now())
                         .fetch_all(&mut *acquire(&self.pool).await?)
                         .await?
                         .into_iter()
@@ -320,6 +526,54 @@ macro_rules! shared_statements {
                         .into_iter()
                         .map(LedgerEntry::try_from)
                         .collect()
+                }
+
+                pub async fn get_hold(&self, id: HoldId) -> Result<Hold> {
+                    let mut conn = acquire(&self.pool).await?;
+                    find_hold(&mut conn, id)
+                        .await?
+                        .ok_or(StoreError::HoldNotFound(id))
+                }
+
+                pub async fn list_holds(
+                    &self,
+                    id: WalletId,
+                    status: Option<HoldStatus>,
+                    before: Option<i64>,
+                    limit: u32,
+                ) -> Result<Vec<Hold>> {
+                    let mut conn = acquire(&self.pool).await?;
+                    get_open_wallet(&mut conn, id)
+                        .await?
+                        .ok_or(StoreError::WalletNotFound(id))?;
+                    sqlx::query_as::<_, HoldRow>(sql::LIST_HOLDS)
+                        .bind(id.get())
+                        .bind(status.map(HoldStatus::as_str))
+                        .bind(before.unwrap_or(i64::MAX))
+                        .bind(i64::from(limit))
+                        .bind(Utc::now())
+                        .fetch_all(&mut *conn)
+                        .await?
+                        .into_iter()
+                        .map(Hold::try_from)
+                        .collect()
+                }
+
+                /// Open wallets with pending holds past their expiry, for the sweep.
+                pub async fn wallets_with_due_holds(&self, limit: i64) -> Result<Vec<WalletId>> {
+                    let ids: Vec<i64> = sqlx::query_scalar(sql::WALLETS_WITH_DUE_HOLDS)
+                        .bind(Utc::now())
+                        .bind(limit)
+                        .fetch_all(&mut *acquire(&self.pool).await?)
+                        .await?;
+                    Ok(ids.into_iter().map(WalletId::from_db).collect())
+                }
+
+                /// The money held in open wallets, by currency code, in minor units.
+                pub async fn held_by_currency(&self) -> Result<Vec<(String, i64)>> {
+                    Ok(sqlx::query_as(sql::HELD_BY_CURRENCY)
+                        .fetch_all(&mut *acquire(&self.pool).await?)
+                        .await?)
                 }
 
                 pub async fn count_open_wallets(&self) -> Result<i64> {

@@ -19,16 +19,21 @@ use super::cache::{FactsCache, WalletFacts};
 use super::idempotency::{FailedClaims, KeyRow, cutoff};
 use super::shared::{acquire, shared_statements};
 use super::{
-    Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, NewApiKey, Result, StoreError,
-    StoreOptions, StoredResponse, Transfer, sql,
+    Capture, Claim, Finish, Hold, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, NewApiKey, Result,
+    StoreError, StoreOptions, StoredResponse, Transfer, sql,
 };
-use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
+use crate::domain::{Amount, Currency, HoldId, LedgerEntryKind, WalletId};
 
 /// The keys whose ids are in a JSON array of strings.
 const KEYS_BY_ID: &str = "select id, secret_hash, name, role, owner, created_at, revoked_at from api_keys \
      where id in (select value from json_each($1))";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The write transaction holds the database's lock: nothing to lock row by row (see `expire_due_holds`).
+const LOCK_WALLET: &str = "select id from wallets where id = $1";
+const EXPIRE_DUE_HOLDS: &str = "update holds set status = 'expired', finished_at = $2 \
+     where wallet_id = $1 and status = 'pending' and expires_at <= $2 returning amount";
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -175,6 +180,52 @@ impl SqliteStore {
     /// The database lock of the write transaction makes "none yet" and the insert one step.
     pub async fn insert_first_api_key(&self, key: &NewApiKey) -> Result<bool> {
         self.write(async |conn| insert_first_key(conn, key).await)
+            .await
+    }
+
+    pub async fn place_hold(
+        &self,
+        wallet: WalletId,
+        amount: Amount,
+        expires_at: chrono::DateTime<Utc>,
+        finish: Option<Finish<'_, Hold>>,
+    ) -> Result<Hold> {
+        self.write(async |conn| {
+            let hold = apply_hold(conn, wallet, amount, expires_at).await?;
+            record(conn, finish, &hold).await?;
+            Ok(hold)
+        })
+        .await
+    }
+
+    pub async fn void_hold(&self, id: HoldId, finish: Option<Finish<'_, Hold>>) -> Result<Hold> {
+        self.write(async |conn| {
+            let hold = apply_void(conn, id).await?;
+            record(conn, finish, &hold).await?;
+            Ok(hold)
+        })
+        .await
+    }
+
+    pub async fn capture_hold(
+        &self,
+        id: HoldId,
+        amount: Amount,
+        to: Option<WalletId>,
+        actor: Option<&str>,
+        finish: Option<Finish<'_, Capture>>,
+    ) -> Result<Capture> {
+        self.write(async |conn| {
+            let hold = finish_hold(conn, id, Some(amount)).await?;
+            let capture = apply_capture(conn, hold, amount, to, actor).await?;
+            record(conn, finish, &capture).await?;
+            Ok(capture)
+        })
+        .await
+    }
+
+    pub async fn expire_wallet_holds(&self, wallet: WalletId) -> Result<u64> {
+        self.write(async |conn| expire_due_holds(conn, wallet, Utc::now()).await)
             .await
     }
 

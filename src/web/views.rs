@@ -176,6 +176,9 @@ pub struct WalletView {
     pub currency: &'static str,
     pub currency_name: String,
     pub balance: String,
+    /// Reserved by pending holds, and what is left to spend.
+    pub held: String,
+    pub available: String,
     pub opened: String,
     pub opened_iso: String,
     /// How many decimals an amount may have, in words, for the hint under each amount field.
@@ -200,6 +203,8 @@ impl WalletView {
             currency: currency.code(),
             currency_name: currency.name().to_owned(),
             balance: display_amount(wallet.balance, currency),
+            held: display_amount(wallet.held, currency),
+            available: display_amount(wallet.available(), currency),
             opened: display_time(wallet.created_at),
             opened_iso: rfc3339(wallet.created_at),
             amount_hint,

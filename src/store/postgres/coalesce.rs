@@ -14,9 +14,9 @@ use chrono::Utc;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 
-use super::{apply_movement, deposit_all, get_open_wallet, move_once};
+use super::{apply_movement, apply_movement_releasing, deposit_all, move_once};
 use crate::domain::{Amount, LedgerEntryKind, WalletId};
-use crate::store::shared::{acquire, refused_movement};
+use crate::store::shared::acquire;
 use crate::store::{Movement, Result, StoreError};
 
 /// One queued deposit or withdrawal and where its answer goes.
@@ -158,9 +158,22 @@ async fn one_by_one(pool: &PgPool, id: WalletId, batch: Vec<Queued>) {
                 apply_movement(&mut tx, id, queued.kind, queued.amount, actor, Utc::now()).await?;
             results.push(match moved {
                 Some(movement) => Ok(movement),
+                // Refused: released expired holds may cover it; otherwise explained.
                 None => {
-                    let current = get_open_wallet(&mut tx, id).await?;
-                    Err(refused_movement(id, queued.kind, queued.amount, current))
+                    match apply_movement_releasing(
+                        &mut tx,
+                        id,
+                        queued.kind,
+                        queued.amount,
+                        queued.actor.as_deref(),
+                    )
+                    .await
+                    {
+                        Err(error @ (StoreError::Database(_) | StoreError::Unavailable(_))) => {
+                            return Err(error);
+                        }
+                        other => other,
+                    }
                 }
             });
         }

@@ -3,6 +3,7 @@
 //! id order so that opposite transfers never deadlock.
 
 mod coalesce;
+mod holds;
 #[cfg(test)]
 mod pgbench_scripts;
 
@@ -16,6 +17,7 @@ use super::cache::{FactsCache, WalletFacts};
 use super::idempotency::{FailedClaims, KeyRow, cutoff};
 use super::rows::{EntryRow, WalletRow};
 use super::shared::{acquire, is_debit, refused_movement, shared_statements};
+use super::sql::wallet_columns;
 use super::{
     Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, NewApiKey, Result, StoreError,
     StoreOptions, StoredResponse, Transfer, sql,
@@ -32,18 +34,30 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 static MOVE_CREDIT: LazyLock<String> = LazyLock::new(|| movement_statement(sql::CREDIT));
 static MOVE_DEBIT: LazyLock<String> = LazyLock::new(|| movement_statement(sql::DEBIT));
 
+/// `$1` wallet, `$2` amount, `$3` now, `$4` kind.
 fn movement_statement(update: &str) -> String {
     format!(
         "with moved as ({update}), entry as ( \
              insert into transactions (wallet_id, kind, amount, balance_after, created_at, actor) \
-             select id, $3, $2, balance, $4, $5 from moved \
+             select id, $4, $2, balance, $3, $5 from moved \
              returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor) \
-         select m.id, m.owner, m.currency, m.balance, m.created_at, \
+         select m.id, m.owner, m.currency, m.balance, m.held, m.created_at, \
                 e.id as entry_id, e.wallet_id, e.kind, e.amount, e.balance_after, e.counterparty_id, \
                 e.created_at as entry_created_at, e.actor \
          from moved m cross join entry e"
     )
 }
+
+/// Locks a wallet's row before its holds are expired (see `expire_due_holds`).
+const LOCK_WALLET: &str = "select id from wallets where id = $1 for update";
+
+/// Marks a wallet's due holds expired. `skip locked`: a hold a capture or void is finishing right now was still
+/// pending when that request decided, so it is that request's; waiting for it could deadlock (it waits for the
+/// wallet row this transaction holds).
+const EXPIRE_DUE_HOLDS: &str = "update holds set status = 'expired', finished_at = $2 \
+     where id in (select id from holds where wallet_id = $1 and status = 'pending' and expires_at <= $2 \
+                  for update skip locked) \
+     returning amount";
 
 #[derive(Debug, sqlx::FromRow)]
 struct MovementRow {
@@ -155,11 +169,7 @@ impl PgStore {
         };
         let mut conn = acquire(&self.pool).await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let moved = apply_movement(&mut tx, id, kind, amount, actor, Utc::now()).await?;
-        let Some(movement) = moved else {
-            let current = get_open_wallet(&mut tx, id).await?;
-            return Err(refused_movement(id, kind, amount, current));
-        };
+        let movement = apply_movement_releasing(&mut tx, id, kind, amount, actor).await?;
         record(&mut tx, Some(finish), &movement).await?;
         tx.commit().await?;
         Ok(movement)
@@ -302,15 +312,36 @@ async fn move_once(
     actor: Option<&str>,
 ) -> Result<Movement> {
     let mut conn = acquire(pool).await?;
-    match apply_movement(&mut conn, id, kind, amount, actor, Utc::now()).await? {
-        Some(movement) => Ok(movement),
-        None => Err(refused_movement(
-            id,
-            kind,
-            amount,
-            get_open_wallet(&mut conn, id).await?,
-        )),
+    if let Some(movement) = apply_movement(&mut conn, id, kind, amount, actor, Utc::now()).await? {
+        return Ok(movement);
     }
+    // Refused: perhaps only because holds past their expiry still count. Release them and try once more.
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let movement = apply_movement_releasing(&mut tx, id, kind, amount, actor).await?;
+    tx.commit().await?;
+    Ok(movement)
+}
+
+/// A deposit or withdrawal inside a transaction; a debit refused while expired holds still count releases them
+/// and tries once more. Explained when refused.
+async fn apply_movement_releasing(
+    conn: &mut PgConnection,
+    id: WalletId,
+    kind: LedgerEntryKind,
+    amount: Amount,
+    actor: Option<&str>,
+) -> Result<Movement> {
+    if let Some(movement) = apply_movement(conn, id, kind, amount, actor, Utc::now()).await? {
+        return Ok(movement);
+    }
+    if is_debit(kind)
+        && expire_due_holds(conn, id, Utc::now()).await? > 0
+        && let Some(movement) = apply_movement(conn, id, kind, amount, actor, Utc::now()).await?
+    {
+        return Ok(movement);
+    }
+    let current = get_open_wallet(conn, id).await?;
+    Err(refused_movement(id, kind, amount, current))
 }
 
 /// The update and its ledger entry; `None` when the wallet is missing, closed, or refuses the amount.
@@ -330,8 +361,8 @@ async fn apply_movement(
     sqlx::query_as::<_, MovementRow>(statement.as_str())
         .bind(id.get())
         .bind(amount.minor_units())
-        .bind(kind.as_str())
         .bind(at)
+        .bind(kind.as_str())
         .bind(actor)
         .fetch_optional(conn)
         .await?
@@ -370,14 +401,17 @@ async fn deposit_all(
 
 /// The running balance of each entry is the balance before the batch plus the deposits up to and including it;
 /// amounts are positive, so ordering the answers by `balance_after` restores the order of the requests.
-const DEPOSIT_ALL: &str = "with input as ( \
+const DEPOSIT_ALL: &str = concat!(
+    "with input as ( \
          select amount, actor, ord from unnest($2::bigint[], $4::text[]) with ordinality as i(amount, actor, ord) \
      ), total as ( \
          select sum(amount)::bigint as amount from input \
      ), moved as ( \
          update wallets set balance = balance + (select amount from total) \
          where id = $1 and closed_at is null and balance <= 9223372036854775807 - (select amount from total) \
-         returning id, owner, currency, balance, created_at \
+         returning ",
+    wallet_columns!("$3"),
+    " \
      ), entries as ( \
          insert into transactions (wallet_id, kind, amount, balance_after, created_at, actor) \
          select m.id, 'deposit', i.amount, \
@@ -386,10 +420,11 @@ const DEPOSIT_ALL: &str = "with input as ( \
          from moved m cross join input i \
          order by i.ord \
          returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor) \
-     select m.id, m.owner, m.currency, m.balance, m.created_at, \
+     select m.id, m.owner, m.currency, m.balance, m.held, m.created_at, \
             e.id as entry_id, e.wallet_id, e.kind, e.amount, e.balance_after, e.counterparty_id, \
             e.created_at as entry_created_at, e.actor \
-     from moved m cross join entries e order by e.balance_after";
+     from moved m cross join entries e order by e.balance_after"
+);
 
 impl PgStore {
     pub async fn close(&self) {

@@ -25,14 +25,14 @@ fn copied() -> [Copied; 2] {
             file: "read_revwallet.sql",
             source: "GET_OPEN_WALLET",
             statement: sql::GET_OPEN_WALLET.to_owned(),
-            params: &["id"],
+            params: &["id", "now"],
             comment: "A balance read exactly as revwallet sends it (GET /wallet/balance/{id} -> sql::GET_OPEN_WALLET).",
         },
         Copied {
             file: "deposit_revwallet.sql",
             source: "MOVE_CREDIT",
             statement: MOVE_CREDIT.clone(),
-            params: &["id", "amount", "kind", "now", "actor"],
+            params: &["id", "amount", "now", "kind", "actor"],
             comment: "A deposit exactly as revwallet sends it: MOVE_CREDIT, one data-modifying statement in its own\n\
                       -- implicit transaction (src/store/postgres/mod.rs movement_statement(sql::CREDIT)).",
         },

@@ -1,0 +1,246 @@
+//! Holds on PostgreSQL. Placing, voiding and capturing as a withdrawal are each one data-modifying statement
+//! (one round trip), falling back to a transaction only to explain a refusal or to release expired holds first.
+//! A capture paid into another wallet is a transaction that locks the hold, then both wallets in id order, as
+//! transfers do, so it never deadlocks with them.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use super::{
+    MovementRow, PgStore, apply_capture, apply_hold, expire_due_holds, finish_hold, record,
+    refused_finish,
+};
+use crate::domain::{Amount, HoldId, WalletId};
+use crate::store::rows::HoldRow;
+use crate::store::shared::acquire;
+use crate::store::sql::{self, hold_columns, wallet_columns};
+use crate::store::{Capture, Finish, Hold, Movement, Result, StoreError};
+
+/// Reserve and insert in one statement. `$1` wallet, `$2` amount, `$3` now, `$4` expires at.
+static PLACE_HOLD: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with reserved as ({reserve}) \
+         insert into holds (wallet_id, amount, status, expires_at, created_at) \
+         select id, $2, 'pending', $4, $3 from reserved returning {columns}",
+        reserve = sql::RESERVE,
+        columns = hold_columns!("$3"),
+    )
+});
+
+/// Void and release in one statement. `$1` hold, `$2` 'voided', `$3` now, `$4` null.
+static VOID_HOLD: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with finished as ({finish}), released as ( \
+             update wallets set held = held - f.amount from finished f where wallets.id = f.wallet_id \
+             returning wallets.id) \
+         select f.* from finished f join released r on r.id = f.wallet_id",
+        finish = sql::FINISH_HOLD,
+    )
+});
+
+/// Capture as a withdrawal in one statement: the hold, the wallet (balance down by the capture, held down by
+/// the whole hold) and the ledger entry. `$1` hold, `$2` 'captured', `$3` now, `$4` amount, `$5` actor.
+static CAPTURE_HOLD: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with finished as ({finish}), moved as ( \
+             update wallets set balance = balance - $4, held = held - f.amount \
+             from finished f where wallets.id = f.wallet_id returning {wallet}), \
+         entry as ( \
+             insert into transactions (wallet_id, kind, amount, balance_after, created_at, actor) \
+             select id, 'withdrawal', $4, balance, $3, $5 from moved \
+             returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor) \
+         select f.id as hold_id, f.wallet_id as hold_wallet_id, f.amount as hold_amount, \
+                f.status as hold_status, f.captured as hold_captured, f.expires_at as hold_expires_at, \
+                f.created_at as hold_created_at, \
+                m.id, m.owner, m.currency, m.balance, m.held, m.created_at, \
+                e.id as entry_id, e.wallet_id, e.kind, e.amount, e.balance_after, e.counterparty_id, \
+                e.created_at as entry_created_at, e.actor \
+         from finished f cross join moved m cross join entry e",
+        finish = sql::FINISH_HOLD,
+        wallet = wallet_columns!("$3"),
+    )
+});
+
+#[derive(Debug, sqlx::FromRow)]
+struct CaptureRow {
+    hold_id: i64,
+    hold_wallet_id: i64,
+    hold_amount: i64,
+    hold_status: String,
+    hold_captured: Option<i64>,
+    hold_expires_at: DateTime<Utc>,
+    hold_created_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    movement: MovementRow,
+}
+
+impl TryFrom<CaptureRow> for Capture {
+    type Error = StoreError;
+    fn try_from(row: CaptureRow) -> Result<Self> {
+        let hold = HoldRow {
+            id: row.hold_id,
+            wallet_id: row.hold_wallet_id,
+            amount: row.hold_amount,
+            status: row.hold_status,
+            captured: row.hold_captured,
+            expires_at: row.hold_expires_at,
+            created_at: row.hold_created_at,
+        };
+        Ok(Capture {
+            hold: hold.try_into()?,
+            from: Movement::try_from(row.movement)?,
+            to: None,
+        })
+    }
+}
+
+async fn place_once(
+    conn: &mut PgConnection,
+    wallet: WalletId,
+    amount: Amount,
+    expires_at: DateTime<Utc>,
+) -> Result<Option<Hold>> {
+    sqlx::query_as::<_, HoldRow>(PLACE_HOLD.as_str())
+        .bind(wallet.get())
+        .bind(amount.minor_units())
+        .bind(Utc::now())
+        .bind(expires_at)
+        .fetch_optional(conn)
+        .await?
+        .map(Hold::try_from)
+        .transpose()
+}
+
+async fn void_once(conn: &mut PgConnection, id: HoldId) -> Result<Hold> {
+    let row: Option<HoldRow> = sqlx::query_as(VOID_HOLD.as_str())
+        .bind(id.get())
+        .bind("voided")
+        .bind(Utc::now())
+        .bind(None::<i64>)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(row) => row.try_into(),
+        None => Err(refused_finish(conn, id).await?),
+    }
+}
+
+async fn capture_once(
+    conn: &mut PgConnection,
+    id: HoldId,
+    amount: Amount,
+    actor: Option<&str>,
+) -> Result<Capture> {
+    let row: Option<CaptureRow> = sqlx::query_as(CAPTURE_HOLD.as_str())
+        .bind(id.get())
+        .bind("captured")
+        .bind(Utc::now())
+        .bind(amount.minor_units())
+        .bind(actor)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(row) => row.try_into(),
+        None => Err(refused_finish(conn, id).await?),
+    }
+}
+
+impl PgStore {
+    pub async fn place_hold(
+        &self,
+        wallet: WalletId,
+        amount: Amount,
+        expires_at: DateTime<Utc>,
+        finish: Option<Finish<'_, Hold>>,
+    ) -> Result<Hold> {
+        let mut conn = acquire(&self.pool).await?;
+        if finish.is_none()
+            && let Some(hold) = place_once(&mut conn, wallet, amount, expires_at).await?
+        {
+            return Ok(hold);
+        }
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let hold = match place_once(&mut tx, wallet, amount, expires_at).await? {
+            Some(hold) => hold,
+            // Refused: explained, or placed after releasing expired holds.
+            None => apply_hold(&mut tx, wallet, amount, expires_at).await?,
+        };
+        record(&mut tx, finish, &hold).await?;
+        tx.commit().await?;
+        Ok(hold)
+    }
+
+    pub async fn void_hold(&self, id: HoldId, finish: Option<Finish<'_, Hold>>) -> Result<Hold> {
+        let mut conn = acquire(&self.pool).await?;
+        let Some(finish) = finish else {
+            return void_once(&mut conn, id).await;
+        };
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let hold = void_once(&mut tx, id).await?;
+        record(&mut tx, Some(finish), &hold).await?;
+        tx.commit().await?;
+        Ok(hold)
+    }
+
+    pub async fn capture_hold(
+        &self,
+        id: HoldId,
+        amount: Amount,
+        to: Option<WalletId>,
+        actor: Option<&str>,
+        finish: Option<Finish<'_, Capture>>,
+    ) -> Result<Capture> {
+        let mut conn = acquire(&self.pool).await?;
+        match (to, finish) {
+            (None, None) => capture_once(&mut conn, id, amount, actor).await,
+            (None, Some(finish)) => {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                let capture = capture_once(&mut tx, id, amount, actor).await?;
+                record(&mut tx, Some(finish), &capture).await?;
+                tx.commit().await?;
+                Ok(capture)
+            }
+            (Some(to), finish) => {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                // The hold first (as voids and withdrawal captures lock it), then both wallets in id order.
+                let hold = finish_hold(&mut tx, id, Some(amount)).await?;
+                let locked: Vec<i64> = sqlx::query_scalar(
+                    "select id from wallets where id in ($1, $2) and closed_at is null order by id for update",
+                )
+                .bind(hold.wallet_id.get())
+                .bind(to.get())
+                .fetch_all(&mut *tx)
+                .await?;
+                for wallet in [hold.wallet_id, to] {
+                    if !locked.contains(&wallet.get()) {
+                        return Err(StoreError::WalletNotFound(wallet));
+                    }
+                }
+                let capture = apply_capture(&mut tx, hold, amount, Some(to), actor).await?;
+                record(&mut tx, finish, &capture).await?;
+                tx.commit().await?;
+                Ok(capture)
+            }
+        }
+    }
+
+    /// Expires the due holds of one wallet unless another transaction (a request, or another replica's sweep)
+    /// holds the wallet right now; that one releases them itself or the next sweep does.
+    pub async fn expire_wallet_holds(&self, wallet: WalletId) -> Result<u64> {
+        let mut conn = acquire(&self.pool).await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let free: Option<i64> =
+            sqlx::query_scalar("select id from wallets where id = $1 for update skip locked")
+                .bind(wallet.get())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if free.is_none() {
+            return Ok(0);
+        }
+        let expired = expire_due_holds(&mut tx, wallet, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(expired)
+    }
+}
