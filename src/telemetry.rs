@@ -118,6 +118,14 @@ fn describe_metrics() {
     );
     describe_gauge!("revwallet_wallets_open", "Open wallets");
     describe_gauge!(
+        "revwallet_held_minor_units",
+        "Money reserved by pending holds in open wallets, by currency, in minor units"
+    );
+    describe_counter!(
+        "revwallet_holds_expired_total",
+        "Holds marked expired by the sweep or by a write that needed their money"
+    );
+    describe_gauge!(
         "revwallet_database_up",
         "1 when the last database ping succeeded"
     );

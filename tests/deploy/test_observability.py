@@ -47,6 +47,9 @@ CONTRACT_COUNTERS_AND_GAUGES = {
     "revwallet_db_pool_max_connections",
     "revwallet_idempotent_replays_total",
     "revwallet_build_info",
+    # Holds (docs/adr/0100-holds-model.md): published once a hold exists or expires.
+    "revwallet_held_minor_units",
+    "revwallet_holds_expired_total",
 }
 CONTRACT_HISTOGRAMS = {
     "revwallet_http_request_duration_seconds",
