@@ -47,6 +47,8 @@ CONTRACT_COUNTERS_AND_GAUGES = {
     "revwallet_db_pool_max_connections",
     "revwallet_idempotent_replays_total",
     "revwallet_build_info",
+    # Access control (SPEC §8): 401s by reason (missing, malformed, unknown, revoked, session_expired).
+    "revwallet_auth_failures_total",
 }
 CONTRACT_HISTOGRAMS = {
     "revwallet_http_request_duration_seconds",
