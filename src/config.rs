@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::auth::AuthMode;
 use crate::store::StoreOptions;
 
 // Defaults in one place: the flags below and `ServeArgs::default()` (what tests start from) both use them.
@@ -18,6 +19,7 @@ pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 20_000;
 pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_GRAFANA_URL: &str = "/grafana/";
 pub const DEFAULT_PROMETHEUS_URL: &str = "/prometheus/";
+pub const DEFAULT_SESSION_TTL_MINUTES: u64 = 8 * 60;
 
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
@@ -56,6 +58,20 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub database: DatabaseArgs,
+
+    /// `api-key`: every `/wallet` and `/ui` request needs an API key (or a web session). `off`: the original open
+    /// API, for trusted networks only (a warning is logged at every start).
+    #[arg(long, env = "REVWALLET_AUTH", value_enum, default_value = "api-key")]
+    pub auth: AuthMode,
+
+    /// An admin API key (`rw_` and 32–200 of `[A-Za-z0-9_-]`) made sure of at start-up: how a deployment injects
+    /// its first credential from a secret.
+    #[arg(long, env = "REVWALLET_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
+    pub bootstrap_admin_key: Option<Hidden>,
+
+    /// How long a web sign-in lasts.
+    #[arg(long, env = "REVWALLET_SESSION_TTL_MINUTES", default_value_t = DEFAULT_SESSION_TTL_MINUTES)]
+    pub session_ttl_minutes: u64,
 
     /// Do not apply migrations before serving (when a separate `revwallet migrate` step does it).
     #[arg(long)]
@@ -105,6 +121,9 @@ impl Default for ServeArgs {
                 db_pool_size: DEFAULT_DB_POOL_SIZE,
                 db_acquire_timeout_ms: DEFAULT_DB_ACQUIRE_TIMEOUT_MS,
             },
+            auth: AuthMode::ApiKey,
+            bootstrap_admin_key: None,
+            session_ttl_minutes: DEFAULT_SESSION_TTL_MINUTES,
             no_migrate: false,
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             body_limit: DEFAULT_BODY_LIMIT,
@@ -114,6 +133,24 @@ impl Default for ServeArgs {
             grafana_url: DEFAULT_GRAFANA_URL.to_owned(),
             prometheus_url: DEFAULT_PROMETHEUS_URL.to_owned(),
         }
+    }
+}
+
+/// A secret setting: `Debug` never shows it, so settings can be logged whole; checked where it is used, so a
+/// malformed value is never echoed by an argument-parsing error either.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Hidden(pub String);
+
+impl std::str::FromStr for Hidden {
+    type Err = std::convert::Infallible;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self(text.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hidden(..)")
     }
 }
 

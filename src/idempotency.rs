@@ -22,11 +22,12 @@ pub struct IdempotencyKey {
 }
 
 impl IdempotencyKey {
-    /// An API request's `Idempotency-Key` (already checked to be 1–255 printable ASCII).
-    pub fn for_api(key: String, method: &str, path: &str, body: &[u8]) -> Self {
+    /// An API request's `Idempotency-Key` (already checked to be 1–255 printable ASCII), in the caller's scope
+    /// (`Caller::idempotency_scope`): two API keys sending the same `Idempotency-Key` never meet.
+    pub fn for_api(scope: &str, key: &str, method: &str, path: &str, body: &[u8]) -> Self {
         Self {
             request_hash: fingerprint(method, path, body),
-            key,
+            key: format!("{scope}{key}"),
         }
     }
 
@@ -53,11 +54,21 @@ fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     hasher.update(path.as_bytes());
     hasher.update(b"\n");
     hasher.update(body);
-    hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    crate::domain::hex(&hasher.finalize())
+}
+
+/// An error that may be a decline: the operation ran and refused, and that answer is the request's for good.
+pub trait Declinable {
+    /// The answer to keep under the idempotency key; `None` frees the key for a retry (the request never reached
+    /// the ledger: it was invalid, or the database was away).
+    fn declined_answer(&self) -> Option<StoredResponse>;
+}
+
+/// The web app's forms re-render a refused form with a fresh key, so nothing of theirs is kept.
+impl Declinable for StoreError {
+    fn declined_answer(&self) -> Option<StoredResponse> {
+        None
+    }
 }
 
 /// How a keyed write ended: it ran now, or an earlier request with the same key already ran it.
@@ -77,7 +88,7 @@ pub async fn run_once<'a, T, E, F, Fut>(
     operation: F,
 ) -> Result<Ran<T>, E>
 where
-    E: From<StoreError>,
+    E: From<StoreError> + Declinable,
     F: FnOnce(Option<Finish<'a, T>>) -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
@@ -100,11 +111,23 @@ where
             match operation(Some(finish)).await {
                 Ok(outcome) => Ok(Ran::Done(outcome)),
                 Err(error) => {
-                    release(store, &key.key).await;
+                    match error.declined_answer() {
+                        Some(answer) => keep_decline(store, &key.key, answer).await,
+                        None => release(store, &key.key).await,
+                    }
                     Err(error)
                 }
             }
         }
+    }
+}
+
+/// Keeps a decline as the key's answer. The decline changed nothing, so if it cannot be kept (the database went
+/// away) the key is freed instead, as for any failure that changed nothing.
+async fn keep_decline(store: &Store, key: &str, answer: StoredResponse) {
+    if let Err(error) = store.store_idempotent_answer(key, answer).await {
+        tracing::warn!(%error, "could not keep a declined request's answer");
+        release(store, key).await;
     }
 }
 
@@ -140,7 +163,7 @@ mod tests {
 
     #[test]
     fn a_form_and_an_api_post_of_the_same_bytes_share_one_fingerprint() {
-        let api = IdempotencyKey::for_api("k".to_owned(), "POST", "/p", b"body");
+        let api = IdempotencyKey::for_api("", "k", "POST", "/p", b"body");
         let form = IdempotencyKey::for_form("k", "/p", b"body").expect("valid key");
         assert_eq!(api.request_hash, form.request_hash);
         assert_ne!(api.key(), form.key());

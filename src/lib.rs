@@ -2,9 +2,10 @@
 //! everything else lives here so that tests can build the app without a process.
 //!
 //! Layers, each depending only on those after it: `cli` → `app` → {`http`, `web`} → {`state`, `idempotency`,
-//! `outcome`} → `store` → `domain` (see docs/architecture.md).
+//! `outcome`, `auth`} → `store` → `domain` (see docs/architecture.md).
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;

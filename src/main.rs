@@ -35,6 +35,8 @@ enum Command {
     Migrate(DatabaseArgs),
     /// Create wallets and random operations against a running instance.
     GenerateData(cli::GenerateDataArgs),
+    /// Manage API keys on the database: create, list, revoke.
+    Keys(cli::KeysArgs),
     /// Check the ledger invariants; exits 1 and names each broken wallet.
     Audit(DatabaseArgs),
     /// Write a consistent copy of the database while it serves (SQLite file, or pg_dump custom format).
@@ -61,6 +63,7 @@ async fn main() -> ExitCode {
             );
             true
         }),
+        Command::Keys(args) => cli::keys(args).await.map(|()| true),
         Command::Audit(database) => cli::audit(database).await.map(|broken| broken == 0),
         Command::Backup(options) => cli::backup(options).await.map(|()| true),
         Command::Restore(options) => cli::restore(options).await,

@@ -21,7 +21,10 @@ pub enum ProblemKind {
     WalletNotFound,
     NotFound,
     MethodNotAllowed,
-    /// 403: not allowed for this caller (today: a form posted from another site).
+    /// 401: no credential, or one that is unknown, revoked or expired.
+    Unauthenticated,
+    /// 403: not allowed for this caller (a role too low for the route, a wallet for another owner, a form posted
+    /// from another site).
     Forbidden,
     InsufficientFunds,
     IdempotencyKeyInUse,
@@ -45,6 +48,7 @@ impl ProblemKind {
             | Self::IdempotencyKeyReused => S::UNPROCESSABLE_ENTITY,
             Self::WalletNotFound | Self::NotFound => S::NOT_FOUND,
             Self::MethodNotAllowed => S::METHOD_NOT_ALLOWED,
+            Self::Unauthenticated => S::UNAUTHORIZED,
             Self::Forbidden => S::FORBIDDEN,
             Self::InsufficientFunds | Self::IdempotencyKeyInUse => S::CONFLICT,
             Self::PayloadTooLarge => S::PAYLOAD_TOO_LARGE,
@@ -66,6 +70,7 @@ impl ProblemKind {
             Self::WalletNotFound => "wallet_not_found",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::InsufficientFunds => "insufficient_funds",
             Self::IdempotencyKeyInUse => "idempotency_key_in_use",
@@ -88,6 +93,7 @@ impl ProblemKind {
             Self::WalletNotFound => "Wallet not found",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
+            Self::Unauthenticated => "Unauthenticated",
             Self::Forbidden => "Forbidden",
             Self::InsufficientFunds => "Insufficient funds",
             Self::IdempotencyKeyInUse => "Idempotency key in use",
@@ -118,6 +124,7 @@ impl From<&StoreError> for ProblemKind {
             StoreError::WalletNotFound(_) => Self::WalletNotFound,
             StoreError::InsufficientFunds { .. } => Self::InsufficientFunds,
             StoreError::BalanceTooLarge(_) => Self::AmountTooLarge,
+            StoreError::ApiKeyNotFound(_) => Self::NotFound,
             StoreError::IdempotencyKeyReused => Self::IdempotencyKeyReused,
             StoreError::IdempotencyKeyInUse => Self::IdempotencyKeyInUse,
             StoreError::Unavailable(_) => Self::Unavailable,

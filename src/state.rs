@@ -1,10 +1,11 @@
-//! What every handler shares: the store, the metrics handle and the settings. Built once, by `AppState::new`.
+//! What every handler shares: the store, the metrics handle, the settings and the authenticator. Built once, by `AppState::new`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::auth::{AuthMode, Authenticator, Keyring};
 use crate::config::ServeArgs;
 use crate::store::Store;
 
@@ -13,14 +14,20 @@ pub struct AppState {
     pub store: Store,
     pub metrics: PrometheusHandle,
     pub settings: Arc<ServeArgs>,
+    pub auth: Authenticator,
 }
 
 impl AppState {
     pub fn new(store: Store, settings: ServeArgs) -> Self {
+        let auth = match settings.auth {
+            AuthMode::Off => Authenticator::Off,
+            AuthMode::ApiKey => Authenticator::ApiKeys(Arc::new(Keyring::new(store.clone()))),
+        };
         Self {
             store,
             metrics: crate::telemetry::metrics_handle(),
             settings: Arc::new(settings),
+            auth,
         }
     }
 

@@ -21,6 +21,10 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_millis(state.settings.request_timeout_ms);
     let body_limit = state.settings.body_limit;
     crate::http::routes()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::authenticate,
+        ))
         .merge(
             crate::web::routes().route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
@@ -56,6 +60,12 @@ pub async fn serve(
     let store = state.store.clone();
     let background = tokio::spawn(housekeeping::housekeeping(state.clone()));
     let upkeep = tokio::spawn(housekeeping::metrics_upkeep(state.metrics.clone()));
+    let keys_current = match &state.auth {
+        crate::auth::Authenticator::ApiKeys(keyring) => {
+            Some(tokio::spawn(keyring.clone().keep_current()))
+        }
+        crate::auth::Authenticator::Off => None,
+    };
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let header_read_timeout = Duration::from_millis(state.settings.header_read_timeout_ms);
     let app = router(state);
@@ -79,6 +89,9 @@ pub async fn serve(
     }
     background.abort();
     upkeep.abort();
+    if let Some(keys_current) = keys_current {
+        keys_current.abort();
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

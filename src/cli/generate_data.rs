@@ -8,6 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 use serde_json::{Value, json};
 
+use crate::config::Hidden;
+
 #[derive(Debug, Clone, Args)]
 pub struct GenerateDataArgs {
     /// Base URL of a running revwallet.
@@ -25,7 +27,7 @@ pub struct GenerateDataArgs {
     /// API key sent as `Authorization: Bearer <key>` (a `write` or `admin` key). Without one, the server's own
     /// REVWALLET_BOOTSTRAP_ADMIN_KEY is used when set (inside its container), else no key (for `--auth off`).
     #[arg(long, env = "REVWALLET_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    pub api_key: Option<Hidden>,
 }
 
 /// The key to send: the flag or REVWALLET_API_KEY, else the bootstrap admin key of the environment, which is how
@@ -69,7 +71,7 @@ fn refused_access(status: reqwest::StatusCode, has_key: bool) -> Option<anyhow::
 /// Returns how many operations were refused by the server (insufficient funds is expected now and then).
 pub async fn generate_data(args: GenerateDataArgs) -> anyhow::Result<u32> {
     let key = api_key(
-        args.api_key,
+        args.api_key.map(|key| key.0),
         std::env::var("REVWALLET_BOOTSTRAP_ADMIN_KEY").ok(),
     );
     let client = reqwest::Client::builder()

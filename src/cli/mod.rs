@@ -4,6 +4,7 @@ mod audit;
 mod backup;
 mod generate_data;
 mod healthcheck;
+mod keys;
 mod restore;
 mod serve;
 
@@ -11,5 +12,6 @@ pub use audit::audit;
 pub use backup::{BackupArgs, backup};
 pub use generate_data::{GenerateDataArgs, generate_data};
 pub use healthcheck::healthcheck;
+pub use keys::{KeysArgs, keys};
 pub use restore::{RestoreArgs, lock_for_serving, restore};
 pub use serve::{migrate, serve};

@@ -3,6 +3,7 @@
 use anyhow::Context;
 
 use crate::app;
+use crate::auth::{AuthMode, BootstrapKey, ensure_start_keys, first_key_message};
 use crate::config::{DatabaseArgs, ServeArgs};
 use crate::state::AppState;
 use crate::store::Store;
@@ -18,6 +19,7 @@ pub async fn serve(settings: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
+    prepare_access(&store, &settings, listener.local_addr()?).await?;
     tracing::info!(address = %listener.local_addr()?, backend = store.backend(), "revwallet serving");
     app::serve(
         listener,
@@ -25,6 +27,35 @@ pub async fn serve(settings: ServeArgs) -> anyhow::Result<()> {
         app::shutdown_signal(),
     )
     .await
+}
+
+/// Warns about an open API, or makes sure of the keys a fresh deployment starts with.
+async fn prepare_access(
+    store: &Store,
+    settings: &ServeArgs,
+    address: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    if settings.auth == AuthMode::Off {
+        tracing::warn!(
+            "authentication is OFF (--auth off): anyone who reaches this server can read and move all money"
+        );
+        return Ok(());
+    }
+    let bootstrap = settings
+        .bootstrap_admin_key
+        .as_ref()
+        .map(|key| BootstrapKey::parse(&key.0))
+        .transpose()?;
+    let first = ensure_start_keys(store, bootstrap.as_ref())
+        .await
+        .context("preparing the API keys")?;
+    if let Some(secret) = first {
+        // Written once to stderr, never through the logs, and never again: only its hash is kept.
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "{}", first_key_message(&secret, address));
+        tracing::warn!(key_id = %secret.id(), "created the first admin API key (printed once on stderr)");
+    }
+    Ok(())
 }
 
 pub async fn migrate(database: DatabaseArgs) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use super::error::ApiError;
+use crate::auth::Caller;
 use crate::domain::{Amount, Currency, WalletId};
 use crate::idempotency::{FORM_KEY_PREFIX, IdempotencyKey};
 use crate::outcome::ProblemKind;
@@ -28,6 +29,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             return Err(ProblemKind::UnsupportedMediaType.into());
         }
         let key = idempotency_key(request.headers())?;
+        // Set by the authentication middleware on every `/wallet` route.
+        let scope = request
+            .extensions()
+            .get::<Caller>()
+            .map(Caller::idempotency_scope)
+            .unwrap_or_default();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let bytes = axum::body::Bytes::from_request(request, state)
@@ -50,7 +57,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let value = serde_json::from_slice(&bytes)
             .map_err(|error| ApiError::invalid_request(error.to_string()))?;
         let idempotency =
-            key.map(|key| IdempotencyKey::for_api(key, method.as_str(), &path, &bytes));
+            key.map(|key| IdempotencyKey::for_api(&scope, &key, method.as_str(), &path, &bytes));
         Ok(Self { value, idempotency })
     }
 }

@@ -7,9 +7,12 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::respond::json_response;
+use crate::auth::AuthFailure;
 use crate::domain::{AmountError, Currency, CurrencyError, OwnerError, WalletId, WalletIdError};
+use crate::idempotency::Declinable;
 use crate::outcome::{ProblemCause, ProblemKind};
-use crate::store::StoreError;
+use crate::store::{StoreError, StoredResponse};
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -19,6 +22,8 @@ pub struct ApiError {
     detail: String,
     /// Why a 5xx happened: logged by the middleware, never shown.
     cause: Option<String>,
+    /// The operation ran and said no (a decline): its answer is kept under the request's idempotency key.
+    declined: bool,
 }
 
 /// The body of every error response.
@@ -40,7 +45,21 @@ impl ApiError {
             kind,
             detail: detail.into(),
             cause: None,
+            declined: false,
         }
+    }
+
+    /// Marks a refusal decided by the ledger (a wallet that is not there for this caller, a currency mismatch),
+    /// not by the request's shape: a retry with the same idempotency key must get it again.
+    pub fn declined(self) -> Self {
+        Self {
+            declined: true,
+            ..self
+        }
+    }
+
+    pub fn unauthenticated(failure: AuthFailure) -> Self {
+        Self::new(ProblemKind::Unauthenticated, failure.detail())
     }
 
     pub fn invalid_request(detail: impl Into<String>) -> Self {
@@ -56,6 +75,7 @@ impl ApiError {
             ProblemKind::WalletNotFound,
             format!("wallet {id} not found"),
         )
+        .declined()
     }
 
     pub fn currency_mismatch(from: WalletId, to: WalletId, theirs: (Currency, Currency)) -> Self {
@@ -64,6 +84,7 @@ impl ApiError {
             ProblemKind::CurrencyMismatch,
             format!("wallet {from} holds {from_currency}, wallet {to} holds {to_currency}"),
         )
+        .declined()
     }
 
     /// A bug: the client sees a fixed message, the cause is logged once by the logging middleware.
@@ -124,6 +145,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.kind == ProblemKind::Unauthenticated {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let Some(cause) = self.cause {
             response.extensions_mut().insert(ProblemCause(cause));
         }
@@ -137,8 +163,9 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::WalletNotFound(id) => Self::wallet_not_found(id),
             StoreError::InsufficientFunds { .. } | StoreError::BalanceTooLarge(_) => {
-                Self::new(kind, error.to_string())
+                Self::new(kind, error.to_string()).declined()
             }
+            StoreError::ApiKeyNotFound(_) => Self::new(kind, error.to_string()),
             StoreError::Unavailable(cause) => Self {
                 cause: Some(format!("database unavailable: {cause}")),
                 ..Self::from(kind)
@@ -148,6 +175,14 @@ impl From<StoreError> for ApiError {
             StoreError::Internal(what) => Self::internal(what),
             StoreError::IdempotencyKeyReused | StoreError::IdempotencyKeyInUse => Self::from(kind),
         }
+    }
+}
+
+/// A decline is stored under the idempotency key as the very bytes this error is answered with.
+impl Declinable for ApiError {
+    fn declined_answer(&self) -> Option<StoredResponse> {
+        self.declined
+            .then(|| json_response(self.kind.status(), None, &self.problem()))
     }
 }
 

@@ -1,9 +1,11 @@
 //! The HTTP API: the `/wallet` routes, the operations endpoints, and the problem-JSON fallbacks. Middleware and
 //! serving are the composition root's (`crate::app`).
 
+mod auth;
 mod body;
 mod error;
 mod extract;
+mod keys;
 mod openapi;
 mod ops;
 mod paging;
@@ -15,6 +17,7 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use crate::state::AppState;
+pub use auth::authenticate;
 pub use error::ApiError;
 
 pub fn routes() -> Router<AppState> {
@@ -28,6 +31,8 @@ pub fn routes() -> Router<AppState> {
             get(wallets::list_wallets).post(wallets::create_wallet),
         )
         .route("/wallet/openapi.json", get(openapi::document))
+        .route("/wallet/keys", get(keys::list_keys).post(keys::create_key))
+        .route("/wallet/keys/{id}", axum::routing::delete(keys::revoke_key))
         .route("/wallet/deposit", post(wallets::deposit))
         .route("/wallet/withdraw", post(wallets::withdraw))
         .route("/wallet/transfer", post(wallets::transfer))

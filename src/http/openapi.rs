@@ -4,7 +4,30 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::error::Problem;
-use super::{schema, wallets};
+use super::{keys, schema, wallets};
+
+/// Every `/wallet` route needs `Authorization: Bearer <key>` (unless the server runs with `--auth off`).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("rw_… API key")
+                    .description(Some(
+                        "An API key with the role the route needs: read (GET), write (POST), admin \
+                         (DELETE, /wallet/keys)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,7 +46,12 @@ use super::{schema, wallets};
         wallets::transfer,
         wallets::list_transactions,
         wallets::close_wallet,
+        keys::create_key,
+        keys::list_keys,
+        keys::revoke_key,
     ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
     components(schemas(
         Problem,
         schema::WalletResponse,
@@ -31,7 +59,9 @@ use super::{schema, wallets};
         schema::TransferResponse,
         schema::CreateWalletRequest,
         schema::MoveMoneyRequest,
-        schema::TransferRequest
+        schema::TransferRequest,
+        keys::CreateKeyRequest,
+        keys::KeyResponse
     ))
 )]
 pub struct ApiDoc;

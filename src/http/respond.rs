@@ -40,15 +40,16 @@ pub fn answer<T>(ran: Ran<T>, render: &dyn Fn(&T) -> StoredResponse) -> Response
 
 fn response(stored: StoredResponse) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // Every error body of the API is problem JSON, stored declines included.
+    let content_type = if status.is_client_error() || status.is_server_error() {
+        "application/problem+json"
+    } else {
+        "application/json"
+    };
     let mut response = if stored.body.is_empty() {
         status.into_response()
     } else {
-        (
-            status,
-            [(header::CONTENT_TYPE, "application/json")],
-            stored.body,
-        )
-            .into_response()
+        (status, [(header::CONTENT_TYPE, content_type)], stored.body).into_response()
     };
     if let Some(location) = stored.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
         response.headers_mut().insert(header::LOCATION, location);

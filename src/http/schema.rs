@@ -62,6 +62,10 @@ pub struct TransactionResponse {
     pub counterparty_id: Option<String>,
     #[schema(example = "2026-11-26T19:00:00Z")]
     pub created_at: String,
+    /// The id of the API key that caused the entry (absent when authentication is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "3f9a0c1d2e4b5a69")]
+    pub actor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -84,7 +88,18 @@ pub struct WalletResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TransferResponse {
     pub from: WalletResponse,
-    pub to: WalletResponse,
+    pub to: TransferTarget,
+}
+
+/// The receiving wallet of a transfer: whole, or only its `id` when it belongs to an owner the key may not see.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TransferTarget {
+    Visible(Box<WalletResponse>),
+    Redacted {
+        #[schema(example = "2")]
+        id: String,
+    },
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -136,6 +151,7 @@ impl TransactionResponse {
             balance_after: entry.balance_after.format(currency),
             counterparty_id: entry.counterparty_id.map(|id| id.to_string()),
             created_at: rfc3339(entry.created_at),
+            actor: entry.actor.clone(),
         }
     }
 }

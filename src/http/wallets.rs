@@ -12,13 +12,24 @@ use super::paging::{cursor, link_next, page_size};
 use super::respond::{answer, json_response};
 use super::schema::{
     CreateWalletRequest, ListTransactionsQuery, ListWalletsQuery, MoveMoneyRequest,
-    TransactionResponse, TransferRequest, TransferResponse, WalletResponse,
+    TransactionResponse, TransferRequest, TransferResponse, TransferTarget, WalletResponse,
 };
+use crate::auth::Caller;
 use crate::domain::{Amount, Currency, Owner, WalletId};
 use crate::idempotency::{Ran, run_once};
-use crate::outcome::{Operation, OperationKind};
+use crate::outcome::{Operation, OperationKind, ProblemKind};
 use crate::state::AppState;
-use crate::store::{Movement, StoredResponse, Transfer, WalletFilter};
+use crate::store::{Movement, StoredResponse, Transfer, WalletFacts, WalletFilter};
+
+/// A wallet's currency and owner, if the caller may see it: another owner's wallet is as absent as an unknown one.
+async fn visible(app: &AppState, caller: &Caller, id: WalletId) -> Result<WalletFacts> {
+    let facts = app.store.wallet_facts(id).await?;
+    if caller.sees(&facts.owner) {
+        Ok(facts)
+    } else {
+        Err(ApiError::wallet_not_found(id))
+    }
+}
 
 /// Counts the operation once it is answered (a replay ran before and is not counted again) and renders it.
 fn counted<T>(
@@ -41,6 +52,7 @@ fn counted<T>(
         (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_wallet(
     State(app): State<AppState>,
+    caller: Caller,
     request: JsonBody<CreateWalletRequest>,
 ) -> Result<Response> {
     let mut op = Operation::new(OperationKind::Open);
@@ -55,14 +67,20 @@ pub async fn create_wallet(
     let result = async {
         let body = &request.value;
         let owner = Owner::parse(&body.owner)?;
+        if !caller.sees(owner.as_ref()) {
+            return Err(ApiError::new(
+                ProblemKind::Forbidden,
+                "this key may open wallets only for its own owner",
+            ));
+        }
         let code = op.currency(Currency::parse(&body.currency)?);
         let initial = match &body.initial_balance {
             Some(text) => op.amount(text.non_negative(code)?),
             None => Amount::ZERO,
         };
-        let store = &app.store;
+        let (store, actor) = (&app.store, caller.actor());
         run_once(store, request.idempotency.as_ref(), &render, move |finish| async move {
-            let created = store.create_wallet(owner.as_ref(), code, initial, finish).await?;
+            let created = store.create_wallet(owner.as_ref(), code, initial, actor, finish).await?;
             tracing::info!(wallet_id = %created.wallet.id, currency = %code, amount = %initial.format(code), "wallet opened");
             Ok(created)
         })
@@ -78,13 +96,22 @@ pub async fn create_wallet(
         (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_wallets(
     State(app): State<AppState>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<ListWalletsQuery>,
 ) -> Result<Response> {
     let limit = page_size(query.limit.as_deref())?;
     let currency = query.currency.as_deref().map(Currency::parse).transpose()?;
-    let owner = Owner::filter(query.owner.as_deref())?;
+    let asked = Owner::filter(query.owner.as_deref())?.map(|owner| owner.as_ref().to_owned());
+    // An owner-bound key lists its owner's wallets; asking for another owner finds none.
+    let owner = match (caller.owner(), asked) {
+        (Some(bound), Some(asked)) if bound != asked => {
+            return Ok(axum::Json(json_empty()).into_response());
+        }
+        (Some(bound), _) => Some(bound.to_owned()),
+        (None, asked) => asked,
+    };
     let filter = WalletFilter {
-        owner: owner.map(|owner| owner.as_ref().to_owned()),
+        owner,
         currency,
         after: cursor(query.after.as_deref(), "after")?.map(WalletId::from_db),
         limit,
@@ -104,15 +131,23 @@ pub async fn list_wallets(
     Ok((link_next("/wallet/", next), axum::Json(body)).into_response())
 }
 
+fn json_empty() -> Vec<WalletResponse> {
+    Vec::new()
+}
+
 /// One wallet; also served at the original API's `GET /wallet/balance/{id}`.
 #[utoipa::path(get, path = "/wallet/{id}", tag = "wallets", params(("id" = String, Path)),
     responses((status = 200, body = WalletResponse),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_wallet(
     State(app): State<AppState>,
+    caller: Caller,
     PathId(id): PathId,
 ) -> Result<axum::Json<WalletResponse>> {
     let wallet = app.store.get_wallet(id).await?;
+    if !caller.sees(&wallet.owner) {
+        return Err(ApiError::wallet_not_found(id));
+    }
     Ok(axum::Json(WalletResponse::new(&wallet, None)))
 }
 
@@ -120,35 +155,39 @@ pub async fn get_wallet(
 #[utoipa::path(get, path = "/wallet/balance/{id}", tag = "wallets", params(("id" = String, Path)),
     responses((status = 200, body = WalletResponse),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_balance(state: State<AppState>, id: PathId) -> Result<axum::Json<WalletResponse>> {
-    get_wallet(state, id).await
+pub async fn get_balance(
+    state: State<AppState>,
+    caller: Caller,
+    id: PathId,
+) -> Result<axum::Json<WalletResponse>> {
+    get_wallet(state, caller, id).await
 }
 
 async fn move_money(
     app: AppState,
+    caller: Caller,
     request: JsonBody<MoveMoneyRequest>,
     kind: OperationKind,
 ) -> Result<Response> {
     let mut op = Operation::new(kind);
     let render =
         |moved: &Movement| json_response(StatusCode::OK, None, &WalletResponse::of_movement(moved));
-    let result = async {
-        let id = request.value.id.0;
-        let code = op.currency(app.store.wallet_currency(id).await?);
-        let amount = op.amount(request.value.amount.positive(code)?);
-        let store = &app.store;
-        run_once(store, request.idempotency.as_ref(), &render, move |finish| async move {
+    let (store, actor, op_ref) = (&app.store, caller.actor(), &mut op);
+    let (app, caller, body) = (&app, &caller, &request.value);
+    let result = run_once(store, request.idempotency.as_ref(), &render, move |finish| async move {
+            // Looked up under the key: an unknown wallet is a decline, kept and replayed like one.
+            let id = body.id.0;
+            let code = op_ref.currency(visible(app, caller, id).await?.currency);
+            let amount = op_ref.amount(body.amount.positive(code)?);
             let moved = match kind {
-                OperationKind::Withdrawal => store.withdraw(id, amount, finish).await?,
-                _ => store.deposit(id, amount, finish).await?,
+                OperationKind::Withdrawal => store.withdraw(id, amount, actor, finish).await?,
+                _ => store.deposit(id, amount, actor, finish).await?,
             };
             tracing::info!(wallet_id = %id, operation = kind.label(), currency = %code, amount = %amount.format(code),
-                balance = %moved.wallet.balance.format(code), "money moved");
+                balance = %moved.wallet.balance.format(code), actor, "money moved");
             Ok(moved)
         })
-        .await
-    }
-    .await;
+        .await;
     counted(op, result, &render)
 }
 
@@ -159,9 +198,10 @@ async fn move_money(
         (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub async fn deposit(
     State(app): State<AppState>,
+    caller: Caller,
     request: JsonBody<MoveMoneyRequest>,
 ) -> Result<Response> {
-    move_money(app, request, OperationKind::Deposit).await
+    move_money(app, caller, request, OperationKind::Deposit).await
 }
 
 /// Withdraw from a wallet; 409 `insufficient_funds` if it holds less.
@@ -171,9 +211,10 @@ pub async fn deposit(
         (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub async fn withdraw(
     State(app): State<AppState>,
+    caller: Caller,
     request: JsonBody<MoveMoneyRequest>,
 ) -> Result<Response> {
-    move_money(app, request, OperationKind::Withdrawal).await
+    move_money(app, caller, request, OperationKind::Withdrawal).await
 }
 
 /// Move money between two wallets of the same currency, atomically.
@@ -183,42 +224,49 @@ pub async fn withdraw(
         (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub async fn transfer(
     State(app): State<AppState>,
+    caller: Caller,
     request: JsonBody<TransferRequest>,
 ) -> Result<Response> {
     let mut op = Operation::new(OperationKind::Transfer);
     let render = |t: &Transfer| {
         let body = TransferResponse {
             from: WalletResponse::of_movement(&t.from),
-            to: WalletResponse::of_movement(&t.to),
+            to: if caller.sees(&t.to.wallet.owner) {
+                TransferTarget::Visible(Box::new(WalletResponse::of_movement(&t.to)))
+            } else {
+                TransferTarget::Redacted {
+                    id: t.to.wallet.id.to_string(),
+                }
+            },
         };
         json_response(StatusCode::OK, None, &body)
     };
-    let result = async {
-        let (from, to) = (request.value.from_id.0, request.value.to_id.0);
-        if from == to {
-            return Err(ApiError::invalid_request(
-                "cannot transfer a wallet to itself",
-            ));
-        }
-        let from_currency = op.currency(app.store.wallet_currency(from).await?);
-        let to_currency = app.store.wallet_currency(to).await?;
-        if from_currency != to_currency {
-            return Err(ApiError::currency_mismatch(
-                from,
-                to,
-                (from_currency, to_currency),
-            ));
-        }
-        let amount = op.amount(request.value.amount.positive(from_currency)?);
-        let store = &app.store;
-        run_once(store, request.idempotency.as_ref(), &render, move |finish| async move {
-            let done = store.transfer(from, to, amount, finish).await?;
-            tracing::info!(from_wallet_id = %from, to_wallet_id = %to, currency = %from_currency,
-                amount = %amount.format(from_currency), "money transferred");
-            Ok(done)
-        })
-        .await
+    let (from, to) = (request.value.from_id.0, request.value.to_id.0);
+    if from == to {
+        let error = ApiError::invalid_request("cannot transfer a wallet to itself");
+        return counted(op, Err(error), &render);
     }
+    let (store, actor, op_ref) = (&app.store, caller.actor(), &mut op);
+    let (app, caller_ref, body) = (&app, &caller, &request.value);
+    let result = run_once(
+        store,
+        request.idempotency.as_ref(),
+        &render,
+        move |finish| async move {
+            // Out of the caller's own wallets, into any open wallet of the same currency.
+            let from_currency = op_ref.currency(visible(app, caller_ref, from).await?.currency);
+            let to_currency = store.wallet_currency(to).await?;
+            if from_currency != to_currency {
+                let currencies = (from_currency, to_currency);
+                return Err(ApiError::currency_mismatch(from, to, currencies));
+            }
+            let amount = op_ref.amount(body.amount.positive(from_currency)?);
+            let done = store.transfer(from, to, amount, actor, finish).await?;
+            tracing::info!(from_wallet_id = %from, to_wallet_id = %to, currency = %from_currency,
+            amount = %amount.format(from_currency), actor, "money transferred");
+            Ok(done)
+        },
+    )
     .await;
     counted(op, result, &render)
 }
@@ -230,12 +278,13 @@ pub async fn transfer(
         (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_transactions(
     State(app): State<AppState>,
+    caller: Caller,
     PathId(id): PathId,
     ApiQuery(query): ApiQuery<ListTransactionsQuery>,
 ) -> Result<Response> {
     let limit = page_size(query.limit.as_deref())?;
     let before = cursor(query.before.as_deref(), "before")?;
-    let currency = app.store.wallet_currency(id).await?;
+    let currency = visible(&app, &caller, id).await?.currency;
     let page = app.store.history(id, before, limit).await?;
     let body: Vec<TransactionResponse> = page
         .items
@@ -252,11 +301,15 @@ pub async fn list_transactions(
 /// Close a wallet: what remains is paid out as a final `closing` entry; the id then answers 404.
 #[utoipa::path(delete, path = "/wallet/{id}", tag = "wallets", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn close_wallet(State(app): State<AppState>, PathId(id): PathId) -> Result<Response> {
+pub async fn close_wallet(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+) -> Result<Response> {
     let mut op = Operation::new(OperationKind::Close);
     let result = async {
-        op.currency(app.store.wallet_currency(id).await?);
-        let payout = app.store.close_wallet(id, None).await?;
+        op.currency(visible(&app, &caller, id).await?.currency);
+        let payout = app.store.close_wallet(id, caller.actor(), None).await?;
         if let Some(entry) = &payout {
             op.amount(entry.amount);
         }

@@ -11,6 +11,8 @@ pub enum StoreError {
     InsufficientFunds { wallet: Wallet, requested: Amount },
     #[error("the balance of wallet {0} would exceed the largest representable amount")]
     BalanceTooLarge(WalletId),
+    #[error("API key {0} not found")]
+    ApiKeyNotFound(String),
     #[error("idempotency key was used for a different request")]
     IdempotencyKeyReused,
     #[error("a request with this idempotency key is still running")]

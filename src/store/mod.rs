@@ -6,6 +6,7 @@
 mod cache;
 mod error;
 mod idempotency;
+mod keys;
 mod model;
 mod postgres;
 mod rows;
@@ -17,10 +18,12 @@ use std::time::Duration;
 
 use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
 
+pub use cache::WalletFacts;
 pub use error::{Result, StoreError};
 pub use idempotency::{
     ABANDONED_CLAIM_AFTER, Claim, Finish, IDEMPOTENCY_RETENTION, StoredResponse,
 };
+pub use keys::{ApiKey, NewApiKey, WebSession};
 pub use model::{AuditFinding, LedgerEntry, Movement, Page, Transfer, Wallet, WalletFilter};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -93,7 +96,12 @@ impl Store {
 
     /// The currency of a wallet (open or closed), from the cache when it is known.
     pub async fn wallet_currency(&self, id: WalletId) -> Result<Currency> {
-        dispatch!(self, s => s.wallet_currency(id).await)
+        Ok(self.wallet_facts(id).await?.currency)
+    }
+
+    /// The currency and owner of a wallet (open or closed), from the cache when they are known.
+    pub async fn wallet_facts(&self, id: WalletId) -> Result<WalletFacts> {
+        dispatch!(self, s => s.wallet_facts(id).await)
     }
 
     pub async fn create_wallet(
@@ -101,9 +109,10 @@ impl Store {
         owner: &str,
         currency: Currency,
         initial_balance: Amount,
+        actor: Option<&str>,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
-        dispatch!(self, s => s.create_wallet(owner, currency, initial_balance, finish).await)
+        dispatch!(self, s => s.create_wallet(owner, currency, initial_balance, actor, finish).await)
     }
 
     pub async fn get_wallet(&self, id: WalletId) -> Result<Wallet> {
@@ -124,18 +133,20 @@ impl Store {
         &self,
         id: WalletId,
         amount: Amount,
+        actor: Option<&str>,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
-        dispatch!(self, s => s.move_money(id, LedgerEntryKind::Deposit, amount, finish).await)
+        dispatch!(self, s => s.move_money(id, LedgerEntryKind::Deposit, amount, actor, finish).await)
     }
 
     pub async fn withdraw(
         &self,
         id: WalletId,
         amount: Amount,
+        actor: Option<&str>,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
-        dispatch!(self, s => s.move_money(id, LedgerEntryKind::Withdrawal, amount, finish).await)
+        dispatch!(self, s => s.move_money(id, LedgerEntryKind::Withdrawal, amount, actor, finish).await)
     }
 
     /// Moves money between two wallets of the same currency (the caller checks currencies and parses the amount).
@@ -144,18 +155,20 @@ impl Store {
         from: WalletId,
         to: WalletId,
         amount: Amount,
+        actor: Option<&str>,
         finish: Option<Finish<'_, Transfer>>,
     ) -> Result<Transfer> {
-        dispatch!(self, s => s.transfer(from, to, amount, finish).await)
+        dispatch!(self, s => s.transfer(from, to, amount, actor, finish).await)
     }
 
     /// Closes a wallet, paying out what remains as a final `closing` entry. Returns that entry, if any.
     pub async fn close_wallet(
         &self,
         id: WalletId,
+        actor: Option<&str>,
         finish: Option<Finish<'_, Option<LedgerEntry>>>,
     ) -> Result<Option<LedgerEntry>> {
-        dispatch!(self, s => s.close_wallet(id, finish).await)
+        dispatch!(self, s => s.close_wallet(id, actor, finish).await)
     }
 
     /// A page of a wallet's ledger, newest first, strictly before the entry id `before`.
@@ -169,6 +182,57 @@ impl Store {
         Ok(Page::from_overfetch(entries, limit, |e| e.id))
     }
 
+    /// Creates a key; `None` when a key with the same secret (or id) exists already.
+    pub async fn insert_api_key(&self, key: &NewApiKey) -> Result<Option<ApiKey>> {
+        dispatch!(self, s => s.insert_api_key(key).await)
+    }
+
+    /// Creates `key` only if no key exists at all (one replica wins when several start on an empty database).
+    pub async fn insert_first_api_key(&self, key: &NewApiKey) -> Result<bool> {
+        dispatch!(self, s => s.insert_first_api_key(key).await)
+    }
+
+    pub async fn api_key(&self, id: &str) -> Result<Option<ApiKey>> {
+        dispatch!(self, s => s.api_key(id).await)
+    }
+
+    pub async fn api_keys_by_id(&self, ids: &[String]) -> Result<Vec<ApiKey>> {
+        dispatch!(self, s => s.api_keys_by_id(ids).await)
+    }
+
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        dispatch!(self, s => s.list_api_keys().await)
+    }
+
+    pub async fn revoke_api_key(&self, id: &str) -> Result<()> {
+        dispatch!(self, s => s.revoke_api_key(id).await)
+    }
+
+    pub async fn count_api_keys(&self) -> Result<i64> {
+        dispatch!(self, s => s.count_api_keys().await)
+    }
+
+    pub async fn insert_web_session(
+        &self,
+        token_hash: &str,
+        key_id: &str,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        dispatch!(self, s => s.insert_web_session(token_hash, key_id, expires_at).await)
+    }
+
+    pub async fn web_session(&self, token_hash: &str) -> Result<Option<WebSession>> {
+        dispatch!(self, s => s.web_session(token_hash).await)
+    }
+
+    pub async fn delete_web_session(&self, token_hash: &str) -> Result<()> {
+        dispatch!(self, s => s.delete_web_session(token_hash).await)
+    }
+
+    pub async fn expire_web_sessions(&self) -> Result<u64> {
+        dispatch!(self, s => s.expire_web_sessions().await)
+    }
+
     pub async fn count_open_wallets(&self) -> Result<i64> {
         dispatch!(self, s => s.count_open_wallets().await)
     }
@@ -179,6 +243,11 @@ impl Store {
 
     pub async fn claim_idempotency_key(&self, key: &str, request_hash: &str) -> Result<Claim> {
         dispatch!(self, s => s.claim_key(key, request_hash).await)
+    }
+
+    /// Keeps the answer of a request that was declined (its operation ran and changed nothing) under its key.
+    pub async fn store_idempotent_answer(&self, key: &str, answer: StoredResponse) -> Result<()> {
+        dispatch!(self, s => s.store_answer(key, answer).await)
     }
 
     /// Frees a claim after the request failed without changing anything, so a retry can run. Until it is freed

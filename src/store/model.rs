@@ -22,6 +22,8 @@ pub struct LedgerEntry {
     pub balance_after: Amount,
     pub counterparty_id: Option<WalletId>,
     pub created_at: DateTime<Utc>,
+    /// The id of the API key that caused the entry; `None` when authentication is off.
+    pub actor: Option<String>,
 }
 
 /// A wallet as it stands right after an operation, with the ledger entry that operation wrote.

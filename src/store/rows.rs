@@ -24,6 +24,7 @@ pub(super) struct EntryRow {
     pub balance_after: i64,
     pub counterparty_id: Option<i64>,
     pub created_at: DateTime<Utc>,
+    pub actor: Option<String>,
 }
 
 #[derive(Debug, FromRow)]
@@ -64,6 +65,7 @@ impl TryFrom<EntryRow> for LedgerEntry {
             balance_after: amount(row.balance_after, "balance_after")?,
             counterparty_id: row.counterparty_id.map(WalletId::from_db),
             created_at: row.created_at,
+            actor: row.actor,
         })
     }
 }

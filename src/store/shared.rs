@@ -4,7 +4,7 @@
 //! dozen clauses on every function. So `shared_statements!` writes the shared bodies once, as an ordinary module
 //! with ordinary imports, and each backend instantiates it for its own connection type: `statements` inside
 //! `postgres` and inside `sqlite`. The reads through the pool are an `impl` block on the backend's store type
-//! (fields `pool` and `currencies`); the plain helpers below need no macro at all.
+//! (fields `pool` and `facts`); the plain helpers below need no macro at all.
 
 use super::{Result, StoreError, Wallet, sql};
 use crate::domain::{Amount, LedgerEntryKind, WalletId};
@@ -58,11 +58,13 @@ macro_rules! shared_statements {
 
             use super::$store;
             use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
+            use crate::store::cache::WalletFacts;
+            use crate::store::keys::{self, ApiKeyRow};
             use crate::store::rows::{AuditRow, EntryRow, WalletRow};
             use crate::store::shared::{acquire, refused_movement, update_for};
             use crate::store::{
-                AuditFinding, Finish, LedgerEntry, Movement, PoolState, Result, StoreError,
-                Transfer, Wallet, WalletFilter, sql,
+                ApiKey, AuditFinding, Finish, LedgerEntry, Movement, NewApiKey, PoolState, Result,
+                StoreError, StoredResponse, Transfer, Wallet, WalletFilter, WebSession, sql,
             };
 
             type Conn = $conn;
@@ -108,6 +110,7 @@ macro_rules! shared_statements {
                 kind: LedgerEntryKind,
                 amount: Amount,
                 counterparty: Option<WalletId>,
+                actor: Option<&str>,
             ) -> Result<LedgerEntry> {
                 sqlx::query_as::<_, EntryRow>(sql::INSERT_ENTRY)
                     .bind(wallet.id.get())
@@ -116,6 +119,7 @@ macro_rules! shared_statements {
                     .bind(wallet.balance.minor_units())
                     .bind(counterparty.map(WalletId::get))
                     .bind(chrono::Utc::now())
+                    .bind(actor)
                     .fetch_one(conn)
                     .await?
                     .try_into()
@@ -127,16 +131,24 @@ macro_rules! shared_statements {
                 finish: Option<Finish<'_, T>>,
                 outcome: &T,
             ) -> Result<()> {
-                if let Some(finish) = finish {
-                    let response = (finish.render)(outcome);
-                    sqlx::query(sql::STORE_RESPONSE)
-                        .bind(finish.key)
-                        .bind(i32::from(response.status))
-                        .bind(response.location)
-                        .bind(response.body)
-                        .execute(conn)
-                        .await?;
+                match finish {
+                    Some(finish) => record_answer(conn, finish.key, (finish.render)(outcome)).await,
+                    None => Ok(()),
                 }
+            }
+
+            pub(in crate::store) async fn record_answer(
+                conn: &mut Conn,
+                key: &str,
+                response: StoredResponse,
+            ) -> Result<()> {
+                sqlx::query(sql::STORE_RESPONSE)
+                    .bind(key)
+                    .bind(i32::from(response.status))
+                    .bind(response.location)
+                    .bind(response.body)
+                    .execute(conn)
+                    .await?;
                 Ok(())
             }
 
@@ -146,6 +158,7 @@ macro_rules! shared_statements {
                 owner: &str,
                 currency: Currency,
                 initial: Amount,
+                actor: Option<&str>,
             ) -> Result<Movement> {
                 let wallet: Wallet = sqlx::query_as::<_, WalletRow>(sql::INSERT_WALLET)
                     .bind(owner)
@@ -155,8 +168,8 @@ macro_rules! shared_statements {
                     .fetch_one(&mut *conn)
                     .await?
                     .try_into()?;
-                let entry =
-                    insert_entry(conn, &wallet, LedgerEntryKind::Opening, initial, None).await?;
+                let kind = LedgerEntryKind::Opening;
+                let entry = insert_entry(conn, &wallet, kind, initial, None, actor).await?;
                 Ok(Movement { wallet, entry })
             }
 
@@ -164,6 +177,7 @@ macro_rules! shared_statements {
             pub(in crate::store) async fn apply_close(
                 conn: &mut Conn,
                 id: WalletId,
+                actor: Option<&str>,
             ) -> Result<Option<LedgerEntry>> {
                 let wallet = get_open_wallet(&mut *conn, id)
                     .await?
@@ -174,7 +188,7 @@ macro_rules! shared_statements {
                         ..wallet.clone()
                     };
                     let kind = LedgerEntryKind::Closing;
-                    Some(insert_entry(conn, &closed, kind, wallet.balance, None).await?)
+                    Some(insert_entry(conn, &closed, kind, wallet.balance, None, actor).await?)
                 } else {
                     None
                 };
@@ -192,12 +206,15 @@ macro_rules! shared_statements {
                 from: WalletId,
                 to: WalletId,
                 amount: Amount,
+                actor: Option<&str>,
             ) -> Result<Transfer> {
                 use LedgerEntryKind::{TransferIn, TransferOut};
                 let debited = change_balance(conn, from, TransferOut, amount).await?;
                 let credited = change_balance(conn, to, TransferIn, amount).await?;
-                let out = insert_entry(conn, &debited, TransferOut, amount, Some(to)).await?;
-                let into = insert_entry(conn, &credited, TransferIn, amount, Some(from)).await?;
+                let out =
+                    insert_entry(conn, &debited, TransferOut, amount, Some(to), actor).await?;
+                let into =
+                    insert_entry(conn, &credited, TransferIn, amount, Some(from), actor).await?;
                 Ok(Transfer {
                     from: Movement {
                         wallet: debited,
@@ -226,19 +243,23 @@ macro_rules! shared_statements {
                     }
                 }
 
-                pub async fn wallet_currency(&self, id: WalletId) -> Result<Currency> {
-                    if let Some(currency) = self.currencies.get(id) {
-                        return Ok(currency);
+                pub async fn wallet_facts(&self, id: WalletId) -> Result<WalletFacts> {
+                    if let Some(facts) = self.facts.get(id) {
+                        return Ok(facts);
                     }
-                    let code: Option<String> = sqlx::query_scalar(sql::GET_CURRENCY)
+                    let row: Option<(String, String)> = sqlx::query_as(sql::GET_FACTS)
                         .bind(id.get())
                         .fetch_optional(&mut *acquire(&self.pool).await?)
                         .await?;
-                    let code = code.ok_or(StoreError::WalletNotFound(id))?;
+                    let (code, owner) = row.ok_or(StoreError::WalletNotFound(id))?;
                     let currency =
                         Currency::parse(&code).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    self.currencies.put(id, currency);
-                    Ok(currency)
+                    let facts = WalletFacts {
+                        currency,
+                        owner: owner.into(),
+                    };
+                    self.facts.put(id, facts.clone());
+                    Ok(facts)
                 }
 
                 pub async fn get_wallet(&self, id: WalletId) -> Result<Wallet> {
@@ -287,6 +308,113 @@ macro_rules! shared_statements {
                     Ok(sqlx::query_scalar(sql::COUNT_OPEN_WALLETS)
                         .fetch_one(&mut *acquire(&self.pool).await?)
                         .await?)
+                }
+
+                /// Inserts a key; `None` when a key with its id or secret already exists.
+                pub async fn insert_api_key(&self, key: &NewApiKey) -> Result<Option<ApiKey>> {
+                    sqlx::query_as::<_, ApiKeyRow>(&keys::insert_key_sql())
+                        .bind(&key.id)
+                        .bind(&key.secret_hash)
+                        .bind(&key.name)
+                        .bind(key.role.as_str())
+                        .bind(key.owner.as_deref())
+                        .bind(chrono::Utc::now())
+                        .fetch_optional(&mut *acquire(&self.pool).await?)
+                        .await?
+                        .map(ApiKey::try_from)
+                        .transpose()
+                }
+
+                pub async fn api_key(&self, id: &str) -> Result<Option<ApiKey>> {
+                    sqlx::query_as::<_, ApiKeyRow>(&keys::get_key_sql())
+                        .bind(id)
+                        .fetch_optional(&mut *acquire(&self.pool).await?)
+                        .await?
+                        .map(ApiKey::try_from)
+                        .transpose()
+                }
+
+                /// The keys among `ids` that still exist (to refresh a cache of them).
+                pub async fn api_keys_by_id(&self, ids: &[String]) -> Result<Vec<ApiKey>> {
+                    let ids = serde_json::to_string(ids)
+                        .map_err(|error| StoreError::Internal(error.to_string()))?;
+                    sqlx::query_as::<_, ApiKeyRow>(super::KEYS_BY_ID)
+                        .bind(ids)
+                        .fetch_all(&mut *acquire(&self.pool).await?)
+                        .await?
+                        .into_iter()
+                        .map(ApiKey::try_from)
+                        .collect()
+                }
+
+                pub async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+                    sqlx::query_as::<_, ApiKeyRow>(&keys::list_keys_sql())
+                        .fetch_all(&mut *acquire(&self.pool).await?)
+                        .await?
+                        .into_iter()
+                        .map(ApiKey::try_from)
+                        .collect()
+                }
+
+                /// Revokes a key (revoking a revoked key changes nothing); `ApiKeyNotFound` for an unknown id.
+                pub async fn revoke_api_key(&self, id: &str) -> Result<()> {
+                    let revoked = sqlx::query(keys::REVOKE_KEY)
+                        .bind(id)
+                        .bind(chrono::Utc::now())
+                        .execute(&mut *acquire(&self.pool).await?)
+                        .await?
+                        .rows_affected();
+                    if revoked == 0 && self.api_key(id).await?.is_none() {
+                        return Err(StoreError::ApiKeyNotFound(id.to_owned()));
+                    }
+                    Ok(())
+                }
+
+                pub async fn count_api_keys(&self) -> Result<i64> {
+                    Ok(sqlx::query_scalar(keys::COUNT_KEYS)
+                        .fetch_one(&mut *acquire(&self.pool).await?)
+                        .await?)
+                }
+
+                pub async fn insert_web_session(
+                    &self,
+                    token_hash: &str,
+                    key_id: &str,
+                    expires_at: chrono::DateTime<chrono::Utc>,
+                ) -> Result<()> {
+                    sqlx::query(keys::INSERT_SESSION)
+                        .bind(token_hash)
+                        .bind(key_id)
+                        .bind(chrono::Utc::now())
+                        .bind(expires_at)
+                        .execute(&mut *acquire(&self.pool).await?)
+                        .await?;
+                    Ok(())
+                }
+
+                /// The unexpired session with this token hash.
+                pub async fn web_session(&self, token_hash: &str) -> Result<Option<WebSession>> {
+                    Ok(sqlx::query_as(keys::GET_SESSION)
+                        .bind(token_hash)
+                        .bind(chrono::Utc::now())
+                        .fetch_optional(&mut *acquire(&self.pool).await?)
+                        .await?)
+                }
+
+                pub async fn delete_web_session(&self, token_hash: &str) -> Result<()> {
+                    sqlx::query(keys::DELETE_SESSION)
+                        .bind(token_hash)
+                        .execute(&mut *acquire(&self.pool).await?)
+                        .await?;
+                    Ok(())
+                }
+
+                pub async fn expire_web_sessions(&self) -> Result<u64> {
+                    Ok(sqlx::query(keys::EXPIRE_SESSIONS)
+                        .bind(chrono::Utc::now())
+                        .execute(&mut *acquire(&self.pool).await?)
+                        .await?
+                        .rows_affected())
                 }
 
                 pub async fn audit(&self) -> Result<Vec<AuditFinding>> {

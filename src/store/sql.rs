@@ -4,13 +4,13 @@
 pub const INSERT_WALLET: &str = "insert into wallets (owner, currency, balance, created_at) values ($1, $2, $3, $4) \
      returning id, owner, currency, balance, created_at";
 
-pub const INSERT_ENTRY: &str = "insert into transactions (wallet_id, kind, amount, balance_after, counterparty_id, created_at) \
-     values ($1, $2, $3, $4, $5, $6) \
-     returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at";
+pub const INSERT_ENTRY: &str = "insert into transactions (wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor) \
+     values ($1, $2, $3, $4, $5, $6, $7) \
+     returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor";
 
 pub const GET_OPEN_WALLET: &str = "select id, owner, currency, balance, created_at from wallets where id = $1 and closed_at is null";
 
-pub const GET_CURRENCY: &str = "select currency from wallets where id = $1";
+pub const GET_FACTS: &str = "select currency, owner from wallets where id = $1";
 
 /// Credits a wallet unless it is closed or the balance would leave i64 (SQLite would silently turn it into a float).
 pub const CREDIT: &str = "update wallets set balance = balance + $2 \
@@ -30,7 +30,7 @@ pub const LIST_WALLETS: &str = "select id, owner, currency, balance, created_at 
      where closed_at is null and ($1 is null or owner = $1) and ($2 is null or currency = $2) and id > $3 \
      order by id limit $4";
 
-pub const LIST_ENTRIES: &str = "select id, wallet_id, kind, amount, balance_after, counterparty_id, created_at \
+pub const LIST_ENTRIES: &str = "select id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor \
      from transactions where wallet_id = $1 and id < $2 order by id desc limit $3";
 
 pub const COUNT_OPEN_WALLETS: &str = "select count(*) from wallets where closed_at is null";

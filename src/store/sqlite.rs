@@ -15,14 +15,18 @@ use sqlx::sqlite::{
 };
 use tokio::sync::Mutex;
 
-use super::cache::CurrencyCache;
+use super::cache::{FactsCache, WalletFacts};
 use super::idempotency::{FailedClaims, KeyRow, cutoff};
 use super::shared::{acquire, shared_statements};
 use super::{
-    Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, Result, StoreError, StoreOptions,
-    Transfer, sql,
+    Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, NewApiKey, Result, StoreError,
+    StoreOptions, StoredResponse, Transfer, keys, sql,
 };
 use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
+
+/// The keys whose ids are in a JSON array of strings.
+const KEYS_BY_ID: &str = "select id, secret_hash, name, role, owner, created_at, revoked_at from api_keys \
+     where id in (select value from json_each($1))";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -33,7 +37,7 @@ pub struct SqliteStore {
     /// One connection, taken only by the holder of `writer`.
     write_pool: SqlitePool,
     writer: Arc<Mutex<()>>,
-    currencies: CurrencyCache,
+    facts: FactsCache,
     failed_claims: FailedClaims,
 }
 
@@ -61,7 +65,7 @@ impl SqliteStore {
             pool,
             write_pool,
             writer: Arc::new(Mutex::new(())),
-            currencies: CurrencyCache::default(),
+            facts: FactsCache::default(),
             failed_claims: FailedClaims::default(),
         })
     }
@@ -94,16 +98,23 @@ impl SqliteStore {
         owner: &str,
         currency: Currency,
         initial: Amount,
+        actor: Option<&str>,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
         let created = self
             .write(async |conn| {
-                let created = insert_wallet(conn, owner, currency, initial).await?;
+                let created = insert_wallet(conn, owner, currency, initial, actor).await?;
                 record(conn, finish, &created).await?;
                 Ok(created)
             })
             .await?;
-        self.currencies.put(created.wallet.id, currency);
+        self.facts.put(
+            created.wallet.id,
+            WalletFacts {
+                currency,
+                owner: owner.into(),
+            },
+        );
         Ok(created)
     }
 
@@ -112,11 +123,12 @@ impl SqliteStore {
         id: WalletId,
         kind: LedgerEntryKind,
         amount: Amount,
+        actor: Option<&str>,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
         self.write(async |conn| {
             let wallet = change_balance(conn, id, kind, amount).await?;
-            let entry = insert_entry(conn, &wallet, kind, amount, None).await?;
+            let entry = insert_entry(conn, &wallet, kind, amount, None, actor).await?;
             let movement = Movement { wallet, entry };
             record(conn, finish, &movement).await?;
             Ok(movement)
@@ -129,6 +141,7 @@ impl SqliteStore {
         from: WalletId,
         to: WalletId,
         amount: Amount,
+        actor: Option<&str>,
         finish: Option<Finish<'_, Transfer>>,
     ) -> Result<Transfer> {
         self.write(async |conn| {
@@ -138,7 +151,7 @@ impl SqliteStore {
                     .await?
                     .ok_or(StoreError::WalletNotFound(id))?;
             }
-            let transfer = apply_transfer(conn, from, to, amount).await?;
+            let transfer = apply_transfer(conn, from, to, amount, actor).await?;
             record(conn, finish, &transfer).await?;
             Ok(transfer)
         })
@@ -148,12 +161,31 @@ impl SqliteStore {
     pub async fn close_wallet(
         &self,
         id: WalletId,
+        actor: Option<&str>,
         finish: Option<Finish<'_, Option<LedgerEntry>>>,
     ) -> Result<Option<LedgerEntry>> {
         self.write(async |conn| {
-            let payout = apply_close(conn, id).await?;
+            let payout = apply_close(conn, id, actor).await?;
             record(conn, finish, &payout).await?;
             Ok(payout)
+        })
+        .await
+    }
+
+    /// The database lock of the write transaction makes "none yet" and the insert one step.
+    pub async fn insert_first_api_key(&self, key: &NewApiKey) -> Result<bool> {
+        self.write(async |conn| {
+            let inserted = sqlx::query(keys::INSERT_FIRST_KEY)
+                .bind(&key.id)
+                .bind(&key.secret_hash)
+                .bind(&key.name)
+                .bind(key.role.as_str())
+                .bind(key.owner.as_deref())
+                .bind(Utc::now())
+                .execute(conn)
+                .await?
+                .rows_affected();
+            Ok(inserted == 1)
         })
         .await
     }
@@ -192,6 +224,11 @@ impl SqliteStore {
             Err(StoreError::IdempotencyKeyInUse)
         })
         .await
+    }
+
+    pub async fn store_answer(&self, key: &str, answer: StoredResponse) -> Result<()> {
+        self.write(async |conn| record_answer(conn, key, answer).await)
+            .await
     }
 
     pub async fn release_key(&self, key: &str) -> Result<()> {
@@ -253,7 +290,7 @@ mod tests {
         let eur = Currency::parse("EUR").expect("EUR");
         let created = tokio::time::timeout(
             Duration::from_secs(60),
-            store.create_wallet("writer", eur, Amount::ZERO, None),
+            store.create_wallet("writer", eur, Amount::ZERO, None, None),
         )
         .await
         .expect("the write finished");

@@ -111,7 +111,7 @@ pub async fn create_wallet(State(app): State<AppState>, form: FormBody) -> Respo
         let store = &app.store;
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
             store
-                .create_wallet(owner.as_ref(), currency, initial, finish)
+                .create_wallet(owner.as_ref(), currency, initial, None, finish)
                 .await
         })
         .await;

@@ -57,8 +57,8 @@ async fn move_money(
         let store = &app.store;
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
             match kind {
-                OperationKind::Withdrawal => store.withdraw(id, amount, finish).await,
-                _ => store.deposit(id, amount, finish).await,
+                OperationKind::Withdrawal => store.withdraw(id, amount, None, finish).await,
+                _ => store.deposit(id, amount, None, finish).await,
             }
         })
         .await;
@@ -136,7 +136,7 @@ pub async fn transfer(
         let render = |_: &Transfer| forms::redirect(location.clone());
         let store = &app.store;
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
-            store.transfer(from, to, amount, finish).await
+            store.transfer(from, to, amount, None, finish).await
         })
         .await;
         let to_field: FieldOf = |forms| &mut forms.transfer_to;
@@ -246,7 +246,7 @@ pub async fn close_wallet(
         let render = |_: &Option<LedgerEntry>| forms::redirect(location.to_owned());
         let store = &app.store;
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
-            store.close_wallet(id, finish).await
+            store.close_wallet(id, None, finish).await
         })
         .await;
         match result {

@@ -95,13 +95,14 @@ fn entry(wallet: &Value) -> (String, String) {
 async fn ledger(process: &Process, wallets: &[String]) -> Vec<(String, String)> {
     let mut pairs = Vec::new();
     for wallet in wallets {
-        let page: Vec<Value> =
-            reqwest::get(process.url(&format!("/wallet/{wallet}/transactions?limit=1000")))
-                .await
-                .expect("history")
-                .json()
-                .await
-                .expect("json");
+        let page: Vec<Value> = crate::helpers::admin_client()
+            .get(process.url(&format!("/wallet/{wallet}/transactions?limit=1000")))
+            .send()
+            .await
+            .expect("history")
+            .json()
+            .await
+            .expect("json");
         assert!(page.len() < 1000, "history does not fit one page");
         for entry in page {
             pairs.push((wallet.clone(), entry["id"].as_str().expect("id").to_owned()));
@@ -133,7 +134,7 @@ async fn backup_taken_while_eight_clients_write_restores_to_a_clean_ledger_with_
         let (backup_began, stop) = (backup_began.clone(), stop.clone());
         let (acknowledged, progress) = (acknowledged.clone(), progress.clone());
         clients.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = crate::helpers::admin_client();
             // (wallet, entry) pairs acknowledged before the backup began, and how many came after.
             let (mut before, mut after) = (Vec::new(), 0_usize);
             for k in 0..MAX_OPERATIONS {
@@ -361,7 +362,7 @@ async fn restore_over_a_newer_database_needs_force(backend: Backend) {
     let backup = revwallet(&["backup", "--to", &file], &database.url);
     assert!(backup.status.success(), "{}", text(&backup));
     post(
-        &reqwest::Client::new(),
+        &crate::helpers::admin_client(),
         server.url("/wallet/deposit"),
         json!({"id": wallet, "amount": "5.00"}),
     )

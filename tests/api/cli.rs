@@ -40,10 +40,12 @@ async fn generate_data_creates_wallets_and_operations_that_keep_the_ledger_clean
             "--operations",
             "60",
         ],
-        &[],
+        &[("REVWALLET_API_KEY", crate::helpers::ADMIN_KEY)],
     );
     assert!(output.status.success(), "{output:?}");
-    let wallets: Vec<serde_json::Value> = reqwest::get(process.url("/wallet/"))
+    let wallets: Vec<serde_json::Value> = crate::helpers::admin_client()
+        .get(process.url("/wallet/"))
+        .send()
         .await
         .expect("list")
         .json()
@@ -63,7 +65,7 @@ async fn migrate_prepares_an_empty_database_and_serve_can_skip_it() {
     let migrated = revwallet(&["migrate"], &[("DATABASE_URL", &database.url)]);
     assert!(migrated.status.success(), "{migrated:?}");
     let process = Process::start_with_args(&database.url, &["--no-migrate"]).await;
-    let created = reqwest::Client::new()
+    let created = crate::helpers::admin_client()
         .post(process.url("/wallet/"))
         .json(&serde_json::json!({"owner": "migrated", "currency": "EUR"}))
         .send()

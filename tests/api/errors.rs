@@ -16,6 +16,19 @@ crate::on_both_backends!(
     bad_query_parameters_are_422,
 );
 
+// The open mode keeps the original contract.
+crate::also_with_auth_off!(
+    bad_amounts_are_refused_and_change_nothing,
+    amounts_beyond_i64_are_too_large_and_change_nothing,
+    malformed_bodies_are_refused_and_change_nothing,
+    unknown_currencies_and_bad_owners_are_refused,
+    unknown_wallets_and_paths_are_404,
+    overdrafts_are_refused_and_change_nothing,
+    transfers_need_two_wallets_of_one_currency,
+    wrong_methods_are_405,
+    bad_query_parameters_are_422,
+);
+
 async fn app(backend: Backend) -> TestApp {
     TestApp::spawn(backend).await.expect("backend configured")
 }

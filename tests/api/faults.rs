@@ -225,7 +225,7 @@ async fn postgres_unreachable_answers_503_fast_and_recovers_without_restart() {
 async fn kill_9_during_deposits_loses_no_acknowledged_operation(backend: Backend) {
     let database = TestDatabase::create(backend).await.expect("database");
     let mut process = Process::start(&database.url, &[]).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::admin_client();
     let id = process.create_wallet("crash").await;
 
     // Eight writers deposit as fast as they can and remember every acknowledged ledger entry.
@@ -315,7 +315,7 @@ async fn audit_names_a_wallet_whose_balance_was_corrupted(backend: Backend) {
 async fn sigterm_lets_in_flight_requests_finish_and_exits_0(backend: Backend) {
     let database = TestDatabase::create(backend).await.expect("database");
     let mut process = Process::start(&database.url, &[]).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::admin_client();
     let id = process.create_wallet("term").await;
     let in_flight: Vec<_> = (0..50)
         .map(|_| {
@@ -379,7 +379,7 @@ async fn clients_hanging_up_mid_request_leave_nothing_locked(backend: Backend) {
         while clients.join_next().await.is_some() {}
     }
     // Fresh connections: the cut ones are gone.
-    let client = reqwest::Client::new();
+    let client = crate::helpers::admin_client();
     for (path, body) in [
         ("/wallet/deposit", json!({"id": id, "amount": "1.00"})),
         ("/wallet/withdraw", json!({"id": id, "amount": "1.00"})),

@@ -4,13 +4,57 @@
 use std::net::SocketAddr;
 
 use revwallet::app;
-use revwallet::config::ServeArgs;
+use revwallet::auth::{AuthMode, BootstrapKey, ensure_start_keys};
+use revwallet::config::{Hidden, ServeArgs};
 use revwallet::state::AppState;
 use revwallet::store::Store;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
 pub const POSTGRES_ENV: &str = "REVWALLET_TEST_POSTGRES_URL";
+
+/// The admin key every test server is bootstrapped with (the suite runs with authentication on).
+pub const ADMIN_KEY: &str = "rw_test_admin_0123456789abcdef0123456789abcdef";
+
+tokio::task_local! {
+    /// Set by `also_with_auth_off!`: `TestApp::spawn` then serves the original open API (`--auth off`).
+    pub static AUTH_OFF: bool;
+}
+
+fn auth_off() -> bool {
+    AUTH_OFF.try_with(|off| *off).unwrap_or(false)
+}
+
+/// Where the test admin key's `Idempotency-Key`s live in the key table (unscoped with authentication off).
+pub fn admin_scoped(key: &str) -> String {
+    if auth_off() {
+        return key.to_owned();
+    }
+    let secret = revwallet::domain::KeySecret::parse(ADMIN_KEY).expect("test key");
+    format!("k:{}:{key}", secret.id())
+}
+
+/// A client that sends the test admin key on every request.
+pub fn admin_client() -> reqwest::Client {
+    admin_client_builder().build().expect("client")
+}
+
+pub fn admin_client_builder() -> reqwest::ClientBuilder {
+    client_builder_with_key(ADMIN_KEY)
+}
+
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    client_builder_with_key(key).build().expect("client")
+}
+
+fn client_builder_with_key(key: &str) -> reqwest::ClientBuilder {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")).expect("header"),
+    );
+    reqwest::Client::builder().default_headers(headers)
+}
 pub const REQUIRE_POSTGRES_ENV: &str = "REVWALLET_REQUIRE_POSTGRES";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,8 +173,21 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Option<Self> {
+        if auth_off() {
+            return Self::spawn_open(backend).await;
+        }
         let database = TestDatabase::create(backend).await?;
         Some(Self::spawn_on(database, ServeArgs::default()).await)
+    }
+
+    /// The original open API (`--auth off`).
+    pub async fn spawn_open(backend: Backend) -> Option<Self> {
+        let database = TestDatabase::create(backend).await?;
+        let settings = ServeArgs {
+            auth: AuthMode::Off,
+            ..ServeArgs::default()
+        };
+        Some(Self::spawn_on(database, settings).await)
     }
 
     pub async fn spawn_on(database: TestDatabase, mut settings: ServeArgs) -> Self {
@@ -142,7 +199,20 @@ impl TestApp {
     }
 
     /// Serves an already-connected store (fault tests connect through a proxy).
-    pub async fn serve(database: TestDatabase, store: Store, settings: ServeArgs) -> Self {
+    pub async fn serve(database: TestDatabase, store: Store, mut settings: ServeArgs) -> Self {
+        let client = match settings.auth {
+            AuthMode::Off => reqwest::Client::new(),
+            AuthMode::ApiKey => {
+                let bootstrap = settings
+                    .bootstrap_admin_key
+                    .get_or_insert_with(|| Hidden(ADMIN_KEY.to_owned()));
+                let key = BootstrapKey::parse(&bootstrap.0).expect("bootstrap key");
+                ensure_start_keys(&store, Some(&key))
+                    .await
+                    .expect("bootstrap key");
+                client_with_key(&bootstrap.0)
+            }
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -159,7 +229,7 @@ impl TestApp {
         });
         Self {
             address,
-            client: reqwest::Client::new(),
+            client,
             store,
             shutdown: Some(shutdown),
             server: Some(server),
@@ -377,6 +447,24 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Runs each listed `async fn name(backend: Backend)` test once more, on SQLite with `--auth off`, as
+/// `auth_off::name`: the original open contract keeps holding.
+#[macro_export]
+macro_rules! also_with_auth_off {
+    ($($name:ident),* $(,)?) => {
+        mod auth_off {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    $crate::helpers::AUTH_OFF
+                        .scope(true, super::$name($crate::helpers::Backend::Sqlite))
+                        .await;
+                }
+            )*
+        }
+    };
+}
+
 /// The real `revwallet` binary running as a child process (for crash, signal and log tests).
 pub struct Process {
     pub child: std::process::Child,
@@ -410,6 +498,7 @@ impl Process {
             .args(args)
             .env("DATABASE_URL", database_url)
             .env("REVWALLET_LISTEN", address.to_string())
+            .env("REVWALLET_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)
             .envs(extra_env.iter().copied())
             .stdout(log)
             .stderr(std::process::Stdio::inherit())
@@ -446,7 +535,7 @@ impl Process {
 
     /// Opens a wallet over HTTP and returns its id.
     pub async fn create_wallet(&self, owner: &str) -> String {
-        let created: Value = reqwest::Client::new()
+        let created: Value = admin_client()
             .post(self.url("/wallet/"))
             .json(&json!({"owner": owner, "currency": "EUR"}))
             .send()

@@ -8,7 +8,21 @@ crate::on_both_backends!(
     a_repeated_key_replays_the_stored_answer_and_changes_nothing,
     a_key_reused_with_another_body_is_422,
     a_key_still_in_flight_is_409,
-    a_failed_request_does_not_consume_its_key,
+    a_declined_withdrawal_replays_its_409_after_a_deposit,
+    a_declined_transfer_or_unknown_wallet_replays,
+    a_validation_failure_frees_its_key,
+    keys_must_be_printable_ascii_up_to_255,
+    twenty_racing_requests_with_one_key_apply_once,
+);
+
+// The open mode keeps the original contract.
+crate::also_with_auth_off!(
+    a_repeated_key_replays_the_stored_answer_and_changes_nothing,
+    a_key_reused_with_another_body_is_422,
+    a_key_still_in_flight_is_409,
+    a_declined_withdrawal_replays_its_409_after_a_deposit,
+    a_declined_transfer_or_unknown_wallet_replays,
+    a_validation_failure_frees_its_key,
     keys_must_be_printable_ascii_up_to_255,
     twenty_racing_requests_with_one_key_apply_once,
 );
@@ -88,7 +102,7 @@ async fn a_key_still_in_flight_is_409(backend: Backend) {
     assert_eq!(claimed.status, 200);
     app.execute(
         "update idempotency_keys set status = null, body = null where key = $1",
-        "running",
+        &crate::helpers::admin_scoped("running"),
     )
     .await;
     let reply = app.post_with_key("/wallet/deposit", "running", body).await;
@@ -96,18 +110,72 @@ async fn a_key_still_in_flight_is_409(backend: Backend) {
     assert_eq!(app.balance(&id).await, "1.00");
 }
 
-async fn a_failed_request_does_not_consume_its_key(backend: Backend) {
+/// A decline is the request's answer for good: a retry after the wallet could pay still gets the 409.
+async fn a_declined_withdrawal_replays_its_409_after_a_deposit(backend: Backend) {
     let app = app(backend).await;
     let id = app.create_wallet("retry", "EUR", "0").await;
     let body = json!({"id": id, "amount": "5"});
-    app.post_with_key("/wallet/withdraw", "later", body.clone())
-        .await
-        .assert_problem(409, "insufficient_funds");
+    let declined = app
+        .post_with_key("/wallet/withdraw", "later", body.clone())
+        .await;
+    declined.assert_problem(409, "insufficient_funds");
     app.post("/wallet/deposit", json!({"id": id, "amount": "5"}))
         .await;
+    let before = app.snapshot().await;
     let retried = app.post_with_key("/wallet/withdraw", "later", body).await;
-    assert_eq!(retried.status, 200, "{}", retried.text);
-    assert_eq!(app.balance(&id).await, "0.00");
+    retried.assert_problem(409, "insufficient_funds");
+    assert_eq!(retried.header("idempotent-replayed"), Some("true"));
+    assert_eq!(retried.text, declined.text, "the very same answer");
+    assert_eq!(app.snapshot().await, before, "the replay changed nothing");
+    assert_eq!(app.balance(&id).await, "5.00");
+}
+
+/// Declines by the ledger of every kind replay: an unknown wallet and a currency mismatch too.
+async fn a_declined_transfer_or_unknown_wallet_replays(backend: Backend) {
+    let app = app(backend).await;
+    let eur = app.create_wallet("eur", "EUR", "10").await;
+    let usd = app.create_wallet("usd", "USD", "10").await;
+    let body = json!({"from_id": eur, "to_id": usd, "amount": "1"});
+    app.post_with_key("/wallet/transfer", "mismatch", body.clone())
+        .await
+        .assert_problem(422, "currency_mismatch");
+    let again = app
+        .post_with_key("/wallet/transfer", "mismatch", body)
+        .await;
+    again.assert_problem(422, "currency_mismatch");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    let unknown = json!({"id": "999", "amount": "1"});
+    app.post_with_key("/wallet/deposit", "nobody", unknown.clone())
+        .await
+        .assert_problem(404, "wallet_not_found");
+    let again = app
+        .post_with_key("/wallet/deposit", "nobody", unknown)
+        .await;
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    again.assert_problem(404, "wallet_not_found");
+}
+
+/// A request refused before it reached the ledger (bad content) frees its key for a corrected retry.
+async fn a_validation_failure_frees_its_key(backend: Backend) {
+    let app = app(backend).await;
+    let id = app.create_wallet("retry", "EUR", "0").await;
+    app.post_with_key(
+        "/wallet/deposit",
+        "fix-me",
+        json!({"id": id, "amount": "1.234"}),
+    )
+    .await
+    .assert_problem(422, "invalid_amount");
+    let fixed = app
+        .post_with_key(
+            "/wallet/deposit",
+            "fix-me",
+            json!({"id": id, "amount": "1.23"}),
+        )
+        .await;
+    assert_eq!(fixed.status, 200, "{}", fixed.text);
+    assert_eq!(fixed.header("idempotent-replayed"), None);
+    assert_eq!(app.balance(&id).await, "1.23");
 }
 
 async fn keys_must_be_printable_ascii_up_to_255(backend: Backend) {

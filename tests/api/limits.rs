@@ -92,7 +92,7 @@ async fn nothing_from_a_request_forges_a_log_line(backend: Backend) {
         &[("REVWALLET_LOG_FORMAT", "text"), ("RUST_LOG", "info")],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::admin_client();
     // A percent-decoded newline in a path id. (It is refused by the path extractor before any handler logs it;
     // before that extractor, it reached the log through the refusal's detail.)
     let closed = client
@@ -204,7 +204,7 @@ async fn form_posts_to_another_host_or_from_another_origin_are_refused(backend: 
         ..ServeArgs::default()
     };
     let configured = TestApp::spawn_on(database, settings).await;
-    let client = reqwest::Client::builder()
+    let client = crate::helpers::admin_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");

@@ -84,7 +84,7 @@ async fn json_logs_carry_the_request_id_given_in_the_request() {
         &[("REVWALLET_LOG_FORMAT", "json"), ("RUST_LOG", "info")],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::admin_client();
     let response = client
         .post(process.url("/wallet/"))
         .header("x-request-id", "trace-me-42")

@@ -49,6 +49,7 @@ async fn the_readme_curl_examples_work_as_printed() {
         let output = std::process::Command::new("bash")
             .arg("-c")
             .arg(format!("{command} -w '\\n%{{http_code}}'"))
+            .env("REVWALLET_KEY", crate::helpers::ADMIN_KEY)
             .output()
             .expect("run curl");
         assert!(output.status.success(), "{command} failed: {output:?}");

@@ -17,6 +17,20 @@ crate::on_both_backends!(
     operations_endpoints_answer,
 );
 
+// The open mode keeps the original contract.
+crate::also_with_auth_off!(
+    creating_a_wallet_answers_201_with_its_location_and_an_opening_entry,
+    the_original_routes_keep_working,
+    amounts_may_be_strings_or_numbers_and_add_up_exactly,
+    currencies_use_their_own_number_of_decimals,
+    deposits_and_withdrawals_write_ledger_entries_that_continue_the_balance,
+    transfers_move_money_atomically_and_record_both_legs,
+    listing_pages_with_link_headers_and_filters,
+    history_is_newest_first_and_pages_with_before,
+    closing_pays_out_the_balance_and_hides_the_wallet,
+    operations_endpoints_answer,
+);
+
 async fn app(backend: Backend) -> TestApp {
     TestApp::spawn(backend).await.expect("backend configured")
 }

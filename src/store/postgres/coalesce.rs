@@ -23,6 +23,7 @@ use crate::store::{Movement, Result, StoreError};
 struct Queued {
     kind: LedgerEntryKind,
     amount: Amount,
+    actor: Option<String>,
     reply: oneshot::Sender<Result<Movement>>,
 }
 
@@ -47,11 +48,13 @@ impl Coalescer {
         id: WalletId,
         kind: LedgerEntryKind,
         amount: Amount,
+        actor: Option<&str>,
     ) -> Result<Movement> {
         let (reply, answer) = oneshot::channel();
         let queued = Queued {
             kind,
             amount,
+            actor: actor.map(str::to_owned),
             reply,
         };
         let first = {
@@ -121,13 +124,14 @@ async fn apply(pool: &PgPool, id: WalletId, mut batch: Vec<Queued>) {
     metrics::histogram!("revwallet_coalesced_batch_size").record(batch.len() as f64);
     if batch.len() == 1 {
         let Some(only) = batch.pop() else { return };
-        let result = move_once(pool, id, only.kind, only.amount).await;
+        let result = move_once(pool, id, only.kind, only.amount, only.actor.as_deref()).await;
         let _ = only.reply.send(result);
         return;
     }
     if batch.iter().all(|q| q.kind == LedgerEntryKind::Deposit) {
         let amounts: Vec<i64> = batch.iter().map(|q| q.amount.minor_units()).collect();
-        match deposit_all(pool, id, &amounts).await {
+        let actors: Vec<Option<String>> = batch.iter().map(|q| q.actor.clone()).collect();
+        match deposit_all(pool, id, &amounts, &actors).await {
             Ok(Some(movements)) if movements.len() == batch.len() => {
                 for (queued, movement) in batch.into_iter().zip(movements) {
                     let _ = queued.reply.send(Ok(movement));
@@ -149,7 +153,9 @@ async fn one_by_one(pool: &PgPool, id: WalletId, batch: Vec<Queued>) {
         let mut conn = acquire(pool).await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         for queued in &batch {
-            let moved = apply_movement(&mut tx, id, queued.kind, queued.amount, Utc::now()).await?;
+            let actor = queued.actor.as_deref();
+            let moved =
+                apply_movement(&mut tx, id, queued.kind, queued.amount, actor, Utc::now()).await?;
             results.push(match moved {
                 Some(movement) => Ok(movement),
                 None => {
@@ -171,7 +177,8 @@ async fn one_by_one(pool: &PgPool, id: WalletId, batch: Vec<Queued>) {
         // The server refused a statement, so nothing was committed: give each operation its own try.
         Err(StoreError::Database(_)) => {
             for queued in batch {
-                let result = move_once(pool, id, queued.kind, queued.amount).await;
+                let actor = queued.actor.as_deref();
+                let result = move_once(pool, id, queued.kind, queued.amount, actor).await;
                 let _ = queued.reply.send(result);
             }
         }

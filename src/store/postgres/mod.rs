@@ -12,15 +12,19 @@ use chrono::Utc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection};
 
-use super::cache::CurrencyCache;
+use super::cache::{FactsCache, WalletFacts};
 use super::idempotency::{FailedClaims, KeyRow, cutoff};
 use super::rows::{EntryRow, WalletRow};
 use super::shared::{acquire, is_debit, refused_movement, shared_statements};
 use super::{
-    Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, Result, StoreError, StoreOptions,
-    Transfer, sql,
+    Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, NewApiKey, Result, StoreError,
+    StoreOptions, StoredResponse, Transfer, keys, sql,
 };
 use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
+
+/// The keys whose ids are in a JSON array of strings.
+const KEYS_BY_ID: &str = "select id, secret_hash, name, role, owner, created_at, revoked_at from api_keys \
+     where id in (select jsonb_array_elements_text($1::jsonb))";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -31,12 +35,12 @@ static MOVE_DEBIT: LazyLock<String> = LazyLock::new(|| movement_statement(sql::D
 fn movement_statement(update: &str) -> String {
     format!(
         "with moved as ({update}), entry as ( \
-             insert into transactions (wallet_id, kind, amount, balance_after, created_at) \
-             select id, $3, $2, balance, $4 from moved \
-             returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at) \
+             insert into transactions (wallet_id, kind, amount, balance_after, created_at, actor) \
+             select id, $3, $2, balance, $4, $5 from moved \
+             returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor) \
          select m.id, m.owner, m.currency, m.balance, m.created_at, \
                 e.id as entry_id, e.wallet_id, e.kind, e.amount, e.balance_after, e.counterparty_id, \
-                e.created_at as entry_created_at \
+                e.created_at as entry_created_at, e.actor \
          from moved m cross join entry e"
     )
 }
@@ -52,6 +56,7 @@ struct MovementRow {
     balance_after: i64,
     counterparty_id: Option<i64>,
     entry_created_at: chrono::DateTime<Utc>,
+    actor: Option<String>,
 }
 
 impl TryFrom<MovementRow> for Movement {
@@ -65,6 +70,7 @@ impl TryFrom<MovementRow> for Movement {
             balance_after: row.balance_after,
             counterparty_id: row.counterparty_id,
             created_at: row.entry_created_at,
+            actor: row.actor,
         };
         Ok(Movement {
             wallet: row.wallet.try_into()?,
@@ -76,7 +82,7 @@ impl TryFrom<MovementRow> for Movement {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
-    currencies: CurrencyCache,
+    facts: FactsCache,
     failed_claims: FailedClaims,
     coalescer: coalesce::Coalescer,
 }
@@ -97,7 +103,7 @@ impl PgStore {
             .connect_lazy_with(connect);
         Ok(Self {
             pool,
-            currencies: CurrencyCache::default(),
+            facts: FactsCache::default(),
             failed_claims: FailedClaims::default(),
             coalescer: coalesce::Coalescer::default(),
         })
@@ -114,14 +120,21 @@ impl PgStore {
         owner: &str,
         currency: Currency,
         initial: Amount,
+        actor: Option<&str>,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
         let mut conn = acquire(&self.pool).await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let created = insert_wallet(&mut tx, owner, currency, initial).await?;
+        let created = insert_wallet(&mut tx, owner, currency, initial, actor).await?;
         record(&mut tx, finish, &created).await?;
         tx.commit().await?;
-        self.currencies.put(created.wallet.id, currency);
+        self.facts.put(
+            created.wallet.id,
+            WalletFacts {
+                currency,
+                owner: owner.into(),
+            },
+        );
         Ok(created)
     }
 
@@ -130,15 +143,20 @@ impl PgStore {
         id: WalletId,
         kind: LedgerEntryKind,
         amount: Amount,
+        actor: Option<&str>,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
         let Some(finish) = finish else {
             // The hot path: one statement, or one transaction for a queue of operations on a busy wallet.
-            return self.coalescer.submit(&self.pool, id, kind, amount).await;
+            return self
+                .coalescer
+                .submit(&self.pool, id, kind, amount, actor)
+                .await;
         };
         let mut conn = acquire(&self.pool).await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let Some(movement) = apply_movement(&mut tx, id, kind, amount, Utc::now()).await? else {
+        let moved = apply_movement(&mut tx, id, kind, amount, actor, Utc::now()).await?;
+        let Some(movement) = moved else {
             let current = get_open_wallet(&mut tx, id).await?;
             return Err(refused_movement(id, kind, amount, current));
         };
@@ -152,6 +170,7 @@ impl PgStore {
         from: WalletId,
         to: WalletId,
         amount: Amount,
+        actor: Option<&str>,
         finish: Option<Finish<'_, Transfer>>,
     ) -> Result<Transfer> {
         let mut conn = acquire(&self.pool).await?;
@@ -169,7 +188,7 @@ impl PgStore {
                 return Err(StoreError::WalletNotFound(id));
             }
         }
-        let transfer = apply_transfer(&mut tx, from, to, amount).await?;
+        let transfer = apply_transfer(&mut tx, from, to, amount, actor).await?;
         record(&mut tx, finish, &transfer).await?;
         tx.commit().await?;
         Ok(transfer)
@@ -178,6 +197,7 @@ impl PgStore {
     pub async fn close_wallet(
         &self,
         id: WalletId,
+        actor: Option<&str>,
         finish: Option<Finish<'_, Option<LedgerEntry>>>,
     ) -> Result<Option<LedgerEntry>> {
         let mut conn = acquire(&self.pool).await?;
@@ -187,10 +207,31 @@ impl PgStore {
             .bind(id.get())
             .execute(&mut *tx)
             .await?;
-        let payout = apply_close(&mut tx, id).await?;
+        let payout = apply_close(&mut tx, id, actor).await?;
         record(&mut tx, finish, &payout).await?;
         tx.commit().await?;
         Ok(payout)
+    }
+
+    /// The table lock makes "none yet" and the insert one step when several replicas start at once.
+    pub async fn insert_first_api_key(&self, key: &NewApiKey) -> Result<bool> {
+        let mut conn = acquire(&self.pool).await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::query("lock table api_keys in exclusive mode")
+            .execute(&mut *tx)
+            .await?;
+        let inserted = sqlx::query(keys::INSERT_FIRST_KEY)
+            .bind(&key.id)
+            .bind(&key.secret_hash)
+            .bind(&key.name)
+            .bind(key.role.as_str())
+            .bind(key.owner.as_deref())
+            .bind(Utc::now())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(inserted == 1)
     }
 
     pub async fn claim_key(&self, key: &str, request_hash: &str) -> Result<Claim> {
@@ -233,6 +274,11 @@ impl PgStore {
         Err(StoreError::IdempotencyKeyInUse)
     }
 
+    pub async fn store_answer(&self, key: &str, answer: StoredResponse) -> Result<()> {
+        let mut conn = acquire(&self.pool).await?;
+        record_answer(&mut conn, key, answer).await
+    }
+
     pub async fn release_key(&self, key: &str) -> Result<()> {
         self.failed_claims.insert(key);
         sqlx::query(sql::RELEASE_KEY)
@@ -262,9 +308,10 @@ async fn move_once(
     id: WalletId,
     kind: LedgerEntryKind,
     amount: Amount,
+    actor: Option<&str>,
 ) -> Result<Movement> {
     let mut conn = acquire(pool).await?;
-    match apply_movement(&mut conn, id, kind, amount, Utc::now()).await? {
+    match apply_movement(&mut conn, id, kind, amount, actor, Utc::now()).await? {
         Some(movement) => Ok(movement),
         None => Err(refused_movement(
             id,
@@ -281,6 +328,7 @@ async fn apply_movement(
     id: WalletId,
     kind: LedgerEntryKind,
     amount: Amount,
+    actor: Option<&str>,
     at: chrono::DateTime<Utc>,
 ) -> Result<Option<Movement>> {
     let statement = if is_debit(kind) {
@@ -293,6 +341,7 @@ async fn apply_movement(
         .bind(amount.minor_units())
         .bind(kind.as_str())
         .bind(at)
+        .bind(actor)
         .fetch_optional(conn)
         .await?
         .map(Movement::try_from)
@@ -305,11 +354,13 @@ async fn deposit_all(
     pool: &PgPool,
     id: WalletId,
     amounts: &[i64],
+    actors: &[Option<String>],
 ) -> Result<Option<Vec<Movement>>> {
     let rows: Vec<MovementRow> = sqlx::query_as(DEPOSIT_ALL)
         .bind(id.get())
         .bind(amounts)
         .bind(Utc::now())
+        .bind(actors)
         .fetch_all(&mut *acquire(pool).await?)
         .await?;
     if rows.is_empty() {
@@ -329,7 +380,7 @@ async fn deposit_all(
 /// The running balance of each entry is the balance before the batch plus the deposits up to and including it;
 /// amounts are positive, so ordering the answers by `balance_after` restores the order of the requests.
 const DEPOSIT_ALL: &str = "with input as ( \
-         select amount, ord from unnest($2::bigint[]) with ordinality as i(amount, ord) \
+         select amount, actor, ord from unnest($2::bigint[], $4::text[]) with ordinality as i(amount, actor, ord) \
      ), total as ( \
          select sum(amount)::bigint as amount from input \
      ), moved as ( \
@@ -337,15 +388,16 @@ const DEPOSIT_ALL: &str = "with input as ( \
          where id = $1 and closed_at is null and balance <= 9223372036854775807 - (select amount from total) \
          returning id, owner, currency, balance, created_at \
      ), entries as ( \
-         insert into transactions (wallet_id, kind, amount, balance_after, created_at) \
+         insert into transactions (wallet_id, kind, amount, balance_after, created_at, actor) \
          select m.id, 'deposit', i.amount, \
-                (m.balance - (select amount from total) + sum(i.amount) over (order by i.ord))::bigint, $3 \
+                (m.balance - (select amount from total) + sum(i.amount) over (order by i.ord))::bigint, $3, \
+                i.actor \
          from moved m cross join input i \
          order by i.ord \
-         returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at) \
+         returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor) \
      select m.id, m.owner, m.currency, m.balance, m.created_at, \
             e.id as entry_id, e.wallet_id, e.kind, e.amount, e.balance_after, e.counterparty_id, \
-            e.created_at as entry_created_at \
+            e.created_at as entry_created_at, e.actor \
      from moved m cross join entries e order by e.balance_after";
 
 impl PgStore {

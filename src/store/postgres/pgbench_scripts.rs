@@ -32,7 +32,7 @@ fn copied() -> [Copied; 2] {
             file: "deposit_revwallet.sql",
             source: "MOVE_CREDIT",
             statement: MOVE_CREDIT.clone(),
-            params: &["id", "amount", "kind", "now"],
+            params: &["id", "amount", "kind", "now", "actor"],
             comment: "A deposit exactly as revwallet sends it: MOVE_CREDIT, one data-modifying statement in its own\n\
                       -- implicit transaction (src/store/postgres/mod.rs movement_statement(sql::CREDIT)).",
         },
