@@ -2,6 +2,11 @@
 """`make bench`: revwallet under load on PostgreSQL and SQLite, its PostgreSQL ceiling (pgbench) in the same run,
 and the resilience runs; writes bench/results/ and the figures section of docs/performance.md.
 
+Every revwallet runs with access control on and every client request carries an API key, as in production. The
+cost of the key check is measured in the same run: right after each authenticated reads and deposits measurement
+on PostgreSQL, a second server on the same database with REVWALLET_AUTH=off serves the same workload to clients
+that send no key; the report gives the ratio of the two throughputs.
+
 Exit status: 1 when a run could not be measured or a resilience run failed (correctness); unmet performance
 targets are reported, and fail the command only with BENCH_STRICT=1 (absolute figures vary on shared machines).
 """
@@ -136,6 +141,7 @@ class Bench:
 
     def measure_wrk(self, server: Server, target: str, workload: str, clients: int, ids: tuple[int, int],
                     database_url: str | None) -> None:
+        """One wrk run; the clients send the server's API key (none to a server with auth off)."""
         first, last = ids
         if workload == "hot":
             last = first
@@ -144,7 +150,8 @@ class Bench:
         raw = RAW / f"wrk-{target}-{workload}-{clients}.txt"
         meter = CpuMeter(server.pid)
         try:
-            data = load.wrk_run(server.url, SCRIPTS[workload], clients, self.args.duration, first, last, raw)
+            data = load.wrk_run(server.url, SCRIPTS[workload], clients, self.args.duration, first, last, raw,
+                                api_key=server.api_key)
             m = load.wrk_measurement(target, workload, clients, self.args.duration, data)
             m.extra.update(meter.stop())
         except (RuntimeError, subprocess.TimeoutExpired) as error:
@@ -190,7 +197,24 @@ class Bench:
 
     def warm_up(self, server: Server, ids: tuple[int, int]) -> None:
         """Opens every pooled connection and prepares the statements before anything is measured."""
-        load.wrk_run(server.url, "mix.lua", 16, 3, ids[0], ids[1], RAW / "wrk-warm-up.txt")
+        load.wrk_run(server.url, "mix.lua", 16, 3, ids[0], ids[1], RAW / "wrk-warm-up.txt", api_key=server.api_key)
+
+    def measure_auth_off(self, database_url: str, workload: str, clients: int, ids: tuple[int, int]) -> None:
+        """The same workload against a server with REVWALLET_AUTH=off on the same database, right after the
+        authenticated run: the baseline of the key check's cost. Started for this one run (and warmed up like
+        the measured server) so its pool holds no connections while pgbench runs."""
+        server = Server(self.binary, database_url, RAW / "revwallet-postgres-auth-off.log",
+                        pool_size=self.args.pool_size, auth=False)
+        try:
+            server.start()
+            self.warm_up(server, ids)
+            self.measure_wrk(server, report.AUTH_OFF_TARGET, workload, clients, ids, database_url)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+            self.record(Measurement(report.AUTH_OFF_TARGET, workload, clients, self.args.duration,
+                                    error=str(error)[:200]))
+            self.problems.append(f"{report.AUTH_OFF_TARGET} {workload} @{clients}: {error}")
+        finally:
+            server.terminate()
 
     def audit(self, name: str, database_url: str) -> None:
         result = run_cli(self.binary, ["audit"], database_url, timeout=300)
@@ -209,13 +233,15 @@ class Bench:
         try:
             server.start()
             self.pool_size = server.metric("revwallet_db_pool_max_connections")
-            wallets = load.seed_wallets(server.port, self.args.wallets)
+            wallets = load.seed_wallets(server.port, self.args.wallets, api_key=server.api_key)
             ids = load.contiguous_range(wallets)
             log(f"  seeded wallets {ids[0]}..{ids[1]} (hot wallet {ids[0]}); pool size {self.pool_size}")
             self.warm_up(server, ids)
             for workload in report.WORKLOADS:
                 for clients in self.clients:
                     self.measure_wrk(server, "revwallet-postgres", workload, clients, ids, database_url)
+                    if workload in report.AUTH_COST_WORKLOADS:
+                        self.measure_auth_off(database_url, workload, clients, ids)
                     if workload in PGBENCH:
                         self.measure_pgbench(database_url, workload, clients, ids)
             server.terminate()
@@ -231,7 +257,7 @@ class Bench:
         server = Server(self.binary, database_url, RAW / "revwallet-sqlite.log", pool_size=self.args.pool_size)
         try:
             server.start()
-            ids = load.contiguous_range(load.seed_wallets(server.port, self.args.wallets))
+            ids = load.contiguous_range(load.seed_wallets(server.port, self.args.wallets, api_key=server.api_key))
             self.warm_up(server, ids)
             for workload in report.WORKLOADS:
                 for clients in self.clients:
@@ -331,6 +357,7 @@ def main() -> int:
 
     measurements = [m.to_dict() for m in bench.measurements]
     ratio_rows = report.ratios(measurements, bench.clients)
+    auth_cost_rows = report.auth_cost(measurements, bench.clients)
     results = {
         "started": started.strftime("%Y-%m-%d %H:%M UTC"),
         "wall_s": round(time.monotonic() - clock, 1),
@@ -342,7 +369,8 @@ def main() -> int:
         },
         "measurements": measurements,
         "ratios": ratio_rows,
-        "targets": report.targets(measurements, ratio_rows, bench.clients) if measurements else [],
+        "auth_cost": auth_cost_rows,
+        "targets": report.targets(measurements, ratio_rows, bench.clients, auth_cost_rows) if measurements else [],
         "resilience": resilience_results,
         "problems": bench.problems,
     }

@@ -31,8 +31,9 @@ deps-k8s: deps-pytest deps-pip ## install the Kubernetes check tools (kustomize 
 	@$(call pip_need,kubernetes-validate,$(K8S_VALIDATE_VERSION))
 	@$(call pip_need,checkov,$(CHECKOV_VERSION))
 
-# The kind overlay's Secret comes from a git-ignored env file; made once from the example with random passwords.
-$(K8S_KIND_SECRETS): | deploy/k8s/overlays/kind/secrets.env.example
+# The kind overlay's Secret comes from a git-ignored env file; made once from the example with random passwords,
+# and topped up with any key the example gained since (a real prerequisite, so a newer example re-runs it).
+$(K8S_KIND_SECRETS): deploy/k8s/overlays/kind/secrets.env.example
 	@deploy/k8s/make-secrets.sh deploy/k8s/overlays/kind/secrets.env.example $@
 
 k8s-sync: ## copy the config files Compose mounts (deploy/nginx, grafana, loki, alloy, prometheus rules) into deploy/k8s/base/shared/

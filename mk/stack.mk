@@ -48,7 +48,17 @@ stack-test: ## the stack test: revwallet (REVWALLET_BIN) on PostgreSQL (REVWALLE
 # --- for people running the stack with Docker ------------------------------------------------------------------
 
 up: ## build and start the whole stack with Docker Compose; returns when every health check passes
-	@test -f .env || { cp .env.example .env && echo "up: created .env from .env.example -- change the passwords in it before exposing the stack"; }
+	@test -f .env || { cp .env.example .env && chmod 600 .env && echo "up: created .env from .env.example -- change the passwords in it before exposing the stack"; }
+	@# The first admin API key: generated once into .env (an empty or missing line gets one), never printed.
+	@if ! grep -Eq '^REVWALLET_BOOTSTRAP_ADMIN_KEY=rw_[A-Za-z0-9_-]{32,200}$$' .env; then \
+		key="rw_$$(openssl rand -hex 32)"; \
+		if grep -q '^REVWALLET_BOOTSTRAP_ADMIN_KEY=' .env; then \
+			sed -i "s/^REVWALLET_BOOTSTRAP_ADMIN_KEY=.*/REVWALLET_BOOTSTRAP_ADMIN_KEY=$$key/" .env; \
+		else \
+			printf 'REVWALLET_BOOTSTRAP_ADMIN_KEY=%s\n' "$$key" >> .env; \
+		fi; \
+		echo "up: wrote a new admin API key to .env (read it with: grep REVWALLET_BOOTSTRAP_ADMIN_KEY .env)"; \
+	fi
 	docker compose up --build -d --wait
 
 down: ## stop the stack and delete its volumes (database, Prometheus, Loki, Grafana data)

@@ -25,8 +25,10 @@ workflows-check: ## validate workflows + dependabot.yml against GitHub's schemas
 		|| $(call fail,tests/deploy/test_workflows.py (SHA pins$(comma) permissions or make targets; see above))
 	@echo "workflows-check: OK ($(words $(WORKFLOW_FILES)) workflows and dependabot.yml)"
 
-compose-e2e: ## end-to-end checks against a running Compose stack (API via nginx, basic auth, Grafana data sources, Loki lines); needs E2E_ADMIN_USER/E2E_ADMIN_PASSWORD
-	@python3 .github/scripts/compose_e2e.py --base-url '$(E2E_BASE_URL)' \
+compose-e2e: ## end-to-end checks against a running Compose stack (API via nginx with its key, basic auth, Grafana data sources, Loki lines); needs E2E_ADMIN_USER/E2E_ADMIN_PASSWORD
+	@# The API key: E2E_API_KEY, else the bootstrap key `make up` wrote to .env (read here, never printed).
+	@E2E_API_KEY="$${E2E_API_KEY:-$$(sed -n 's/^REVWALLET_BOOTSTRAP_ADMIN_KEY=//p' .env 2>/dev/null)}" \
+		python3 .github/scripts/compose_e2e.py --base-url '$(E2E_BASE_URL)' \
 		|| $(call fail,the running stack at $(E2E_BASE_URL) failed an end-to-end check (see above))
 
 deps-image-scan: deps-trivy ## install trivy (pinned in mk/00-tools.mk) for image-scan

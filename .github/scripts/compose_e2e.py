@@ -4,14 +4,16 @@
 Run by `make compose-e2e` (see .github/workflows/compose-e2e.yml) after `make up`. Standard library only,
 so it runs on any machine with Python 3.9+. Checks, in order:
 
-1. the wallet API at /wallet/: open, deposit, insufficient funds (problem JSON), transfer, history,
-   idempotent replay, request id echo, close then 404, OpenAPI document; the web UI at /;
+1. the wallet API at /wallet/ with the API key: 401 problem JSON with WWW-Authenticate: Bearer without it or with
+   an unknown one; open, deposit, insufficient funds (problem JSON), transfer, history, idempotent replay,
+   request id echo, close then 404, OpenAPI document; the web UI's sign-in page;
    /metrics is not reachable through the edge;
 2. /grafana/ and /prometheus/: 401 without credentials and with wrong ones, success with the right ones;
 3. Grafana's data sources (through its API behind Nginx): every one reports healthy;
 4. Loki (through Grafana's data source proxy) holds revwallet log lines, including this run's request id.
 
-Credentials come from E2E_ADMIN_USER and E2E_ADMIN_PASSWORD. Each failure names what was expected.
+Credentials come from E2E_ADMIN_USER and E2E_ADMIN_PASSWORD, the API key from E2E_API_KEY (the stack's
+REVWALLET_BOOTSTRAP_ADMIN_KEY, or any write/admin key). Each failure names what was expected.
 """
 
 from __future__ import annotations
@@ -48,17 +50,22 @@ class Response:
 
 
 class Client:
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 10.0, api_key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.api_key = api_key
 
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                auth: tuple[str, str] | None = None) -> Response:
+                auth: tuple[str, str] | None = None, anonymous: bool = False) -> Response:
+        """/wallet requests carry the API key unless `anonymous` (or the caller sets its own Authorization)."""
         data = None
         req = urllib.request.Request(self.base_url + path, method=method)
         if body is not None:
             data = json.dumps(body).encode()
             req.add_header("Content-Type", "application/json")
+        if self.api_key and path.startswith("/wallet") and not anonymous and auth is None:
+            # Unredirected: the key is for revwallet's API only, never for wherever a redirect points.
+            req.add_unredirected_header("Authorization", f"Bearer {self.api_key}")
         for key, value in (headers or {}).items():
             req.add_header(key, value)
         if auth is not None:
@@ -111,6 +118,14 @@ def check_api(client: Client, run_id: str) -> str:
     def api_ready() -> None:
         expect_status(client.request("GET", "/wallet/"), 200, "GET /wallet/")
     retry("the API answers through nginx", api_ready, timeout=60)
+
+    # Access control: revwallet's own 401 (not the edge's basic-auth one) without a key or with an unknown one.
+    for what, headers in (("without an API key", {}),
+                          ("with an unknown API key", {"Authorization": "Bearer rw_" + "0" * 64})):
+        resp = client.request("GET", "/wallet/", headers=headers, anonymous=True)
+        expect_problem(resp, 401, "unauthenticated", f"GET /wallet/ {what}")
+        challenge = resp.headers.get("www-authenticate", "")
+        expect(challenge.startswith("Bearer"), f"GET /wallet/ {what}: expected WWW-Authenticate: Bearer, got {challenge!r}")
 
     request_id = f"e2e-{run_id}"
     resp = client.request("POST", "/wallet/", {"owner": f"e2e {run_id}", "currency": "eur",
@@ -170,12 +185,15 @@ def check_api(client: Client, run_id: str) -> str:
     doc = expect_status(client.request("GET", "/wallet/openapi.json"), 200, "GET /wallet/openapi.json").json()
     expect(str(doc.get("openapi", "")).startswith("3."), f"openapi.json: expected an OpenAPI 3 document")
 
-    page = expect_status(client.request("GET", "/"), 200, "GET / (web UI)")
-    expect(page.headers.get("content-type", "").startswith("text/html"), "GET /: expected an HTML page")
+    # The web app signs people in with a key: its sign-in page is what an anonymous browser sees (GET / may
+    # redirect there; urllib follows the redirect).
+    page = expect_status(client.request("GET", "/ui/sign-in"), 200, "GET /ui/sign-in (web UI)")
+    expect(page.headers.get("content-type", "").startswith("text/html"), "GET /ui/sign-in: expected an HTML page")
+    expect_status(client.request("GET", "/"), 200, "GET / (web UI, or its sign-in page after a redirect)")
 
     metrics = client.request("GET", "/metrics")
     expect(metrics.status != 200, "GET /metrics through nginx: expected it not to be served at the edge")
-    print("ok   wallet API, web UI and edge routing through nginx")
+    print("ok   wallet API (401 without a key, works with it), web UI and edge routing through nginx")
     return request_id
 
 
@@ -282,7 +300,12 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     auth = (user, password)
-    client = Client(args.base_url)
+    api_key = os.environ.get("E2E_API_KEY", "")
+    if "api" not in args.skip and not api_key:
+        print("compose_e2e: set E2E_API_KEY (the stack's REVWALLET_BOOTSTRAP_ADMIN_KEY, e.g. from .env)",
+              file=sys.stderr)
+        return 2
+    client = Client(args.base_url, api_key=api_key or None)
     run_id = uuid.uuid4().hex[:12]
     try:
         request_id = check_api(client, run_id) if "api" not in args.skip else f"e2e-{run_id}"

@@ -47,11 +47,22 @@ class Measurement:
         return asdict(self)
 
 
-def wrk_run(url: str, script: str, clients: int, duration: int, first_id: int, last_id: int,
-            raw_log: Path, threads: int = 2) -> dict[str, object]:
-    """Runs wrk once; returns the JSON its done() callback printed (see bench/wrk/report.lua)."""
+def wrk_env(first_id: int, last_id: int, api_key: str | None) -> dict[str, str]:
+    """wrk's environment: the Lua scripts read the wallet range, the amount and the API key from it (the key
+    goes through the environment, never the command line, which the raw log records)."""
     env = dict(os.environ, BENCH_WRK_DIR=str(WRK_DIR), BENCH_FIRST_ID=str(first_id), BENCH_LAST_ID=str(last_id),
                BENCH_AMOUNT=AMOUNT_TEXT)
+    env.pop("BENCH_API_KEY", None)
+    if api_key:
+        env["BENCH_API_KEY"] = api_key
+    return env
+
+
+def wrk_run(url: str, script: str, clients: int, duration: int, first_id: int, last_id: int,
+            raw_log: Path, threads: int = 2, api_key: str | None = None) -> dict[str, object]:
+    """Runs wrk once; returns the JSON its done() callback printed (see bench/wrk/report.lua). With `api_key`,
+    every request carries it as `Authorization: Bearer`."""
+    env = wrk_env(first_id, last_id, api_key)
     # A generous timeout so slow answers count in the latency instead of vanishing as socket timeouts.
     command = ["wrk", f"-t{min(threads, clients)}", f"-c{clients}", f"-d{duration}s", "--timeout", "10s",
                "-s", str(WRK_DIR / script), url]
@@ -138,7 +149,7 @@ def percentile(values: list[int], pct: float) -> float | None:
 
 
 def seed_wallets(port: int, count: int, owner_prefix: str = "bench", initial: str = INITIAL_BALANCE,
-                 workers: int = 4) -> list[int]:
+                 workers: int = 4, api_key: str | None = None) -> list[int]:
     """Creates `count` EUR wallets through the API (as clients would) and returns their ids, sorted."""
     ids: list[int] = []
     errors: list[str] = []
@@ -153,7 +164,7 @@ def seed_wallets(port: int, count: int, owner_prefix: str = "bench", initial: st
                 return
             body = {"owner": f"{owner_prefix}-{n}", "currency": "EUR", "initial_balance": initial}
             try:
-                status, data, _ = http_request(port, "POST", "/wallet/", body)
+                status, data, _ = http_request(port, "POST", "/wallet/", body, api_key=api_key)
             except OSError as error:
                 status, data = 0, str(error).encode()
             with lock:

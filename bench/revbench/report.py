@@ -14,19 +14,29 @@ WORKLOAD_TITLES = {
     "hot": "3. deposits, one hot wallet",
     "mix": "4. mix 70/20/10",
 }
-TARGETS = ("revwallet-postgres", "revwallet-sqlite", "pgbench-revwallet-sql", "pgbench-textbook")
+# revwallet-postgres and revwallet-sqlite run with access control on (clients send an API key); the auth-off
+# server is the same binary on the same database with REVWALLET_AUTH=off, measured for reads and deposits only.
+AUTH_OFF_TARGET = "revwallet-postgres-auth-off"
+TARGETS = ("revwallet-postgres", AUTH_OFF_TARGET, "revwallet-sqlite", "pgbench-revwallet-sql", "pgbench-textbook")
 TARGET_TITLES = {
     "revwallet-postgres": "revwallet on PostgreSQL",
+    AUTH_OFF_TARGET: "revwallet on PostgreSQL, auth off",
     "revwallet-sqlite": "revwallet on SQLite",
     "pgbench-revwallet-sql": "pgbench, revwallet's SQL",
     "pgbench-textbook": "pgbench, textbook transaction",
 }
 COLOURS = {
     "revwallet-postgres": "#1f6feb",
+    AUTH_OFF_TARGET: "#79c0ff",
     "revwallet-sqlite": "#8250df",
     "pgbench-revwallet-sql": "#2da44e",
     "pgbench-textbook": "#bf8700",
 }
+# The cost of checking a key: authenticated throughput / auth-off throughput, same database, same clients, run
+# back to back. The key check must cost no database round trip (SPEC §8: a cache); one would roughly halve
+# balance reads, which are a single query themselves, so 0.8 separates "cached" from "a query per request".
+AUTH_COST_WORKLOADS = ("reads", "deposits")
+AUTH_COST_MINIMUM = 0.8
 
 # (workload, ceiling, lowest acceptable revwallet/ceiling ratio); None: shown for information, no target.
 RATIO_TARGETS = (
@@ -65,7 +75,28 @@ def ratios(measurements: list[dict], clients: list[int]) -> list[dict]:
     return rows
 
 
-def targets(measurements: list[dict], ratio_rows: list[dict], clients: list[int]) -> list[dict]:
+def auth_cost(measurements: list[dict], clients: list[int]) -> list[dict]:
+    """Per workload and client count: requests/s with a key, with auth off, and their ratio (1.0: free)."""
+    rows = []
+    for workload in AUTH_COST_WORKLOADS:
+        for c in clients:
+            with_key = find(measurements, "revwallet-postgres", workload, c)
+            off = find(measurements, AUTH_OFF_TARGET, workload, c)
+            ratio = None
+            if with_key and off and off["rps"]:
+                ratio = round(with_key["rps"] / off["rps"], 2)
+            rows.append({
+                "workload": workload, "clients": c, "ratio": ratio, "target": AUTH_COST_MINIMUM,
+                "with_key_rps": with_key["rps"] if with_key else None, "auth_off_rps": off["rps"] if off else None,
+                "with_key_p99_ms": with_key["p99_ms"] if with_key else None,
+                "auth_off_p99_ms": off["p99_ms"] if off else None,
+                "met": None if ratio is None else ratio >= AUTH_COST_MINIMUM,
+            })
+    return rows
+
+
+def targets(measurements: list[dict], ratio_rows: list[dict], clients: list[int],
+            auth_cost_rows: list[dict] | None = None) -> list[dict]:
     """Every target of the issue, met or not, with the figure that decides it."""
     out = []
     for row in ratio_rows:
@@ -86,6 +117,12 @@ def targets(measurements: list[dict], ratio_rows: list[dict], clients: list[int]
                 "figure": f'{m["p99_ms"]:.1f} ms' if m and m["p99_ms"] is not None else "no measurement",
                 "met": met,
             })
+    for row in auth_cost_rows or []:
+        out.append({
+            "name": f'{row["workload"]} with an API key ≥ {row["target"]}× auth off at {row["clients"]}',
+            "figure": "no measurement" if row["ratio"] is None else f'{row["ratio"]:.2f}×',
+            "met": bool(row["met"]),
+        })
     rss = [m["peak_rss_mib"] for m in measurements if m.get("peak_rss_mib") is not None]
     out.append({
         "name": f"peak RSS < {RSS_LIMIT_MIB:.0f} MB (every revwallet run)",
@@ -138,6 +175,16 @@ def markdown(results: dict) -> str:
         ratio = "–" if row["ratio"] is None else f"{row['ratio']:.2f}×"
         lines.append(f"| {WORKLOAD_TITLES[row['workload']]} | {row['clients']} | {TARGET_TITLES[row['ceiling']]} | "
                      f"{_fmt(row['revwallet_rps'], 0)} | {_fmt(row['ceiling_rps'], 0)} | {ratio} | {target} | {met} |")
+    if results.get("auth_cost"):
+        lines += ["", "Cost of a key check: revwallet on PostgreSQL with every request carrying an API key, divided by "
+                  "the same binary with `REVWALLET_AUTH=off` on the same database, measured back to back:", "",
+                  "| workload | clients | with a key req/s | auth off req/s | ratio | p99 ms with a key / auth off |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for row in results["auth_cost"]:
+            ratio = "–" if row["ratio"] is None else f"{row['ratio']:.2f}×"
+            lines.append(f"| {WORKLOAD_TITLES[row['workload']]} | {row['clients']} | {_fmt(row['with_key_rps'], 0)} | "
+                         f"{_fmt(row['auth_off_rps'], 0)} | {ratio} | {_fmt(row['with_key_p99_ms'], 2)} / "
+                         f"{_fmt(row['auth_off_p99_ms'], 2)} |")
     lines += ["", "Targets:", "", "| target | measured | met |", "| --- | ---: | --- |"]
     for t in results["targets"]:
         lines.append(f"| {t['name']} | {t['figure']} | {'yes' if t['met'] else '**no**'} |")
@@ -226,9 +273,10 @@ def svg(results: dict) -> str:
                    f'{workload} @{c}</text>')
     out.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#333"/>')
     for t, target in enumerate(TARGETS):
-        lx = left + t * 220
-        out.append(f'<rect x="{lx}" y="{top + plot_h + 30}" width="12" height="12" fill="{COLOURS[target]}"/>')
-        out.append(f'<text x="{lx + 18}" y="{top + plot_h + 40}">{html.escape(TARGET_TITLES[target])}</text>')
+        # Three legend entries per line: five titles do not fit on one.
+        lx, ly = left + (t % 3) * 290, top + plot_h + 30 + (t // 3) * 18
+        out.append(f'<rect x="{lx}" y="{ly}" width="12" height="12" fill="{COLOURS[target]}"/>')
+        out.append(f'<text x="{lx + 18}" y="{ly + 10}">{html.escape(TARGET_TITLES[target])}</text>')
     # Panel 2: ratios with their targets, on a log scale (hot-wallet ratios are an order of magnitude above the rest).
     top2, plot_h2 = 480, 200
     rows = list(results["ratios"])

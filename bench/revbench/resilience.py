@@ -60,8 +60,10 @@ class Stream:
     """Worker threads sending deposits (60%) and transfers (40%) over keep-alive connections, recording every
     attempt. Unkeyed operations are tried once; keyed ones are retried on a dropped connection or a 503."""
 
-    def __init__(self, port: int, wallets: list[int], workers: int, seed: int = 7, first_seq: int = 1):
+    def __init__(self, port: int, wallets: list[int], workers: int, seed: int = 7, first_seq: int = 1,
+                 api_key: str | None = None):
         self.port = port
+        self.api_key = api_key
         self.wallets = wallets
         self.workers = workers
         self.ops: list[Op] = []
@@ -132,6 +134,8 @@ class Stream:
 
     def _send(self, conn: http.client.HTTPConnection, op: Op) -> tuple[int, bytes]:
         headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
         if op.key:
             headers["Idempotency-Key"] = op.key
         path = "/wallet/deposit" if op.kind == "deposit" else "/wallet/transfer"
@@ -236,7 +240,7 @@ def kill9(binary: Path, database_url: str, log: Path, ledger_of, cycles: int = 2
     server = Server(binary, database_url, log)
     server.start()
     wallets = _seed(server, 20)
-    stream = Stream(server.port, wallets, workers)
+    stream = Stream(server.port, wallets, workers, api_key=server.api_key)
     downtimes = []
     try:
         stream.start()
@@ -271,7 +275,7 @@ def postgres_restart(binary: Path, log: Path, outage: float = 5.0, workers: int 
         server = Server(binary, database_url, log)
         server.start()
         wallets = _seed(server, 20)
-        stream = Stream(server.port, wallets, workers)
+        stream = Stream(server.port, wallets, workers, api_key=server.api_key)
         try:
             stream.start()
             time.sleep(3)
@@ -321,7 +325,7 @@ def sigterm(binary: Path, database_url: str, log: Path, ledger_of, workers: int 
     server = Server(binary, database_url, log)
     server.start()
     wallets = _seed(server, 20)
-    stream = Stream(server.port, wallets, workers)
+    stream = Stream(server.port, wallets, workers, api_key=server.api_key)
     try:
         stream.start()
         time.sleep(2)
@@ -361,11 +365,12 @@ def disconnects(binary: Path, database_url: str, log: Path, raw: Path, ledger_of
     probes: dict[str, object] = {}
     stale: list[str] = []
     try:
-        wallets = seed_wallets(server.port, 100, owner_prefix="disconnect")
+        wallets = seed_wallets(server.port, 100, owner_prefix="disconnect", api_key=server.api_key)
         first, last = contiguous_range(wallets)
         served = []
         for n in range(bursts):
-            served.append(int(wrk_run(server.url, "mix.lua", 64, 1, first, last, raw)["requests"]))  # type: ignore[arg-type]
+            served.append(int(wrk_run(server.url, "mix.lua", 64, 1, first, last, raw,  # type: ignore[arg-type]
+                                      api_key=server.api_key)["requests"]))
         # A pooled connection still inside a transaction a second after the last burst was left there by a cancel.
         stale: list[str] = []
         if database_url.startswith("postgres"):
@@ -373,7 +378,7 @@ def disconnects(binary: Path, database_url: str, log: Path, raw: Path, ledger_of
             stale = pg.stale_transactions(database_url, 1.0)
         # Then clients that check every answer against the ledger. Their amounts start above wrk's 1.00 so the
         # two never share an amount.
-        stream = Stream(server.port, wallets, 8, first_seq=101)
+        stream = Stream(server.port, wallets, 8, first_seq=101, api_key=server.api_key)
         stream.start()
         time.sleep(3)
         stream.stop()
@@ -382,7 +387,7 @@ def disconnects(binary: Path, database_url: str, log: Path, raw: Path, ledger_of
                                  ("transfer", "/wallet/transfer", {"from_id": first, "to_id": last, "amount": "1.00"})):
             started = time.monotonic()
             try:
-                status = http_request(server.port, "POST", path, body, timeout=15)[0]
+                status = http_request(server.port, "POST", path, body, timeout=15, api_key=server.api_key)[0]
             except OSError as error:
                 status = f"no answer ({type(error).__name__})"
             probes[name] = {"status": status, "seconds": round(time.monotonic() - started, 2)}
@@ -403,4 +408,4 @@ def disconnects(binary: Path, database_url: str, log: Path, raw: Path, ledger_of
 def _seed(server: Server, count: int) -> list[int]:
     from .load import seed_wallets
 
-    return seed_wallets(server.port, count, owner_prefix="resilience")
+    return seed_wallets(server.port, count, owner_prefix="resilience", api_key=server.api_key)

@@ -1,15 +1,28 @@
-"""Starting, probing and stopping a revwallet process, and reading its peak memory."""
+"""Starting, probing and stopping a revwallet process, and reading its peak memory.
+
+Servers run as deployed, with access control on: each gets the run's API key as its bootstrap admin key
+(REVWALLET_BOOTSTRAP_ADMIN_KEY) and clients send it as `Authorization: Bearer`. `auth=False` starts one with
+REVWALLET_AUTH=off instead, to measure what the key check costs."""
 
 from __future__ import annotations
 
 import http.client
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+
+# This run's key, in the format an operator makes with `openssl rand -hex 32`; never written to a log or a file.
+API_KEY = "rw_" + secrets.token_hex(32)
+
+
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 def free_port() -> int:
@@ -19,12 +32,14 @@ def free_port() -> int:
 
 
 def http_request(port: int, method: str, path: str, body: object | None = None,
-                 headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, bytes, dict[str, str]]:
-    """One request on a fresh connection: (status, body, lower-cased headers). Raises OSError when unreachable."""
+                 headers: dict[str, str] | None = None, timeout: float = 10.0,
+                 api_key: str | None = None) -> tuple[int, bytes, dict[str, str]]:
+    """One request on a fresh connection: (status, body, lower-cased headers). Raises OSError when unreachable.
+    With `api_key`, it is sent as `Authorization: Bearer`."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         data = None if body is None else json.dumps(body).encode()
-        all_headers = dict(headers or {})
+        all_headers = {**auth_headers(api_key), **(headers or {})}
         if data is not None:
             all_headers["Content-Type"] = "application/json"
         conn.request(method, path, body=data, headers=all_headers)
@@ -38,14 +53,20 @@ class Server:
     """A `revwallet serve` on 127.0.0.1, logging to a file; restartable on the same port and database."""
 
     def __init__(self, binary: Path, database_url: str, log_path: Path, port: int | None = None,
-                 pool_size: int | None = None, extra_env: dict[str, str] | None = None):
+                 pool_size: int | None = None, extra_env: dict[str, str] | None = None, auth: bool = True):
         self.binary = binary
+        self.auth = auth
         self.database_url = database_url
         self.log_path = log_path
         self.port = port or free_port()
         self.pool_size = pool_size
         self.extra_env = extra_env or {}
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def api_key(self) -> str | None:
+        """The key its clients send; None when it runs with REVWALLET_AUTH=off (its clients send none)."""
+        return API_KEY if self.auth else None
 
     @property
     def url(self) -> str:
@@ -64,7 +85,12 @@ class Server:
             # Logging off the hot path: only warnings and errors reach the log file.
             "RUST_LOG": "warn",
             "REVWALLET_LOG_FORMAT": "text",
+            "REVWALLET_AUTH": "api-key" if self.auth else "off",
         })
+        if self.auth:
+            env["REVWALLET_BOOTSTRAP_ADMIN_KEY"] = API_KEY
+        else:
+            env.pop("REVWALLET_BOOTSTRAP_ADMIN_KEY", None)
         if self.pool_size:
             env["REVWALLET_DB_POOL_SIZE"] = str(self.pool_size)
         env.update(self.extra_env)

@@ -21,12 +21,15 @@ def results():
                m("pgbench-textbook", "deposits", c, 1500),
                m("revwallet-postgres", "hot", c, 500, rss=21), m("pgbench-textbook", "hot", c, 300),
                m("pgbench-revwallet-sql", "hot", c, 400), m("revwallet-postgres", "mix", c, 3000, rss=23),
-               m("revwallet-sqlite", "reads", c, 8000, rss=18), m("revwallet-sqlite", "deposits", c, 400, rss=18)]
+               m("revwallet-sqlite", "reads", c, 8000, rss=18), m("revwallet-sqlite", "deposits", c, 400, rss=18),
+               m(report.AUTH_OFF_TARGET, "reads", c, 6600 if c == 16 else 10000, rss=19),
+               m(report.AUTH_OFF_TARGET, "deposits", c, 1600, rss=21)]
     ratio_rows = report.ratios(ms, [16, 64])
+    auth_cost_rows = report.auth_cost(ms, [16, 64])
     return {"started": "2026-01-01 00:00 UTC", "wall_s": 600, "machine": {"summary": "2 cores", "postgres": "15",
             "wrk": "wrk 4.1.0", "pgbench": "pgbench 15", "revwallet": "revwallet 0.1.0", "commit": "abc"},
             "config": {"duration_s": 10, "clients": [16, 64]}, "measurements": ms, "ratios": ratio_rows,
-            "targets": report.targets(ms, ratio_rows, [16, 64]),
+            "auth_cost": auth_cost_rows, "targets": report.targets(ms, ratio_rows, [16, 64], auth_cost_rows),
             "resilience": {"kill9_postgres": {"passed": True, "acknowledged": 10, "lost_acknowledged": 0,
                                               "applied_twice": 0, "half_transfers": 0, "audit_clean": True, "kills": 2,
                                               "restart_s": [0.4, 0.4], "unanswered": 3, "unresolved_keys": 1}}}
@@ -79,3 +82,31 @@ def test_the_real_doc_keeps_its_markers():
     doc = Path(__file__).resolve().parents[2] / "docs/performance.md"
     text = doc.read_text()
     assert report.START in text and report.END in text
+
+
+def test_the_key_check_cost_divides_with_a_key_by_auth_off_at_the_same_client_count():
+    rows = {(r["workload"], r["clients"]): r for r in results()["auth_cost"]}
+    assert set(rows) == {(w, c) for w in report.AUTH_COST_WORKLOADS for c in (16, 64)}
+    assert (rows[("reads", 16)]["ratio"], rows[("reads", 16)]["met"]) == (0.91, True)
+    # 6000 with a key against 10000 without: a key check that costs a database round trip fails the target.
+    assert (rows[("reads", 64)]["ratio"], rows[("reads", 64)]["met"]) == (0.6, False)
+    assert rows[("deposits", 64)]["ratio"] == 1.0
+    assert rows[("deposits", 64)]["with_key_rps"] == 1600 and rows[("deposits", 64)]["auth_off_rps"] == 1600
+
+
+def test_a_missing_auth_off_run_gives_no_ratio_and_an_unmet_target():
+    ms = [m("revwallet-postgres", "reads", 16, 6000)]
+    (reads, deposits) = report.auth_cost(ms, [16])
+    assert reads["ratio"] is None and reads["met"] is None and deposits["with_key_rps"] is None
+    names = {t["name"]: t for t in report.targets(ms, report.ratios(ms, [16]), [16], [reads, deposits])}
+    assert names["reads with an API key ≥ 0.8× auth off at 16"] == {
+        "name": "reads with an API key ≥ 0.8× auth off at 16", "figure": "no measurement", "met": False}
+
+
+def test_the_table_says_what_a_key_check_costs():
+    table = report.markdown(results())
+    section = table.split("Cost of a key check", 1)[1].split("Targets:", 1)[0]
+    assert "| 1. balance reads, 1,000 wallets | 64 | 6,000 | 10,000 | 0.60× |" in section
+    assert "| 2. deposits, 1,000 wallets | 16 | 1,600 | 1,600 | 1.00× |" in section
+    assert "| 1. balance reads, 1,000 wallets | 16 | revwallet on PostgreSQL, auth off | 6,600 |" in table
+    assert "| reads with an API key ≥ 0.8× auth off at 64 | 0.60× | **no** |" in table

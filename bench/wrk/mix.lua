@@ -8,7 +8,7 @@ setup, init, done = r.setup, r.init, r.done
 function request()
    local roll = math.random(100)
    if roll <= 70 then
-      return wrk.format("GET", "/wallet/balance/" .. r.wallet())
+      return wrk.format("GET", "/wallet/balance/" .. r.wallet(), r.headers)
    elseif roll <= 80 then
       local body = string.format('{"id": %d, "amount": "%s"}', r.wallet(), r.amount)
       return wrk.format("POST", "/wallet/deposit", r.json_headers, body)

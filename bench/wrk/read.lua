@@ -5,5 +5,5 @@ local r = require("report")
 setup, init, done = r.setup, r.init, r.done
 
 function request()
-   return wrk.format("GET", "/wallet/balance/" .. r.wallet())
+   return wrk.format("GET", "/wallet/balance/" .. r.wallet(), r.headers)
 end

@@ -31,7 +31,15 @@ function report.two_wallets()
    return a, b
 end
 
+-- Every request carries the run's API key (BENCH_API_KEY, from the harness's environment) as a Bearer token;
+-- without one (the server measured with auth off) no Authorization header is sent.
+report.headers = {}
 report.json_headers = { ["Content-Type"] = "application/json" }
+local api_key = os.getenv("BENCH_API_KEY")
+if api_key and api_key ~= "" then
+   report.headers["Authorization"] = "Bearer " .. api_key
+   report.json_headers["Authorization"] = "Bearer " .. api_key
+end
 
 -- wrk counts a response as an error when its status is >= 400 ("Non-2xx or 3xx"); this API never answers 3xx
 -- on these routes, so errors.status is the non-2xx count.

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end checks against revwallet on kind (`make kind-up` first; `make kind-test` runs this).
 # Everything goes through the edge at http://localhost/ (the kind port mapping), as a user's requests would:
-# the wallet API flow, the edge's 404s, basic auth on /grafana/ and /prometheus/, Prometheus scraping every
-# API pod, Grafana's datasources, revwallet's logs in Loki, and one NetworkPolicy denial.
+# the wallet API flow with the bootstrap API key (and a 401 without it), the edge's 404s, basic auth on /grafana/
+# and /prometheus/, Prometheus scraping every API pod, Grafana's datasources, revwallet's logs in Loki, and one
+# NetworkPolicy denial.
 #
 # Environment: BASE_URL (default http://localhost), KUBE_CONTEXT (default kind-revwallet), SECRETS_ENV (the
-# kind overlay's secrets.env, for ADMIN_USER/ADMIN_PASSWORD unless those are set), NAMESPACE (revwallet).
+# kind overlay's secrets.env, for ADMIN_USER/ADMIN_PASSWORD and REVWALLET_KEY unless those are set; REVWALLET_KEY
+# defaults to its REVWALLET_BOOTSTRAP_ADMIN_KEY), NAMESPACE (revwallet).
 # Needs curl, python3 (JSON) and kubectl.
 set -euo pipefail
 
@@ -22,15 +24,25 @@ if [[ -z ${ADMIN_USER:-} || -z ${ADMIN_PASSWORD:-} ]]; then
   ADMIN_USER=$(sed -n 's/^ADMIN_USER=//p' "$SECRETS_ENV")
   ADMIN_PASSWORD=$(sed -n 's/^ADMIN_PASSWORD=//p' "$SECRETS_ENV")
 fi
+# The API key every /wallet request carries: the admin key the Secret gave revwallet at start.
+if [[ -z ${REVWALLET_KEY:-} ]]; then
+  [[ -r $SECRETS_ENV ]] || { echo "kind-test: cannot read $SECRETS_ENV (set REVWALLET_KEY)" >&2; exit 1; }
+  REVWALLET_KEY=$(sed -n 's/^REVWALLET_BOOTSTRAP_ADMIN_KEY=//p' "$SECRETS_ENV")
+  [[ -n $REVWALLET_KEY ]] || { echo "kind-test: no REVWALLET_BOOTSTRAP_ADMIN_KEY in $SECRETS_ENV" >&2; exit 1; }
+fi
 
 passed=0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# The key goes to curl in a header file (-H @file), never on a command line where ps or a log could show it.
+umask 077
+printf 'Authorization: Bearer %s\n' "$REVWALLET_KEY" >"$work/auth-header"
 
 pass() { passed=$((passed + 1)); echo "ok   $*"; }
 fail() { echo "FAIL $*" >&2; exit 1; }
 
 # request METHOD PATH [JSON_BODY] [curl args...]: sets $status, body in $work/body, headers in $work/headers.
+# /wallet requests carry the API key; `anonymous request ...` sends none.
 request() {
   local method=$1 path=$2 body=${3:-}
   shift $(($# < 3 ? $# : 3))
@@ -38,8 +50,13 @@ request() {
   if [[ -n $body ]]; then
     args+=(-H 'Content-Type: application/json' --data "$body")
   fi
+  if [[ $path == /wallet* && ${ANONYMOUS:-0} != 1 ]]; then
+    args+=(-H "@$work/auth-header")
+  fi
   status=$(curl "${args[@]}" "$@" "$BASE_URL$path") || status=000
 }
+
+anonymous() { ANONYMOUS=1 "$@"; }
 
 # expect STATUS DESCRIPTION: the last request answered STATUS.
 expect() {
@@ -64,6 +81,16 @@ for attempt in $(seq 1 60); do
   sleep 2
 done
 pass "the edge answers GET /wallet/ (after $attempt attempt(s))"
+
+# --- access control: no key, a wrong key ---
+anonymous request GET /wallet/
+expect 401 "GET /wallet/ without an API key"
+[[ $(header Content-Type) == application/problem+json* && $(json 'j["code"]') == unauthenticated ]] \
+  || fail "a request without a key is not problem JSON with code unauthenticated"
+[[ $(header WWW-Authenticate) == Bearer* ]] || fail "a 401 without a key lacks WWW-Authenticate: Bearer"
+anonymous request GET /wallet/ "" -H "Authorization: Bearer rw_kind-test-$RANDOM-not-a-key-0123456789abcdef"
+expect 401 "GET /wallet/ with an unknown API key"
+pass "without a key or with an unknown one, /wallet/ is 401 unauthenticated with WWW-Authenticate: Bearer"
 
 # --- the wallet API through the edge ---
 owner="kind-test-$(date +%s)-$RANDOM"
@@ -134,9 +161,13 @@ expect 404 "closed wallet"
 [[ $(json 'j["code"]') == wallet_not_found ]] || fail "a closed wallet is not 404 wallet_not_found"
 pass "DELETE /wallet/$a closes it; it is 404 afterwards"
 
+# The web app needs a session: its sign-in page is what an anonymous browser gets.
+request GET /ui/sign-in
+expect 200 "web app sign-in page"
+[[ $(header Content-Type) == text/html* ]] || fail "/ui/sign-in is not an HTML page"
 request GET /
-expect 200 "web app"
-pass "GET / serves the web app"
+[[ $status == 200 || $status == 30[0-9] ]] || fail "GET / answered $status (expected the app or a redirect to sign-in)"
+pass "the web app answers: GET /ui/sign-in is its HTML sign-in page, GET / is $status"
 
 # --- what the edge keeps inside ---
 for path in /metrics /healthz /readyz /nope /loki/api/v1/labels; do
@@ -187,7 +218,7 @@ pass "Grafana's Prometheus and Loki datasources are healthy"
 # The same check as `make compose-e2e` (.github/scripts/compose_e2e.py): Grafana's data source proxy, and its
 # /api/ds/query when a Grafana version refuses the proxy for Loki, so Compose and kind cannot drift apart.
 # It makes a request of its own through the edge and waits for that request id in Loki.
-E2E_ADMIN_USER=$ADMIN_USER E2E_ADMIN_PASSWORD=$ADMIN_PASSWORD \
+E2E_ADMIN_USER=$ADMIN_USER E2E_ADMIN_PASSWORD=$ADMIN_PASSWORD E2E_API_KEY=$REVWALLET_KEY \
   python3 "$(dirname "$0")/../../.github/scripts/compose_e2e.py" --base-url "$BASE_URL" --skip auth \
   || fail "Loki has no revwallet-api log lines for this run (compose_e2e.py's check, output above)"
 pass "Loki holds revwallet-api's log lines, this run's request among them (Alloy ships them)"

@@ -70,6 +70,9 @@ module "service" {
   db_master_secret_arn = module.database.master_user_secret_arn
   db_app_username      = module.database.app_username
 
+  # The version's ARN (the secret's): the service waits until the key has a value before its tasks start.
+  bootstrap_admin_key_secret_arn = aws_secretsmanager_secret_version.bootstrap_admin_key.arn
+
   certificate_arn         = var.certificate_arn
   domain_name             = var.domain_name
   alb_deletion_protection = var.alb_deletion_protection

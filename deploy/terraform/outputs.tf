@@ -44,8 +44,13 @@ output "database_master_secret_arn" {
 }
 
 output "task_secret_arns" {
-  description = "The secrets the service's tasks read."
+  description = "The secrets the service's tasks read: the database login and the bootstrap admin API key."
   value       = module.service.task_secret_arns
+}
+
+output "bootstrap_admin_key_secret_arn" {
+  description = "Secrets Manager secret holding revwallet's first admin API key (REVWALLET_BOOTSTRAP_ADMIN_KEY). Read it with: aws secretsmanager get-secret-value --secret-id <this> --query SecretString --output text"
+  value       = aws_secretsmanager_secret.bootstrap_admin_key.arn
 }
 
 output "db_bootstrap_task_family" {

@@ -174,3 +174,14 @@ variable "kms_deletion_window_days" {
   type        = number
   default     = 30
 }
+
+variable "bootstrap_admin_key_version" {
+  description = "Version of the generated bootstrap admin API key in Secrets Manager; raise it by one to write a new random key (then redeploy and revoke the old key, docs/aws.md)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.bootstrap_admin_key_version >= 1 && floor(var.bootstrap_admin_key_version) == var.bootstrap_admin_key_version
+    error_message = "bootstrap_admin_key_version must be a whole number, 1 or more."
+  }
+}

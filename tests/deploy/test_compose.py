@@ -38,7 +38,8 @@ EXPECTED_SERVICES = {API, DATABASE, EDGE, "prometheus", "grafana", "loki", "allo
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}; `$$` is a literal dollar.
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|PRIVATE|API_?KEY", re.IGNORECASE)
+# `_KEY$` covers REVWALLET_BOOTSTRAP_ADMIN_KEY (an API key) and any later *_KEY credential.
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|PRIVATE|API_?KEY|_KEY$", re.IGNORECASE)
 
 
 def service_networks(service: dict) -> list[str]:
@@ -208,7 +209,8 @@ def test_every_interpolated_variable_is_documented_in_env_example():
     for var, operator, _ in refs:
         assert var in example, f"compose.yaml reads ${{{var}}}; document it in .env.example"
     required = {var for var, operator, _ in refs if operator in ("", ":?", "?")}
-    assert {"POSTGRES_PASSWORD", "REVWALLET_ADMIN_PASSWORD"} <= required, "passwords have no default in compose.yaml"
+    assert {"POSTGRES_PASSWORD", "REVWALLET_ADMIN_PASSWORD", "REVWALLET_BOOTSTRAP_ADMIN_KEY"} <= required, (
+        "passwords and the bootstrap API key have no default in compose.yaml")
     assert ".env" in (ROOT / ".gitignore").read_text().split(), ".env must be ignored by git"
 
 
@@ -225,6 +227,22 @@ def test_the_api_runs_hardened():
     assert env.get("REVWALLET_LISTEN") == "0.0.0.0:8080"
     assert env.get("REVWALLET_LOG_FORMAT") == "json"
     assert re.match(r"^postgres://[^@]+@revwallet-db:5432/", env.get("DATABASE_URL", "")), env.get("DATABASE_URL")
+
+
+def test_the_api_gets_its_first_admin_key_from_env_and_keeps_auth_on():
+    env = environment(SERVICES[API])
+    # Required (`:?`): no stack starts with a guessable key or without one it can hand to its clients.
+    assert env.get("REVWALLET_BOOTSTRAP_ADMIN_KEY", "").startswith("${REVWALLET_BOOTSTRAP_ADMIN_KEY:?"), env
+    # api-key is the default; the Compose stack must never switch access control off.
+    assert env.get("REVWALLET_AUTH", "api-key") == "api-key", "the stack serves the API with access control on"
+    # The example leaves the key empty: `make up` generates a fresh one, so no committed key can ever work.
+    example = dict(
+        line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines() if "=" in line and not line.startswith("#")
+    )
+    assert example.get("REVWALLET_BOOTSTRAP_ADMIN_KEY") == "", ".env.example must leave the API key empty"
+    makefile = (ROOT / "mk" / "stack.mk").read_text()
+    up = makefile.split("\nup:", 1)[1].split("\n\n", 1)[0]
+    assert "REVWALLET_BOOTSTRAP_ADMIN_KEY" in up and "openssl rand" in up, "make up generates the key into .env"
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))

@@ -456,10 +456,32 @@ def test_generated_passwords_appear_in_no_committed_file():
         assert not [v for v in values if v in text], f"{f.relative_to(ROOT)} contains a generated password"
 
 
+def test_the_generated_api_key_has_revwallets_format():
+    rendered("kind")  # makes secrets.env if it is missing
+    env = dict(
+        line.split("=", 1)
+        for line in (K8S / "overlays" / "kind" / "secrets.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert re.fullmatch(r"rw_[A-Za-z0-9_-]{32,200}", env.get("REVWALLET_BOOTSTRAP_ADMIN_KEY", "")), (
+        "secrets.env needs REVWALLET_BOOTSTRAP_ADMIN_KEY=rw_... (make-secrets.sh generates it)")
+
+
+def test_the_api_gets_its_bootstrap_key_from_the_secret(objs):
+    (deployment,) = [o for o in of_kind(objs, "Deployment") if o["metadata"]["name"] == "revwallet"]
+    (api,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "revwallet-api"]
+    env = {e["name"]: e for e in api.get("env", [])}
+    ref = env["REVWALLET_BOOTSTRAP_ADMIN_KEY"]["valueFrom"]["secretKeyRef"]
+    assert ref["key"] == "REVWALLET_BOOTSTRAP_ADMIN_KEY" and ref["name"].startswith("revwallet-secrets")
+    assert not ref.get("optional"), "a pod without the key would mint one of its own and log it"
+    # Access control stays on (api-key is the default; nothing may switch it off).
+    assert "REVWALLET_AUTH" not in env or env["REVWALLET_AUTH"].get("value") == "api-key"
+
+
 def test_credentials_reach_containers_only_from_the_secret(objs):
     for where, _, c in containers(objs):
         for env in c.get("env", []):
-            if re.search(r"PASSWORD|SECRET|TOKEN", env["name"]) and not env["name"].endswith("_FILE"):
+            if re.search(r"PASSWORD|SECRET|TOKEN|_KEY$", env["name"]) and not env["name"].endswith("_FILE"):
                 assert "secretKeyRef" in env.get("valueFrom", {}), f"{where}: {env['name']} must come from a Secret"
         for src in c.get("envFrom", []):
             assert "secretRef" not in src, f"{where}: envFrom a whole Secret exposes every key"

@@ -50,6 +50,8 @@ CONTRACT_COUNTERS_AND_GAUGES = {
     # Holds (docs/adr/0100-holds-model.md): published once a hold exists or expires.
     "revwallet_held_minor_units",
     "revwallet_holds_expired_total",
+    # Access control (SPEC §8): 401s by reason (missing, malformed, unknown, revoked, session_expired).
+    "revwallet_auth_failures_total",
 }
 CONTRACT_HISTOGRAMS = {
     "revwallet_http_request_duration_seconds",

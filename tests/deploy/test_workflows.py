@@ -596,6 +596,7 @@ class FakeStack(BaseHTTPRequestHandler):
     replays: dict = {}
     log_lines: list = []
     auth = "Basic " + base64.b64encode(b"admin:secret").decode()
+    bearer = "Bearer rw_" + "e2e" * 12
     break_loki = False
     refuse_proxy = False
 
@@ -614,8 +615,15 @@ class FakeStack(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def problem(self, status, code):
-        self.reply(status, {"status": status, "code": code}, "application/problem+json")
+    def problem(self, status, code, headers=None):
+        self.reply(status, {"status": status, "code": code}, "application/problem+json", headers)
+
+    def refused(self):
+        """revwallet's access control on /wallet: the one key, or 401 with a Bearer challenge."""
+        if self.path.startswith("/wallet") and self.headers.get("Authorization") != self.bearer:
+            self.problem(401, "unauthenticated", {"WWW-Authenticate": "Bearer"})
+            return True
+        return False
 
     def body(self):
         return json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
@@ -657,8 +665,10 @@ class FakeStack(BaseHTTPRequestHandler):
                 values = [["1", line] for line in self.log_lines if needle in line]
                 return self.reply(200, {"data": {"result": [{"stream": {}, "values": values}]}})
             return self.reply(404)
-        if path == "/":
+        if path in ("/", "/ui/sign-in"):
             return self.reply(200, b"<html>", "text/html; charset=utf-8")
+        if self.refused():
+            return None
         if path == "/wallet/":
             return self.reply(200, [])
         if path == "/wallet/openapi.json":
@@ -685,6 +695,8 @@ class FakeStack(BaseHTTPRequestHandler):
             frame = {"schema": {"fields": [{"name": "labels"}, {"name": "Time"}, {"name": "Line"}]},
                      "data": {"values": [[{}] * len(lines), [1] * len(lines), lines]}}
             return self.reply(200, {"results": {"A": {"frames": [frame]}}})
+        if self.refused():
+            return None
         key = self.headers.get("Idempotency-Key")
         if key and key in self.replays:
             status, payload = self.replays[key]
@@ -723,6 +735,8 @@ class FakeStack(BaseHTTPRequestHandler):
         return 404, {"code": "not_found"}
 
     def do_DELETE(self):  # noqa: N802
+        if self.refused():
+            return None
         wid = self.path.strip("/").split("/")[1]
         self.wallets.pop(wid)
         self.reply(204)
@@ -737,6 +751,7 @@ def fake_stack(monkeypatch):
     thread.start()
     monkeypatch.setenv("E2E_ADMIN_USER", "admin")
     monkeypatch.setenv("E2E_ADMIN_PASSWORD", "secret")
+    monkeypatch.setenv("E2E_API_KEY", FakeStack.bearer.removeprefix("Bearer "))
     # A fake clock: retries advance it instead of sleeping, so a check that never passes fails at once.
     clock = [0.0]
     fake_time = types.SimpleNamespace(monotonic=lambda: clock[0], time_ns=time.time_ns,
@@ -765,3 +780,30 @@ def test_compose_e2e_fails_and_says_why_when_loki_has_no_lines(fake_stack, capsy
 def test_compose_e2e_needs_the_admin_credentials(monkeypatch, capsys):
     monkeypatch.delenv("E2E_ADMIN_PASSWORD", raising=False)
     assert compose_e2e.main(["--base-url", "http://127.0.0.1:9"]) == 2
+
+
+def test_compose_e2e_needs_the_api_key(monkeypatch, capsys):
+    monkeypatch.setenv("E2E_ADMIN_USER", "admin")
+    monkeypatch.setenv("E2E_ADMIN_PASSWORD", "secret")
+    monkeypatch.delenv("E2E_API_KEY", raising=False)
+    assert compose_e2e.main(["--base-url", "http://127.0.0.1:9"]) == 2
+    assert "E2E_API_KEY" in capsys.readouterr().err
+
+
+def test_compose_e2e_fails_when_the_api_takes_the_wrong_key(fake_stack, capsys, monkeypatch):
+    monkeypatch.setenv("E2E_API_KEY", "rw_" + "x" * 40)
+    assert compose_e2e.main(["--base-url", fake_stack]) == 1
+    assert "401" in capsys.readouterr().err
+
+
+def test_compose_e2e_fails_when_the_api_is_open(fake_stack, capsys, monkeypatch):
+    monkeypatch.setattr(FakeStack, "refused", lambda self: False)
+    assert compose_e2e.main(["--base-url", fake_stack]) == 1
+    assert "without an API key" in capsys.readouterr().err
+
+
+def test_compose_e2e_gets_the_stacks_key_from_the_workflow():
+    workflow = (ROOT / ".github" / "workflows" / "compose-e2e.yml").read_text()
+    # Generated per run, masked, and the same value for the stack (compose.yaml) and the checks.
+    assert "REVWALLET_BOOTSTRAP_ADMIN_KEY=${key}" in workflow and "E2E_API_KEY=${key}" in workflow
+    assert '::add-mask::${key}' in workflow

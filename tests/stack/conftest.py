@@ -6,6 +6,10 @@ Inputs (the test FAILS, never skips, when one is missing):
                                 e.g. postgres://revwallet_test:revwallet_test@127.0.0.1:5432/postgres
 Tools: nginx, envsubst, openssl, prometheus, psql (`make deps-stack` installs them).
 
+revwallet runs with access control on (REVWALLET_AUTH=api-key) and a bootstrap admin key made for this run, the
+way Compose, Kubernetes and ECS start it; the tests send that key on every /wallet request unless they test its
+absence.
+
 Grafana cannot run on this machine (no Docker, no Debian package), so a small stand-in HTTP server takes its
 place behind nginx: it proves the routing, the basic auth and the WebSocket upgrade of /grafana/, not Grafana.
 Prometheus is real, with the repository's prometheus.yml and rules.
@@ -40,6 +44,8 @@ import harness  # noqa: E402
 
 ADMIN_USER = "stack-admin"
 ADMIN_PASSWORD = "stack-" + secrets.token_hex(8)
+# revwallet's first admin API key for this run, in the format an operator makes with `openssl rand -hex 32`.
+API_KEY = "rw_" + secrets.token_hex(32)
 REQUIRED_TOOLS = ("nginx", "envsubst", "openssl", "prometheus", "psql")
 
 _failed = False
@@ -160,6 +166,7 @@ class Stack:
     prometheus_log: Path
     admin_user: str = ADMIN_USER
     admin_password: str = ADMIN_PASSWORD
+    api_key: str = API_KEY
     processes: list = field(default_factory=list)
 
     @property
@@ -167,9 +174,15 @@ class Stack:
         token = base64.b64encode(f"{self.admin_user}:{self.admin_password}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
 
-    def edge(self, method: str, path: str, body=None, headers=None, timeout: float = 10.0) -> harness.Response:
-        """A request to nginx, as a browser or curl would send it to http://revwallet.com/."""
-        headers = {"Host": "revwallet.com", **(headers or {})}
+    def edge(
+        self, method: str, path: str, body=None, headers=None, timeout: float = 10.0, anonymous: bool = False
+    ) -> harness.Response:
+        """A request to nginx, as a client would send it to http://revwallet.com/: /wallet requests carry the
+        API key (`Authorization: Bearer`) unless `anonymous` or the caller sets its own Authorization."""
+        base = {"Host": "revwallet.com"}
+        if path.startswith("/wallet") and not anonymous:
+            base["Authorization"] = f"Bearer {self.api_key}"
+        headers = {**base, **(headers or {})}
         return harness.request(self.edge_port, method, path, body, headers, timeout)
 
     def admin(self, method: str, path: str, body=None, headers=None) -> harness.Response:
@@ -249,6 +262,9 @@ def stack():
             "DATABASE_URL": _with_database(server_url, database),
             "REVWALLET_LISTEN": f"127.0.0.1:{revwallet_port}",
             "REVWALLET_LOG_FORMAT": "json",
+            # Access control as deployed (api-key is the default; set here so no outer environment turns it off).
+            "REVWALLET_AUTH": "api-key",
+            "REVWALLET_BOOTSTRAP_ADMIN_KEY": API_KEY,
             # Request lines are INFO; keep sqlx's per-query lines out.
             "RUST_LOG": "info,sqlx=warn",
         }

@@ -1,7 +1,10 @@
 """The stack test: revwallet behind the repository's nginx edge, scraped by the repository's Prometheus config.
 
 It checks, through nginx only (as a user of the Compose stack would):
-- the README's curl flow (create, deposit, withdraw, transfer, balance, history, delete);
+- the README's curl flow (create, deposit, withdraw, transfer, balance, history, delete) with the API key;
+- access control through the edge: no key, an unknown key or another scheme get revwallet's 401 problem JSON
+  with `WWW-Authenticate: Bearer` (not the edge's basic-auth 401), counted by reason in the metrics; the web
+  app's sign-in page answers;
 - what the edge routes to revwallet, what it keeps inside (/metrics, /healthz, /readyz, unknown paths: 404
   problem JSON) and what needs the admin credentials (/grafana/, /prometheus/);
 - request ids from the client reaching revwallet's JSON logs, security headers, the body limit, the write
@@ -100,6 +103,72 @@ def test_the_readme_curl_flow_works_through_the_edge(stack):
     deleted = stack.edge("DELETE", f"/wallet/{second}")
     assert deleted.status == 204, deleted.text
     assert_problem(stack.edge("GET", f"/wallet/{second}"), 404, "wallet_not_found")
+
+
+# --- access control through the edge ------------------------------------------------------------------------
+
+
+def auth_failures(stack) -> dict[str, float]:
+    """revwallet_auth_failures_total by reason, read from revwallet itself (the edge hides /metrics)."""
+    text = harness.request(stack.revwallet_port, "GET", "/metrics").text
+    out: dict[str, float] = {}
+    for match in re.finditer(r'^revwallet_auth_failures_total\{[^}]*reason="([a-z_]+)"[^}]*\} (\S+)$', text, re.M):
+        out[match.group(1)] = out.get(match.group(1), 0.0) + float(match.group(2))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("case", "headers", "reasons"),
+    [
+        ("no key", {}, ("missing",)),
+        ("an unknown key", {"Authorization": "Bearer rw_" + "0" * 64}, ("unknown",)),
+        # Whether a Basic header counts as no bearer key or a malformed one is the server's call.
+        ("another scheme", {"Authorization": "Basic " + base64.b64encode(b"admin:admin").decode()}, ("malformed", "missing")),
+    ],
+)
+def test_a_request_without_a_valid_key_is_401_problem_json_through_the_edge(stack, case, headers, reasons):
+    def counted() -> float:
+        failures = auth_failures(stack)
+        return sum(failures.get(reason, 0.0) for reason in reasons)
+
+    before = counted()
+    request_id = new_request_id()
+    resp = stack.edge("GET", "/wallet/", headers={"X-Request-Id": request_id, **headers}, anonymous=True)
+    # revwallet's own answer, passed through: the edge's basic-auth 401 says `unauthorized` and `Basic`.
+    problem = assert_problem(resp, 401, "unauthenticated")
+    assert problem.get("title"), problem
+    assert (resp.header("WWW-Authenticate") or "").startswith("Bearer"), (case, resp.headers)
+    assert edge_log_line(stack, request_id)["upstream_addr"] == f"127.0.0.1:{stack.revwallet_port}"
+    assert counted() >= before + 1, f"{case}: revwallet_auth_failures_total{{reason={reasons}}} did not grow"
+
+
+def test_a_refused_write_changes_nothing_and_the_key_makes_it_work(stack):
+    created = stack.edge("POST", "/wallet/", {"owner": "auth-edge", "currency": "EUR", "initial_balance": "5.00"})
+    assert created.status == 201, created.text
+    wallet = created.json()["id"]
+    refused = stack.edge("POST", "/wallet/deposit", {"id": wallet, "amount": "1.00"}, anonymous=True)
+    assert_problem(refused, 401, "unauthenticated")
+    balance = stack.edge("GET", f"/wallet/balance/{wallet}")
+    assert balance.status == 200 and balance.json()["balance"] == "5.00", balance.text
+    deposited = stack.edge("POST", "/wallet/deposit", {"id": wallet, "amount": "1.00"})
+    assert deposited.status == 200 and deposited.json()["balance"] == "6.00", deposited.text
+
+
+def test_the_web_app_sign_in_page_answers_through_the_edge(stack):
+    page = stack.edge("GET", "/ui/sign-in")
+    assert page.status == 200, page.text[:300]
+    assert (page.header("Content-Type") or "").startswith("text/html")
+    assert 'name="api_key"' in page.text, "the sign-in form takes the API key in a field named api_key"
+    # Without a session the app's pages send the browser to sign in (or, at worst, answer without a 5xx).
+    home = stack.edge("GET", "/")
+    assert home.status in (200, 302, 303, 307), home.status
+    if home.status != 200:
+        assert "/ui/sign-in" in (home.header("Location") or ""), home.headers
+
+
+def test_health_and_metrics_need_no_key(stack):
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert harness.request(stack.revwallet_port, "GET", path).status == 200, path
 
 
 # --- routing ---------------------------------------------------------------------------------------------
@@ -291,7 +360,7 @@ def test_prometheus_scrapes_revwallet(stack):
 def test_prometheus_loads_the_repository_alert_rules(stack):
     groups = prometheus_api(stack, "rules")["groups"]
     names = {rule["name"] for group in groups for rule in group["rules"]}
-    assert "RevwalletDown" in names, names
+    assert {"RevwalletDown", "RevwalletAuthFailureBurst"} <= names, names
     assert all(rule.get("health") != "err" for group in groups for rule in group["rules"]), groups
 
 

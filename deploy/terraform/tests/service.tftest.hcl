@@ -20,6 +20,8 @@ variables {
   db_name               = "revwallet"
   db_secret_arn         = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:revwallet-test/db/app-AbCdEf"
   db_master_secret_arn  = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-mock-AbCdEf"
+
+  bootstrap_admin_key_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:revwallet-test/revwallet/bootstrap-admin-key-AbCdEf"
 }
 
 run "tasks_run_in_private_subnets_without_public_ips" {
@@ -98,15 +100,16 @@ run "task_runs_the_image_by_digest_with_the_runtime_contract" {
     condition = {
       for s in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].secrets : s.name => s.valueFrom
       } == {
-      DB_USERNAME = "${var.db_secret_arn}:username::"
-      DB_PASSWORD = "${var.db_secret_arn}:password::"
+      DB_USERNAME                   = "${var.db_secret_arn}:username::"
+      DB_PASSWORD                   = "${var.db_secret_arn}:password::"
+      REVWALLET_BOOTSTRAP_ADMIN_KEY = var.bootstrap_admin_key_secret_arn
     }
-    error_message = "credentials must come from the RDS-managed secret's username and password keys, and nothing else"
+    error_message = "credentials must come from the app's database secret's username and password keys and the bootstrap key's secret, and nothing else"
   }
 
   assert {
     condition = alltrue([
-      for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].environment : !contains(["DB_USERNAME", "DB_PASSWORD", "DATABASE_URL"], e.name)
+      for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].environment : !contains(["DB_USERNAME", "DB_PASSWORD", "DATABASE_URL", "REVWALLET_BOOTSTRAP_ADMIN_KEY"], e.name)
     ])
     error_message = "credentials must never be plain environment variables"
   }
@@ -140,8 +143,15 @@ run "execution_role_reads_only_that_secret_and_pulls_only_that_repository" {
     condition = [
       for s in jsondecode(aws_iam_role_policy.execution.policy).Statement : s.Resource
       if length(regexall("secretsmanager:", jsonencode(s.Action))) > 0
-    ] == [var.db_secret_arn]
-    error_message = "the execution role may read the database secret and no other"
+    ] == [var.db_secret_arn, var.bootstrap_admin_key_secret_arn]
+    error_message = "the execution role may read the database secret and the bootstrap admin key, and no other"
+  }
+
+  assert {
+    condition = alltrue([
+      for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].environment : e.name != "REVWALLET_AUTH" || e.value == "api-key"
+    ])
+    error_message = "the service must never run with access control off"
   }
 
   assert {
@@ -331,14 +341,14 @@ run "the_app_connects_as_its_own_role_never_the_master_user" {
     condition = [
       for s in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].secrets : s.valueFrom
       ] == [
-      "${var.db_secret_arn}:username::", "${var.db_secret_arn}:password::",
+      "${var.db_secret_arn}:username::", "${var.db_secret_arn}:password::", var.bootstrap_admin_key_secret_arn,
     ]
     error_message = "DB_USERNAME and DB_PASSWORD must come from the application's own secret"
   }
 
   assert {
-    condition     = output.task_secret_arns == tolist([var.db_secret_arn])
-    error_message = "the service's container must read no secret but the application's"
+    condition     = output.task_secret_arns == tolist([var.db_secret_arn, var.bootstrap_admin_key_secret_arn])
+    error_message = "the service's container must read no secret but the application's and the bootstrap admin key"
   }
 
   assert {
@@ -499,4 +509,18 @@ run "an_oversized_body_gets_the_apis_413_not_a_bare_403" {
     ])
     error_message = "the Content-Length pattern must match exactly the values above 65536"
   }
+}
+
+run "the_bootstrap_key_must_be_a_secrets_manager_secret" {
+  command = plan
+
+  module {
+    source = "./modules/service"
+  }
+
+  variables {
+    bootstrap_admin_key_secret_arn = "rw_0123456789abcdef0123456789abcdef"
+  }
+
+  expect_failures = [var.bootstrap_admin_key_secret_arn]
 }

@@ -4,6 +4,21 @@ mock_provider "aws" {
   source = "./tests/mocks"
 }
 
+# The bootstrap key's secret gets its own ARN (the shared mock gives every secret the database secret's).
+override_resource {
+  target = aws_secretsmanager_secret.bootstrap_admin_key
+  values = {
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:revwallet-test/revwallet/bootstrap-admin-key-AbCdEf"
+  }
+}
+
+override_resource {
+  target = aws_secretsmanager_secret_version.bootstrap_admin_key
+  values = {
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:revwallet-test/revwallet/bootstrap-admin-key-AbCdEf"
+  }
+}
+
 variables {
   environment        = "test"
   region             = "eu-west-1"
@@ -25,8 +40,16 @@ run "the_stack_applies_and_reports_its_outputs" {
   }
 
   assert {
-    condition     = output.task_secret_arns == tolist([output.database_secret_arn]) && output.database_secret_arn == module.database.app_secret_arn
-    error_message = "the tasks read the application's own secret, and only it"
+    condition     = output.task_secret_arns == tolist([output.database_secret_arn, output.bootstrap_admin_key_secret_arn]) && output.database_secret_arn == module.database.app_secret_arn
+    error_message = "the tasks read the application's own secret and the bootstrap admin key, and nothing else"
+  }
+
+  assert {
+    condition = (
+      aws_secretsmanager_secret.bootstrap_admin_key.kms_key_id == aws_kms_key.this.arn &&
+      aws_secretsmanager_secret_version.bootstrap_admin_key.secret_string_wo_version == var.bootstrap_admin_key_version
+    )
+    error_message = "the bootstrap admin key is encrypted with the stack's key and written through the write-only argument"
   }
 
   assert {

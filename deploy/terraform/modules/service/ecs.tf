@@ -8,9 +8,11 @@ locals {
   image = "${aws_ecr_repository.this.repository_url}@${var.image_digest}"
   # Injected by ECS at start from the application's own secret (rotated by alternating users, ADR 0045);
   # never the master user's, never in the task definition itself.
+  # The first admin API key comes the same way, as the secret's whole value (revwallet ensures it at start).
   container_secrets = [
     { name = "DB_USERNAME", valueFrom = "${var.db_secret_arn}:username::" },
     { name = "DB_PASSWORD", valueFrom = "${var.db_secret_arn}:password::" },
+    { name = "REVWALLET_BOOTSTRAP_ADMIN_KEY", valueFrom = var.bootstrap_admin_key_secret_arn },
   ]
 }
 

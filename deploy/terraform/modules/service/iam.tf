@@ -1,5 +1,5 @@
 # Two roles, deliberately different: the execution role is what ECS uses to start the task (pull the
-# image, fetch the secret, create log streams); the task role is what the running app may do (nothing).
+# image, fetch the secrets, create log streams); the task role is what the running app may do (nothing).
 
 data "aws_partition" "current" {}
 
@@ -44,6 +44,12 @@ resource "aws_iam_role_policy" "execution" {
         Effect   = "Allow"
         Action   = "secretsmanager:GetSecretValue"
         Resource = var.db_secret_arn
+      },
+      {
+        Sid      = "ReadTheBootstrapAdminKey"
+        Effect   = "Allow"
+        Action   = "secretsmanager:GetSecretValue"
+        Resource = var.bootstrap_admin_key_secret_arn
       },
       {
         # The secret and the image layers are encrypted with this key; only usable through those services.

@@ -34,8 +34,9 @@ output "task_definition_arn" {
 }
 
 output "task_secret_arns" {
-  description = "The secrets the service's container reads (by ARN, without the JSON key): the app's own secret only."
-  value       = distinct([for s in local.container_secrets : regex("^(.*):[^:]*::$", s.valueFrom)[0]])
+  description = "The secrets the service's container reads (by ARN, without the JSON key): the app's own database secret and the bootstrap admin API key."
+  # valueFrom is either ARN:json-key:: (a key of a JSON secret) or the ARN itself (the whole value).
+  value = distinct([for s in local.container_secrets : try(regex("^(.*):[^:]*::$", s.valueFrom)[0], s.valueFrom)])
 }
 
 output "db_bootstrap_task_family" {

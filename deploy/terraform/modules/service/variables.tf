@@ -144,6 +144,16 @@ variable "db_secret_arn" {
   type        = string
 }
 
+variable "bootstrap_admin_key_secret_arn" {
+  description = "ARN of the Secrets Manager secret whose whole value is revwallet's first admin API key; it becomes REVWALLET_BOOTSTRAP_ADMIN_KEY."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:[a-z-]+:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", var.bootstrap_admin_key_secret_arn))
+    error_message = "bootstrap_admin_key_secret_arn must be a Secrets Manager secret ARN."
+  }
+}
+
 variable "rust_log" {
   description = "RUST_LOG filter of the service."
   type        = string
