@@ -115,6 +115,14 @@ async fn each_role_may_use_exactly_its_routes(backend: Backend) {
             "write",
             200,
         ),
+        (Method::GET, format!("/wallet/{a}/holds"), None, "read", 200),
+        (
+            Method::POST,
+            "/wallet/holds".into(),
+            Some(json!({"wallet_id": a, "amount": "1"})),
+            "write",
+            201,
+        ),
         (Method::GET, "/wallet/keys".into(), None, "admin", 200),
         (
             Method::POST,
@@ -234,6 +242,57 @@ async fn an_owner_bound_key_sees_and_acts_only_on_its_owners_wallets(backend: Ba
             "{method} {path}: another owner's wallet must read as a missing one"
         );
     }
+    // Holds of another owner's wallet are as absent as missing ones; their wallet cannot be held.
+    let bobs_hold = app
+        .post("/wallet/holds", json!({"wallet_id": other, "amount": "5"}))
+        .await;
+    assert_eq!(bobs_hold.status, 201, "{}", bobs_hold.text);
+    let hold = bobs_hold.body["id"].as_str().expect("hold id").to_owned();
+    let before = app.snapshot().await;
+    for (method, path, body) in [
+        (Method::GET, format!("/wallet/holds/{hold}"), None),
+        (
+            Method::POST,
+            format!("/wallet/holds/{hold}/capture"),
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            format!("/wallet/holds/{hold}/void"),
+            Some(json!({})),
+        ),
+    ] {
+        let theirs = send(&app, Some(&alice), method.clone(), &path, body.clone()).await;
+        let never = send(
+            &app,
+            Some(&alice),
+            method,
+            &path.replace(&hold, "999999"),
+            body,
+        )
+        .await;
+        assert_eq!(theirs.status, 404, "{path}: {}", theirs.text);
+        assert_eq!(theirs.body["code"], never.body["code"], "{path}");
+    }
+    send(
+        &app,
+        Some(&alice),
+        Method::POST,
+        "/wallet/holds",
+        Some(json!({"wallet_id": other, "amount": "1"})),
+    )
+    .await
+    .assert_problem(404, "wallet_not_found");
+    send(
+        &app,
+        Some(&alice),
+        Method::GET,
+        &format!("/wallet/{other}/holds"),
+        None,
+    )
+    .await
+    .assert_problem(404, "wallet_not_found");
+    assert_eq!(app.snapshot().await, before, "refusals changed nothing");
     // Opening a wallet for another owner is forbidden; for its own owner it works.
     send(
         &app,
@@ -450,6 +509,20 @@ async fn every_entry_records_the_key_that_caused_it(backend: Backend) {
         writer_id.as_str(),
         "both legs"
     );
+    // A captured hold's withdrawal is the capturing key's entry.
+    let held = as_writer
+        .post(app.url("/wallet/holds"))
+        .json(&json!({"wallet_id": id, "amount": "1"}))
+        .send()
+        .await
+        .expect("hold");
+    let hold: Value = held.json().await.expect("json");
+    let hold_id = hold["id"].as_str().expect("hold id");
+    let captured = app
+        .post(&format!("/wallet/holds/{hold_id}/capture"), json!({}))
+        .await;
+    assert_eq!(captured.status, 200, "{}", captured.text);
+    assert_eq!(captured.body["transaction"]["actor"], admin_id.as_str());
     // Closing by the admin is the admin's entry.
     assert_eq!(app.delete(&format!("/wallet/{other}")).await.status, 204);
     let stored = app

@@ -988,7 +988,7 @@ async fn random_sequences_of_operations_match_a_simple_model(backend: Backend) {
 async fn kill_9_during_holds_and_captures_loses_no_acknowledged_operation(backend: Backend) {
     let database = TestDatabase::create(backend).await.expect("database");
     let mut process = Process::start(&database.url, &[]).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::admin_client();
     let id = process.create_wallet("crash").await;
     let funded = client
         .post(process.url("/wallet/deposit"))
