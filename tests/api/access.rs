@@ -203,7 +203,7 @@ async fn an_owner_bound_key_sees_and_acts_only_on_its_owners_wallets(backend: Ba
     let (_, alice_reader) = create_key(&app, "read", Some("alice")).await;
     let own = app.create_wallet("alice", "EUR", "50").await;
     let other = app.create_wallet("bob", "EUR", "70").await;
-    let before = app.snapshot().await;
+    let untouched = app.snapshot().await;
     // Another owner's wallet is as absent as one that never existed, on every route.
     let missing: Vec<(Method, String, Option<Value>)> = vec![
         (Method::GET, format!("/wallet/{other}"), None),
@@ -242,6 +242,7 @@ async fn an_owner_bound_key_sees_and_acts_only_on_its_owners_wallets(backend: Ba
             "{method} {path}: another owner's wallet must read as a missing one"
         );
     }
+    assert_eq!(app.snapshot().await, untouched, "refusals changed nothing");
     // Holds of another owner's wallet are as absent as missing ones; their wallet cannot be held.
     let bobs_hold = app
         .post("/wallet/holds", json!({"wallet_id": other, "amount": "5"}))
