@@ -1,6 +1,8 @@
 //! The server-rendered web app: `/` and `/ui/...` pages built on the same store and domain code as the API
 //! (never the API over HTTP), forms that post and redirect, and the stylesheet under `/static/`, all compiled
 //! into the binary. No JavaScript: every page works with it disabled, and its CSP forbids scripts outright.
+//! Every page but the sign-in page needs a session started with an API key (`session`, `sign_in`), and shows
+//! only what that key may see and the forms its role allows.
 
 mod assets;
 mod error;
@@ -9,6 +11,8 @@ mod home;
 mod operations;
 pub mod origin;
 mod query;
+pub mod session;
+mod sign_in;
 #[cfg(test)]
 mod tests;
 mod views;
@@ -48,6 +52,14 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/ui/wallets/{id}/close",
             get(wallet::redirect_to_wallet).post(operations::close_wallet),
+        )
+        .route(
+            session::SIGN_IN_PATH,
+            get(sign_in::show_sign_in).post(sign_in::sign_in),
+        )
+        .route(
+            session::SIGN_OUT_PATH,
+            get(wallet::redirect_home).post(sign_in::sign_out),
         )
         .route("/ui/{*rest}", any(wallet::page_not_found))
         .route("/static/{file}", get(assets::serve_asset))
