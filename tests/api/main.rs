@@ -13,3 +13,4 @@ mod limits;
 mod observability;
 mod readme;
 mod routes;
+mod web_access;
