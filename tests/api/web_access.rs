@@ -274,7 +274,9 @@ async fn an_expired_session_is_refused_and_deleted_by_housekeeping(backend: Back
             .is_some_and(|c| c.contains("Max-Age=0"))
     );
     assert!(failures(&app, "session_expired").await > expired_before);
-    assert_eq!(app.store.expire_web_sessions().await.expect("expire"), 1);
+    // Housekeeping deletes expired sessions (the server's own housekeeping may have been first).
+    let deleted = app.store.expire_web_sessions().await.expect("expire");
+    assert!(deleted <= 1);
     assert_eq!(sessions(&app).await, Vec::new());
 }
 
