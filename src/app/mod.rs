@@ -26,16 +26,11 @@ pub fn router(state: AppState) -> Router {
             crate::http::authenticate,
         ))
         .merge(
-            crate::web::routes()
-                .route_layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    crate::web::session::require_session,
-                ))
-                // Outermost: a forged post is refused before the session is looked at.
-                .route_layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    crate::web::origin::refuse_foreign_hosts,
-                )),
+            // A forged post is refused before the session is looked at.
+            crate::web::routes(&state).route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::web::origin::refuse_foreign_hosts,
+            )),
         )
         // Runs after routing, so only matched templates (never raw paths) become metric labels.
         .route_layer(axum::middleware::from_fn(middleware::remember_route))

@@ -27,7 +27,8 @@ use axum::routing::{any, get};
 
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
+/// The pages, each behind the session check (`session::require_session`), with the page headers on every answer.
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(home::show_home))
         .route("/ui", get(wallet::redirect_home))
@@ -63,6 +64,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/ui/{*rest}", any(wallet::page_not_found))
         .route("/static/{file}", get(assets::serve_asset))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::require_session,
+        ))
         .layer(axum::middleware::from_fn(page_headers))
 }
 

@@ -639,6 +639,8 @@ async fn without_a_session_pages_redirect_to_the_sign_in_page_and_static_files_d
 
     assert_eq!(home.status, StatusCode::SEE_OTHER);
     assert_eq!(home.location(), "/ui/sign-in");
+    assert_eq!(home.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(home.headers[header::X_FRAME_OPTIONS], "SAMEORIGIN");
     assert_eq!(
         page.location(),
         "/ui/sign-in?next=%2Fui%2Fwallets%2F1%3Fbefore%3D3"
