@@ -31,12 +31,13 @@ impl IdempotencyKey {
         }
     }
 
-    /// A form's key (a random id rendered into the form), if it is well formed.
-    pub fn for_form(key: &str, path: &str, body: &[u8]) -> Option<Self> {
+    /// A form's key (a random id rendered into the form), if it is well formed, in the signed-in caller's scope
+    /// (`Caller::idempotency_scope`, after the forms' prefix): two web sessions of different keys never meet.
+    pub fn for_form(scope: &str, key: &str, path: &str, body: &[u8]) -> Option<Self> {
         let well_formed = (1..=100).contains(&key.len())
             && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         well_formed.then(|| Self {
-            key: format!("{FORM_KEY_PREFIX}{key}"),
+            key: format!("{FORM_KEY_PREFIX}{scope}{key}"),
             request_hash: fingerprint("POST", path, body),
         })
     }
@@ -150,21 +151,26 @@ mod tests {
 
     #[test]
     fn form_keys_are_namespaced_and_fingerprint_the_post() {
-        let first = IdempotencyKey::for_form("abc-123", "/ui/wallets/1/deposit", b"amount=1")
+        let first = IdempotencyKey::for_form("", "abc-123", "/ui/wallets/1/deposit", b"amount=1")
             .expect("valid key");
-        let other = IdempotencyKey::for_form("abc-123", "/ui/wallets/1/deposit", b"amount=2")
+        let other = IdempotencyKey::for_form("", "abc-123", "/ui/wallets/1/deposit", b"amount=2")
             .expect("valid key");
         assert_eq!(first.key(), "ui:abc-123");
         assert_ne!(first.request_hash, other.request_hash);
+        let scoped = IdempotencyKey::for_form("k:0123:", "abc-123", "/p", b"").expect("valid key");
+        assert_eq!(scoped.key(), "ui:k:0123:abc-123");
         for bad in ["", "has space", "semi;colon", &"a".repeat(101)] {
-            assert!(IdempotencyKey::for_form(bad, "/", b"").is_none(), "{bad:?}");
+            assert!(
+                IdempotencyKey::for_form("", bad, "/", b"").is_none(),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn a_form_and_an_api_post_of_the_same_bytes_share_one_fingerprint() {
         let api = IdempotencyKey::for_api("", "k", "POST", "/p", b"body");
-        let form = IdempotencyKey::for_form("k", "/p", b"body").expect("valid key");
+        let form = IdempotencyKey::for_form("", "k", "/p", b"body").expect("valid key");
         assert_eq!(api.request_hash, form.request_hash);
         assert_ne!(api.key(), form.key());
     }

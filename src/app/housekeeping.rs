@@ -1,11 +1,12 @@
-//! Background work of a serving process: gauges kept fresh, due holds expired, old idempotency keys expired,
-//! histogram samples folded.
+//! Background work of a serving process: gauges kept fresh, due holds expired, old idempotency keys and expired
+//! web sessions deleted, histogram samples folded.
 
 use std::time::{Duration, Instant};
 
 use crate::state::AppState;
 
-/// Keeps the pool, readiness and open-wallet gauges fresh, and expires old idempotency keys.
+/// Keeps the pool, readiness and open-wallet gauges fresh, and deletes old idempotency keys and expired web
+/// sessions (an expired session is refused anyway; this only keeps the table small).
 pub async fn housekeeping(app: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut last_expiry: Option<Instant> = None;
@@ -48,6 +49,10 @@ pub async fn housekeeping(app: AppState) {
             match app.store.expire_idempotency_keys().await {
                 Ok(expired) => tracing::debug!(expired, "expired idempotency keys"),
                 Err(error) => tracing::warn!(%error, "could not expire idempotency keys"),
+            }
+            match app.store.expire_web_sessions().await {
+                Ok(expired) => tracing::debug!(expired, "deleted expired web sessions"),
+                Err(error) => tracing::warn!(%error, "could not delete expired web sessions"),
             }
             last_expiry = Some(Instant::now());
         }

@@ -26,7 +26,8 @@ pub fn router(state: AppState) -> Router {
             crate::http::authenticate,
         ))
         .merge(
-            crate::web::routes().route_layer(axum::middleware::from_fn_with_state(
+            // A forged post is refused before the session is looked at.
+            crate::web::routes(&state).route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 crate::web::origin::refuse_foreign_hosts,
             )),

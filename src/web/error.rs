@@ -23,6 +23,8 @@ pub enum PageError {
     PayloadTooLarge,
     UnsupportedMediaType,
     CrossSite,
+    /// A form the signed-in key's role does not allow (read keys move no money; closing needs admin).
+    Forbidden,
     /// The database is away; the cause is logged by the middleware.
     Unavailable(String),
     Internal(String),
@@ -39,7 +41,7 @@ impl PageError {
             Self::Resubmitted => ProblemKind::IdempotencyKeyReused,
             Self::PayloadTooLarge => ProblemKind::PayloadTooLarge,
             Self::UnsupportedMediaType => ProblemKind::UnsupportedMediaType,
-            Self::CrossSite => ProblemKind::Forbidden,
+            Self::CrossSite | Self::Forbidden => ProblemKind::Forbidden,
             Self::Unavailable(_) => ProblemKind::Unavailable,
             Self::Internal(_) => ProblemKind::Internal,
         }
@@ -73,6 +75,10 @@ impl PageError {
             Self::CrossSite => (
                 "Form refused",
                 "This form was sent from another website, so it was refused. Open revwallet and use its own forms.",
+            ),
+            Self::Forbidden => (
+                "Not allowed",
+                "The API key you signed in with may not do this, so nothing was changed. Sign in with a key whose role allows it.",
             ),
             Self::Unavailable(_) => (
                 "Service unavailable",

@@ -7,6 +7,7 @@ use axum::response::Response;
 
 use super::error::PageError;
 use super::views::Field;
+use crate::auth::Caller;
 use crate::domain::{AmountError, Currency, CurrencyError, OwnerError};
 use crate::idempotency::IdempotencyKey;
 use crate::outcome::{Operation, ProblemKind};
@@ -59,6 +60,12 @@ impl FormBody {
             return Err(PageError::CrossSite);
         }
         let path = request.uri().path().to_owned();
+        // Form keys live in the signed-in key's scope, so two keys' forms never meet (the sign-in form has none).
+        let scope = request
+            .extensions()
+            .get::<Caller>()
+            .map(Caller::idempotency_scope)
+            .unwrap_or_default();
         let bytes = axum::body::Bytes::from_request(request, app)
             .await
             .map_err(|rejection| match rejection.status() {
@@ -70,14 +77,15 @@ impl FormBody {
         let key = fields
             .iter()
             .find(|(name, _)| name == "key")
-            .and_then(|(_, key)| IdempotencyKey::for_form(key, &path, &bytes));
+            .and_then(|(_, key)| IdempotencyKey::for_form(&scope, key, &path, &bytes));
         Ok(Self { fields, key })
     }
 }
 
-/// Whether a browser sent this post from another site (cross-site request forgery). The app has no sessions or
-/// cookies to steal, but a page elsewhere could still make a visitor's browser post to a revwallet it can
-/// reach and the attacker cannot (on a private network, on localhost). Browsers say where a request comes
+/// Whether a browser sent this post from another site (cross-site request forgery). The session cookie is
+/// `SameSite=Strict`, so a post from elsewhere arrives signed out; but a page elsewhere could still sign a
+/// visitor's browser in or out, or post to a revwallet it can reach and the attacker cannot (on a private network,
+/// on localhost, with authentication off). Browsers say where a request comes
 /// from in `Sec-Fetch-Site`; older ones send `Origin`, compared with `Host`. Clients that send neither (curl,
 /// scripts) are not browsers acting for someone else, and pass.
 pub fn is_cross_site(headers: &HeaderMap) -> bool {

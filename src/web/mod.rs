@@ -1,6 +1,8 @@
 //! The server-rendered web app: `/` and `/ui/...` pages built on the same store and domain code as the API
 //! (never the API over HTTP), forms that post and redirect, and the stylesheet under `/static/`, all compiled
 //! into the binary. No JavaScript: every page works with it disabled, and its CSP forbids scripts outright.
+//! Every page but the sign-in page needs a session started with an API key (`session`, `sign_in`), and shows
+//! only what that key may see and the forms its role allows.
 
 mod assets;
 mod error;
@@ -9,6 +11,8 @@ mod home;
 mod operations;
 pub mod origin;
 mod query;
+pub mod session;
+mod sign_in;
 #[cfg(test)]
 mod tests;
 mod views;
@@ -23,7 +27,8 @@ use axum::routing::{any, get};
 
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
+/// The pages, each behind the session check (`session::require_session`), with the page headers on every answer.
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(home::show_home))
         .route("/ui", get(wallet::redirect_home))
@@ -49,8 +54,20 @@ pub fn routes() -> Router<AppState> {
             "/ui/wallets/{id}/close",
             get(wallet::redirect_to_wallet).post(operations::close_wallet),
         )
+        .route(
+            session::SIGN_IN_PATH,
+            get(sign_in::show_sign_in).post(sign_in::sign_in),
+        )
+        .route(
+            session::SIGN_OUT_PATH,
+            get(wallet::redirect_home).post(sign_in::sign_out),
+        )
         .route("/ui/{*rest}", any(wallet::page_not_found))
         .route("/static/{file}", get(assets::serve_asset))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::require_session,
+        ))
         .layer(axum::middleware::from_fn(page_headers))
 }
 

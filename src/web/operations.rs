@@ -7,8 +7,10 @@ use axum::response::Response;
 use super::error::{PageError, replayed, see_other};
 use super::forms::{self, FormBody, Posted, Refusal, counted, mark_refused};
 use super::query::Segment;
+use super::session::SignedIn;
 use super::views::{Field, WalletForms, display_amount};
-use super::wallet::{page_wallet_id, refused_wallet};
+use super::wallet::{page_wallet_id, refused_wallet, visible_currency};
+use crate::auth::Caller;
 use crate::domain::{Amount, Currency, WalletId};
 use crate::idempotency::{Ran, run_once};
 use crate::outcome::{Operation, OperationKind, ProblemKind};
@@ -16,17 +18,28 @@ use crate::state::AppState;
 use crate::store::{LedgerEntry, Movement, StoreError, Transfer};
 
 /// `POST /ui/wallets/{id}/deposit`.
-pub async fn deposit(state: State<AppState>, id: Segment, form: FormBody) -> Response {
-    move_money(state, id, form, OperationKind::Deposit).await
+pub async fn deposit(
+    state: State<AppState>,
+    caller: SignedIn,
+    id: Segment,
+    form: FormBody,
+) -> Response {
+    move_money(state, caller, id, form, OperationKind::Deposit).await
 }
 
 /// `POST /ui/wallets/{id}/withdraw`: refused with 409 beside the amount when the wallet holds less.
-pub async fn withdraw(state: State<AppState>, id: Segment, form: FormBody) -> Response {
-    move_money(state, id, form, OperationKind::Withdrawal).await
+pub async fn withdraw(
+    state: State<AppState>,
+    caller: SignedIn,
+    id: Segment,
+    form: FormBody,
+) -> Response {
+    move_money(state, caller, id, form, OperationKind::Withdrawal).await
 }
 
 async fn move_money(
     State(app): State<AppState>,
+    SignedIn(caller): SignedIn,
     Segment(id): Segment,
     form: FormBody,
     kind: OperationKind,
@@ -42,30 +55,31 @@ async fn move_money(
     let mut op = Operation::new(kind);
     let posted = async {
         let id = page_wallet_id(&id)?;
-        let currency = op.currency(app.store.wallet_currency(id).await?);
+        let currency = op.currency(visible_currency(&app, &caller, id).await?);
         let mut forms = WalletForms::blank(forms::new_key);
         *amount_field(&mut forms) = Field::typed(form.get("amount"));
         let amount = match Amount::parse_positive(form.get("amount").trim(), currency) {
             Ok(amount) => op.amount(amount),
             Err(error) => {
                 let refusal = forms::amount_refusal(error, currency);
-                return Ok(refused(&app, id, forms, amount_field, refusal).await);
+                return Ok(refused(&app, &caller, id, forms, amount_field, refusal).await);
             }
         };
         let location = format!("/ui/wallets/{id}?notice={notice}");
         let render = |_: &Movement| forms::redirect(location.clone());
-        let store = &app.store;
+        let (store, actor) = (&app.store, caller.actor());
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
             match kind {
-                OperationKind::Withdrawal => store.withdraw(id, amount, None, finish).await,
-                _ => store.deposit(id, amount, None, finish).await,
+                OperationKind::Withdrawal => store.withdraw(id, amount, actor, finish).await,
+                _ => store.deposit(id, amount, actor, finish).await,
             }
         })
         .await;
         let refusal = match result {
             Ok(Ran::Done(moved)) => {
                 tracing::info!(wallet_id = %id, operation = kind.label(), %currency, amount = %amount.format(currency),
-                    balance = %moved.wallet.balance.format(currency), "money moved from the web app");
+                    balance = %moved.wallet.balance.format(currency), actor = caller.actor(),
+                    "money moved from the web app");
                 return Ok(Posted::Done(see_other(&location)));
             }
             Ok(Ran::Replayed(stored)) => return Ok(Posted::AlreadySent(replayed(stored, &location))),
@@ -83,7 +97,7 @@ async fn move_money(
             ),
             Err(error) => return Err(PageError::from(error)),
         };
-        Ok(refused(&app, id, forms, amount_field, refusal).await)
+        Ok(refused(&app, &caller, id, forms, amount_field, refusal).await)
     }
     .await;
     counted(op, &app, posted)
@@ -95,25 +109,31 @@ type FieldOf = fn(&mut WalletForms) -> &mut Field;
 /// The wallet page again with `refusal` beside the field `field` picks out.
 async fn refused(
     app: &AppState,
+    caller: &Caller,
     id: WalletId,
     mut forms: WalletForms,
     field: FieldOf,
     refusal: Refusal,
 ) -> Posted {
     let kind = mark_refused([(field(&mut forms), Some(refusal))]);
-    Posted::Refused(kind, refused_wallet(app, id, forms, kind.status()).await)
+    Posted::Refused(
+        kind,
+        refused_wallet(app, caller, id, forms, kind.status()).await,
+    )
 }
 
-/// `POST /ui/wallets/{id}/transfer`: to another open wallet of the same currency.
+/// `POST /ui/wallets/{id}/transfer`: out of a wallet the caller sees, to another open wallet of the same currency
+/// (of any owner).
 pub async fn transfer(
     State(app): State<AppState>,
+    SignedIn(caller): SignedIn,
     Segment(id): Segment,
     form: FormBody,
 ) -> Response {
     let mut op = Operation::new(OperationKind::Transfer);
     let posted = async {
         let from = page_wallet_id(&id)?;
-        let currency = op.currency(app.store.wallet_currency(from).await?);
+        let currency = op.currency(visible_currency(&app, &caller, from).await?);
         let mut forms = WalletForms::blank(forms::new_key);
         forms.transfer_to = Field::typed(form.get("to"));
         forms.transfer_amount = Field::typed(form.get("amount"));
@@ -128,15 +148,15 @@ pub async fn transfer(
                     (&mut forms.transfer_to, to.err()),
                     (&mut forms.transfer_amount, amount.err()),
                 ]);
-                let page = refused_wallet(&app, from, forms, kind.status()).await;
+                let page = refused_wallet(&app, &caller, from, forms, kind.status()).await;
                 return Ok(Posted::Refused(kind, page));
             }
         };
         let location = format!("/ui/wallets/{from}?notice=transferred");
         let render = |_: &Transfer| forms::redirect(location.clone());
-        let store = &app.store;
+        let (store, actor) = (&app.store, caller.actor());
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
-            store.transfer(from, to, amount, None, finish).await
+            store.transfer(from, to, amount, actor, finish).await
         })
         .await;
         let to_field: FieldOf = |forms| &mut forms.transfer_to;
@@ -144,7 +164,7 @@ pub async fn transfer(
         let posted = match result {
             Ok(Ran::Done(_)) => {
                 tracing::info!(from_wallet_id = %from, to_wallet_id = %to, %currency,
-                    amount = %amount.format(currency), "money transferred from the web app");
+                    amount = %amount.format(currency), actor = caller.actor(), "money transferred from the web app");
                 Posted::Done(see_other(&location))
             }
             Ok(Ran::Replayed(stored)) => Posted::AlreadySent(replayed(stored, &location)),
@@ -152,22 +172,22 @@ pub async fn transfer(
                 Posted::AlreadySent(see_other(&format!("/ui/wallets/{from}?notice=pending")))
             }
             Err(StoreError::IdempotencyKeyReused) => {
-                refused(&app, from, forms, amount_field, forms::resubmitted()).await
+                refused(&app, &caller, from, forms, amount_field, forms::resubmitted()).await
             }
             Err(StoreError::InsufficientFunds { wallet, .. }) => {
                 let refusal = insufficient_funds(wallet.balance, currency);
-                refused(&app, from, forms, amount_field, refusal).await
+                refused(&app, &caller, from, forms, amount_field, refusal).await
             }
             Err(StoreError::BalanceTooLarge(_)) => {
                 let refusal = Refusal::new(
                     ProblemKind::AmountTooLarge,
                     "That would take the other wallet over the largest amount a wallet can hold.",
                 );
-                refused(&app, from, forms, amount_field, refusal).await
+                refused(&app, &caller, from, forms, amount_field, refusal).await
             }
             Err(StoreError::WalletNotFound(missing)) if missing == to => {
                 let refusal = Refusal::new(ProblemKind::WalletNotFound, gone(to));
-                refused(&app, from, forms, to_field, refusal).await
+                refused(&app, &caller, from, forms, to_field, refusal).await
             }
             Err(error) => return Err(PageError::from(error)),
         };
@@ -226,13 +246,14 @@ async fn destination(
 /// `POST /ui/wallets/{id}/close`: pays out what remains, closes the wallet, and returns to the list.
 pub async fn close_wallet(
     State(app): State<AppState>,
+    SignedIn(caller): SignedIn,
     Segment(id): Segment,
     form: FormBody,
 ) -> Response {
     let mut op = Operation::new(OperationKind::Close);
     let posted = async {
         let id = page_wallet_id(&id)?;
-        op.currency(app.store.wallet_currency(id).await?);
+        op.currency(visible_currency(&app, &caller, id).await?);
         if form.get("confirm") != "yes" {
             let refusal = Refusal::new(
                 ProblemKind::InvalidRequest,
@@ -240,13 +261,13 @@ pub async fn close_wallet(
             );
             let forms = WalletForms::blank(forms::new_key);
             let confirm: FieldOf = |forms| &mut forms.close_confirm;
-            return Ok(refused(&app, id, forms, confirm, refusal).await);
+            return Ok(refused(&app, &caller, id, forms, confirm, refusal).await);
         }
         let location = "/?notice=closed";
         let render = |_: &Option<LedgerEntry>| forms::redirect(location.to_owned());
-        let store = &app.store;
+        let (store, actor) = (&app.store, caller.actor());
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
-            store.close_wallet(id, None, finish).await
+            store.close_wallet(id, actor, finish).await
         })
         .await;
         match result {
@@ -255,7 +276,7 @@ pub async fn close_wallet(
                     op.amount(entry.amount);
                 }
                 tracing::info!(wallet_id = %id, paid_out = payout.map_or(0, |e| e.amount.minor_units()),
-                    "wallet closed from the web app");
+                    actor = caller.actor(), "wallet closed from the web app");
                 Ok(Posted::Done(see_other(location)))
             }
             Ok(Ran::Replayed(stored)) => Ok(Posted::AlreadySent(replayed(stored, location))),

@@ -12,7 +12,8 @@ use super::error::PageError;
 use crate::state::AppState;
 
 /// Refuses a form post (any method but GET, HEAD, OPTIONS, TRACE) whose Host, or whose Origin (scheme, host and
-/// port), is not one of the public origins.
+/// port), is not one of the public origins, or that a browser says came from another site. Runs before the
+/// session check, so a forged post is refused as such (a browser sends it without the `SameSite=Strict` cookie).
 pub async fn refuse_foreign_hosts(
     State(app): State<AppState>,
     request: Request,
@@ -29,7 +30,7 @@ pub async fn refuse_foreign_hosts(
         // No Host at all is not a browser (every browser sends one; a rebinding page's is its own name).
         let host_ok = text(header::HOST).is_none_or(|host| allows_host(configured, host));
         let origin_ok = text(header::ORIGIN).is_none_or(|origin| allows_origin(configured, origin));
-        if !(host_ok && origin_ok) {
+        if !(host_ok && origin_ok) || super::forms::is_cross_site(request.headers()) {
             return PageError::CrossSite.render(&app);
         }
     }

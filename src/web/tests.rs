@@ -1,6 +1,7 @@
-//! In-process tests of the web app: the whole router on a fresh SQLite file, driven with `oneshot`.
-//! The browser tests (`tests/ui/`) cover the same journeys in a real Chromium; these pin statuses, headers
-//! and edge cases quickly.
+//! In-process tests of the web app: the whole router on a fresh SQLite file, driven with `oneshot`, signed in
+//! with an admin key. The browser tests (`tests/ui/`) cover the same journeys in a real Chromium; these pin
+//! statuses, headers and edge cases quickly. Sessions, roles and owners are tested end to end in
+//! `tests/api/web_access.rs`.
 
 use axum::Router;
 use axum::body::Body;
@@ -8,11 +9,14 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use tower::ServiceExt;
 
 use crate::config::ServeArgs;
+use crate::domain::{KeySecret, Role};
 use crate::state::AppState;
 use crate::store::Store;
 
 struct TestApp {
     router: Router,
+    /// The `Cookie` header of the admin session every request is sent with.
+    cookie: String,
     _dir: tempfile::TempDir,
 }
 
@@ -38,13 +42,46 @@ impl TestApp {
         let settings = ServeArgs::default();
         let store = Store::connect(&url, &settings.database.store_options()).expect("store");
         store.migrate().await.expect("migrations");
-        Self {
+        let secret = KeySecret::generate();
+        let key = crate::auth::new_key(&secret, Role::Admin, None, "web tests").expect("key");
+        store.insert_api_key(&key).await.expect("insert key");
+        let mut app = Self {
             router: crate::app::router(AppState::new(store, settings)),
+            cookie: String::new(),
             _dir: dir,
-        }
+        };
+        let body = serde_urlencoded::to_string([("api_key", secret.reveal())]).expect("form");
+        let signed_in = app
+            .send(
+                Request::post("/ui/sign-in")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from(body))
+                    .expect("request"),
+            )
+            .await;
+        assert_eq!(
+            signed_in.status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            signed_in.body
+        );
+        let cookie = signed_in.headers[header::SET_COOKIE]
+            .to_str()
+            .expect("cookie")
+            .split(';')
+            .next()
+            .expect("name=value")
+            .to_owned();
+        app.cookie = cookie;
+        app
     }
 
-    async fn send(&self, request: Request<Body>) -> Answer {
+    /// Sends a request in the admin session (unless it carries its own `Cookie`).
+    async fn send(&self, mut request: Request<Body>) -> Answer {
+        if !self.cookie.is_empty() && !request.headers().contains_key(header::COOKIE) {
+            let cookie = header::HeaderValue::from_str(&self.cookie).expect("cookie");
+            request.headers_mut().insert(header::COOKIE, cookie);
+        }
         let response = self
             .router
             .clone()
@@ -571,4 +608,76 @@ async fn a_form_posted_from_another_site_is_refused_with_403_and_changes_nothing
     assert!(cross.body.contains("Form refused"));
     assert_eq!(same.status, StatusCode::SEE_OTHER);
     assert_eq!(app.balance(&wallet).await, "5.00");
+}
+
+#[tokio::test]
+async fn without_a_session_pages_redirect_to_the_sign_in_page_and_static_files_do_not() {
+    let app = TestApp::new().await;
+    let wallet = app.create("Ada", "EUR", "5.00").await;
+    let signed_out = |request: axum::http::request::Builder, body: &'static str| {
+        request
+            .header(header::COOKIE, "theme=dark")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .expect("request")
+    };
+
+    let home = app.send(signed_out(Request::get("/"), "")).await;
+    let page = app
+        .send(signed_out(Request::get(format!("{wallet}?before=3")), ""))
+        .await;
+    let post = app
+        .send(signed_out(
+            Request::post(format!("{wallet}/deposit")),
+            "amount=1",
+        ))
+        .await;
+    let css = app
+        .send(signed_out(Request::get(super::assets::css_url()), ""))
+        .await;
+    let sign_in = app.send(signed_out(Request::get("/ui/sign-in"), "")).await;
+
+    assert_eq!(home.status, StatusCode::SEE_OTHER);
+    assert_eq!(home.location(), "/ui/sign-in");
+    assert_eq!(home.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(home.headers[header::X_FRAME_OPTIONS], "SAMEORIGIN");
+    assert_eq!(
+        page.location(),
+        "/ui/sign-in?next=%2Fui%2Fwallets%2F1%3Fbefore%3D3"
+    );
+    assert_eq!(post.status, StatusCode::SEE_OTHER);
+    assert_eq!(post.location(), "/ui/sign-in");
+    assert_eq!(css.status, StatusCode::OK);
+    assert_eq!(sign_in.status, StatusCode::OK);
+    assert!(
+        sign_in
+            .body
+            .contains(r#"<label for="api_key">API key</label>"#)
+    );
+    assert!(sign_in.body.contains(r#"type="password""#));
+    assert!(!sign_in.body.contains("Sign out"));
+    assert_eq!(app.balance(&wallet).await, "5.00");
+}
+
+#[tokio::test]
+async fn the_header_names_the_signed_in_key_and_offers_sign_out_and_the_history_its_actor() {
+    let app = TestApp::new().await;
+    let wallet = app.create("Ada", "EUR", "5.00").await;
+
+    let page = app.get(&wallet).await;
+
+    assert!(page.body.contains("Signed in with key"), "{}", page.body);
+    assert!(page.body.contains("(admin)"));
+    assert!(page.body.contains(r#"action="/ui/sign-out""#));
+    assert!(page.body.contains("<th scope=\"col\">By key</th>"));
+    let key_id = page
+        .body
+        .split(r#"<code class="account__key">"#)
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("key id in the header");
+    assert!(
+        page.body
+            .contains(&format!("<td class=\"actor\"><code>{key_id}</code></td>"))
+    );
 }

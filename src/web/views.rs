@@ -5,27 +5,79 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 
 use super::assets;
-use crate::domain::{Amount, Currency, LedgerEntryKind, rfc3339};
+use crate::auth::Caller;
+use crate::domain::{Amount, Currency, LedgerEntryKind, Role, rfc3339};
 use crate::state::AppState;
 use crate::store::{LedgerEntry, Wallet};
 
-/// What every page's frame needs: the stylesheet and the operations links.
+/// What every page's frame needs: the stylesheet, the operations links, and who is signed in.
 pub struct Chrome {
     pub css_url: &'static str,
     pub icon_url: &'static str,
     pub grafana_url: String,
     pub prometheus_url: String,
+    /// The key the page's session acts as; `None` on the sign-in page and with authentication off.
+    pub account: Option<Account>,
 }
 
 impl Chrome {
     pub fn new(app: &AppState) -> Self {
+        let account = match super::session::visitor() {
+            Some(Caller::Key(key)) => Some(Account {
+                key_id: key.key_id.clone(),
+                role: key.role.as_str(),
+                owner: key.owner.clone(),
+            }),
+            _ => None,
+        };
         Self {
             css_url: assets::css_url(),
             icon_url: assets::icon_url(),
             grafana_url: app.settings.grafana_url.clone(),
             prometheus_url: app.settings.prometheus_url.clone(),
+            account,
         }
     }
+}
+
+/// The signed-in key, as the header shows it (never its secret).
+pub struct Account {
+    pub key_id: String,
+    pub role: &'static str,
+    pub owner: Option<String>,
+}
+
+/// What a caller may do on a page: which forms it is offered.
+#[derive(Debug, Clone)]
+pub struct Allowed {
+    /// Open wallets, deposit, withdraw, transfer.
+    pub write: bool,
+    /// Close wallets.
+    pub close: bool,
+    /// The owner a bound key acts for: the only owner it sees and opens wallets for.
+    pub owner: Option<String>,
+    /// Whether ledger entries record who caused them (authentication on).
+    pub actors: bool,
+}
+
+impl Allowed {
+    pub fn of(caller: &Caller) -> Self {
+        Self {
+            write: caller.allows(Role::Write),
+            close: caller.allows(Role::Admin),
+            owner: caller.owner().map(str::to_owned),
+            actors: matches!(caller, Caller::Key(_)),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+pub struct SignInPage {
+    pub chrome: Chrome,
+    /// Where to go once signed in (a local path).
+    pub next: String,
+    pub api_key: Field,
 }
 
 /// One form input: what the person typed (shown again after a rejection) and the error beside it.
@@ -57,10 +109,11 @@ pub struct CreateForm {
 }
 
 impl CreateForm {
-    pub fn blank(key: String) -> Self {
+    /// An empty form; an owner-bound key's owner is filled in.
+    pub fn blank(key: String, owner: Option<&str>) -> Self {
         Self {
             key,
-            owner: Field::default(),
+            owner: Field::typed(owner.unwrap_or_default()),
             currency: Field::typed("EUR"),
             initial_balance: Field::default(),
         }
@@ -155,6 +208,7 @@ pub struct HomePage {
     pub next_page_url: Option<String>,
     pub create: CreateForm,
     pub currencies: Vec<CurrencyOption>,
+    pub allowed: Allowed,
 }
 
 impl HomePage {
@@ -232,6 +286,8 @@ pub struct EntryView {
     pub amount: String,
     pub credit: bool,
     pub balance: String,
+    /// The id of the API key that caused the entry, or `—` (authentication off when it was made).
+    pub actor: String,
 }
 
 impl EntryView {
@@ -256,6 +312,7 @@ impl EntryView {
             amount: format!("{sign}{}", display_amount(entry.amount, currency)),
             credit,
             balance: display_amount(entry.balance_after, currency),
+            actor: entry.actor.clone().unwrap_or_else(|| "—".to_owned()),
         }
     }
 }
@@ -271,6 +328,7 @@ pub struct WalletPage {
     pub older_url: Option<String>,
     pub target: TransferTarget,
     pub forms: WalletForms,
+    pub allowed: Allowed,
 }
 
 #[derive(Template)]

@@ -160,11 +160,27 @@ impl Drop for TestDatabase {
     }
 }
 
+/// A client for the web app's pages: no API key, and redirects are not followed (a test sees the 303s).
+pub fn page_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The `Cookie` header value of a `Set-Cookie` answer (`revwallet_session=<token>`).
+pub fn cookie_of(reply: &Reply) -> String {
+    let set_cookie = reply.header("set-cookie").expect("Set-Cookie");
+    set_cookie.split(';').next().expect("name=value").to_owned()
+}
+
 /// revwallet serving a fresh database on a random port, in this process.
 pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
     pub store: Store,
+    /// The admin key's web session, started by the first `page` or `post_page`.
+    admin_session: tokio::sync::OnceCell<String>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     // Declared last: dropped after the server has stopped.
@@ -231,6 +247,7 @@ impl TestApp {
             address,
             client,
             store,
+            admin_session: tokio::sync::OnceCell::new(),
             shutdown: Some(shutdown),
             server: Some(server),
             database,
@@ -239,6 +256,69 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// Posts the sign-in form (as a browser would, from this app's own page).
+    pub async fn post_sign_in(&self, key: &str, headers: &[(&str, &str)]) -> Reply {
+        let body = serde_urlencoded::to_string([("api_key", key)]).expect("form");
+        let mut request = page_client()
+            .post(self.url("/ui/sign-in"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Reply::read(request.send().await.expect("POST sign-in")).await
+    }
+
+    /// Signs in to the web app with `key` and returns the `Cookie` header of the session (empty with
+    /// authentication off, where no sign-in is needed).
+    pub async fn sign_in(&self, key: &str) -> String {
+        if auth_off() {
+            return String::new();
+        }
+        let reply = self.post_sign_in(key, &[]).await;
+        assert_eq!(reply.status, 303, "sign-in: {}", reply.text);
+        cookie_of(&reply)
+    }
+
+    async fn admin_session(&self) -> &str {
+        self.admin_session
+            .get_or_init(|| self.sign_in(ADMIN_KEY))
+            .await
+    }
+
+    /// GETs a web page in `cookie`'s session, without following redirects.
+    pub async fn page_as(&self, cookie: &str, path: &str) -> Reply {
+        let mut request = page_client().get(self.url(path));
+        if !cookie.is_empty() {
+            request = request.header("cookie", cookie);
+        }
+        Reply::read(request.send().await.expect("GET page")).await
+    }
+
+    /// Posts a urlencoded form in `cookie`'s session, without following the redirect that answers it.
+    pub async fn post_page_as(&self, cookie: &str, path: &str, body: &str) -> Reply {
+        let mut request = page_client()
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned());
+        if !cookie.is_empty() {
+            request = request.header("cookie", cookie);
+        }
+        Reply::read(request.send().await.expect("POST form")).await
+    }
+
+    /// GETs a web page signed in with the test admin key.
+    pub async fn page(&self, path: &str) -> Reply {
+        let cookie = self.admin_session().await.to_owned();
+        self.page_as(&cookie, path).await
+    }
+
+    /// Posts a web form signed in with the test admin key.
+    pub async fn post_page(&self, path: &str, body: &str) -> Reply {
+        let cookie = self.admin_session().await.to_owned();
+        self.post_page_as(&cookie, path, body).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {

@@ -49,17 +49,9 @@ async fn send(
     Reply::read(request.send().await.expect("request")).await
 }
 
-/// Posts a web form as a browser's first request would, without following the redirect that answers it.
+/// Posts a web form as a signed-in browser would, without following the redirect that answers it.
 async fn post_form(app: &TestApp, path: &str, body: &str) -> Reply {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let request = client
-        .post(app.url(path))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.to_owned());
-    Reply::read(request.send().await.expect("POST form")).await
+    app.post_page(path, body).await
 }
 
 // Item 1: a NUL in `?owner=` reached PostgreSQL (500); every owner filter now follows the owner rule.
@@ -94,12 +86,12 @@ async fn the_web_owner_filter_follows_the_owner_rule(backend: Backend) {
         "owner=a%E2%80%8Bb",
         &format!("owner={}", "a".repeat(101)),
     ] {
-        let page = app.get(&format!("/?{query}")).await;
+        let page = app.page(&format!("/?{query}")).await;
         assert_eq!(page.status, 422, "{query}: {}", page.text);
         assert!(page.text.contains("Invalid owner filter"), "{}", page.text);
     }
     // The same owner, decomposed (e + U+0308), finds the wallet stored composed.
-    let page = app.get("/?owner=Zoe%CC%88").await;
+    let page = app.page("/?owner=Zoe%CC%88").await;
     assert_eq!(page.status, 200);
     assert!(page.text.contains(">Zo\u{eb}</a>"), "{}", page.text);
     assert_eq!(app.snapshot().await, before);
@@ -259,7 +251,7 @@ async fn ids_with_leading_zeros_are_not_wallet_ids(backend: Backend) {
             .await
             .assert_problem(422, "invalid_request");
     }
-    let page = app.get("/ui/wallets/01").await;
+    let page = app.page("/ui/wallets/01").await;
     assert_eq!(page.status, 404);
     assert_eq!(app.snapshot().await, before);
 }
@@ -272,7 +264,7 @@ async fn an_empty_owner_filter_means_no_filter_in_the_api_and_the_web(backend: B
         let listed = app.get(&format!("/wallet/?{query}")).await;
         assert_eq!(listed.status, 200, "{}", listed.text);
         assert_eq!(listed.body.as_array().map(Vec::len), Some(2), "{query}");
-        let page = app.get(&format!("/?{query}")).await;
+        let page = app.page(&format!("/?{query}")).await;
         assert_eq!(page.status, 200);
         assert!(page.text.contains(">Ada</a>") && page.text.contains(">Grace</a>"));
     }

@@ -204,13 +204,28 @@ async fn form_posts_to_another_host_or_from_another_origin_are_refused(backend: 
         ..ServeArgs::default()
     };
     let configured = TestApp::spawn_on(database, settings).await;
-    let client = crate::helpers::admin_client_builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let client = crate::helpers::page_client();
+    // Signing in is a form post too: from the public origin.
+    let public_headers = [
+        ("host", "wallet.example"),
+        ("origin", "https://wallet.example"),
+    ];
+    let signed_in = configured
+        .post_sign_in(crate::helpers::ADMIN_KEY, &public_headers)
+        .await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.text);
+    let configured_session = crate::helpers::cookie_of(&signed_in);
+    let default = TestApp::spawn(backend).await.expect("backend configured");
+    let default_session = default.sign_in(crate::helpers::ADMIN_KEY).await;
     let open = |app: &TestApp, host: String, origin: String| {
+        let cookie = if app.address == configured.address {
+            &configured_session
+        } else {
+            &default_session
+        };
         client
             .post(app.url("/ui/wallets"))
+            .header("cookie", cookie)
             .header("host", host)
             .header("origin", origin)
             .header("sec-fetch-site", "same-origin")
@@ -248,9 +263,16 @@ async fn form_posts_to_another_host_or_from_another_origin_are_refused(backend: 
     .await
     .expect("post");
     assert_eq!(public.status(), 303);
+    let opened = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("location")
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|location| location.starts_with("/ui/wallets/"))
+    };
+    assert!(opened(&public), "signed in, the wallet was opened");
 
     // The default: loopback on any port, nothing else.
-    let default = TestApp::spawn(backend).await.expect("backend configured");
     let port = default.address.port();
     let rebound = open(
         &default,
@@ -268,4 +290,5 @@ async fn form_posts_to_another_host_or_from_another_origin_are_refused(backend: 
     .await
     .expect("post");
     assert_eq!(local.status(), 303);
+    assert!(opened(&local), "signed in, the wallet was opened");
 }

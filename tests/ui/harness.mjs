@@ -1,6 +1,7 @@
 // What the browser tests stand on: the real revwallet binary (built with cargo, started on a free port with its
 // own SQLite file), Debian's Chromium driven over CDP by playwright-core (never a downloaded browser), axe-core
-// injected from node_modules, and the helpers that submit a form and report what the server answered.
+// injected from node_modules, and the helpers that submit a form and report what the server answered, make API
+// keys through the admin API and sign in to the web app with them.
 // Written for Node 18 (Debian 12's nodejs) and later.
 
 import assert from 'node:assert/strict';
@@ -33,6 +34,9 @@ export const CHROMIUM_FLAGS = [
   '--disable-sync',
   '--no-first-run',
 ];
+
+/** The admin key the test server is started with (`REVWALLET_BOOTSTRAP_ADMIN_KEY`); other keys are made with it. */
+export const ADMIN_KEY = 'rw_ui_test_admin_0123456789abcdef0123456789abcdef';
 
 export const DESKTOP = { width: 1280, height: 800 };
 export const PHONE = { width: 375, height: 812 };
@@ -84,6 +88,7 @@ export async function startServer(binary) {
       ...env,
       DATABASE_URL: `sqlite://${dir}/ui.db`,
       REVWALLET_LISTEN: `127.0.0.1:${port}`,
+      REVWALLET_BOOTSTRAP_ADMIN_KEY: ADMIN_KEY,
       REVWALLET_LOG_FORMAT: 'text',
       RUST_LOG: 'info,sqlx=warn',
     },
@@ -172,6 +177,35 @@ export async function submit(page, button) {
   const postResponse = post === response.request() ? response : await post.response();
   assert.equal(post.method(), 'POST', 'the form was posted');
   return { postStatus: postResponse.status(), status: response.status(), url: new URL(page.url()) };
+}
+
+/** Makes an API key of `role` through the admin API and returns its secret. */
+export async function createKey(base, role, owner) {
+  const response = await fetch(`${base}/wallet/keys`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_KEY}` },
+    body: JSON.stringify({ role, name: `browser tests, ${role}`, ...(owner ? { owner } : {}) }),
+  });
+  const body = await response.text();
+  assert.equal(response.status, 201, body);
+  return JSON.parse(body).key;
+}
+
+/** Signs in on the sign-in page with `key` (the page may be signed in already) and lands on `/`. */
+export async function signIn(page, base, key) {
+  await page.goto(`${base}/ui/sign-in`);
+  await page.getByLabel('API key').fill(key);
+  const answer = await submit(page, page.getByRole('button', { name: 'Sign in' }));
+  assert.deepEqual([answer.postStatus, answer.status], [303, 200], 'signed in');
+  return answer;
+}
+
+/** Signs out with the header's button and lands on the sign-in page. */
+export async function signOut(page) {
+  const answer = await submit(page, page.getByRole('button', { name: 'Sign out' }));
+  assert.deepEqual([answer.postStatus, answer.status], [303, 200], 'signed out');
+  assert.equal(answer.url.pathname, '/ui/sign-in');
+  return answer;
 }
 
 /** Runs axe-core in the page and fails on any serious or critical violation (others are printed). */

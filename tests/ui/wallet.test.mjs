@@ -1,39 +1,51 @@
-// Browser tests of the web app in Debian's headless Chromium: the journeys a person takes (create, deposit,
-// withdraw, transfer, refused forms, close), with JavaScript on and off, keyboard only, axe-core on every page
-// state, and the screenshots in docs/screenshots/. Run with `make ui-test` (after `make deps-ui`).
+// Browser tests of the web app in Debian's headless Chromium: signing in (a `write` key for the journeys, `admin`
+// to close, a `read` key that gets no forms, no session at all), the journeys a person takes (create, deposit,
+// withdraw, transfer, refused forms, close), a forged cross-site post, with JavaScript on and off, keyboard only,
+// axe-core on every page state, and the screenshots in docs/screenshots/. Run with `make ui-test` (after
+// `make deps-ui`).
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import {
+  ADMIN_KEY,
   PHONE,
   assertAccessible,
   assertNoSidewaysScroll,
   buildBinary,
+  createKey,
   openBrowser,
   screenshots,
+  signIn,
+  signOut,
   startServer,
   submit,
 } from './harness.mjs';
 
 let server;
+let writeKey;
+let readKey;
 
 before(async () => {
   server = await startServer(buildBinary());
+  writeKey = await createKey(server.base, 'write');
+  readKey = await createKey(server.base, 'read');
 }, { timeout: 30 * 60_000 });
 
 after(async () => {
   await server?.stop();
 });
 
-/** Creates a wallet through the JSON API (for a fuller list in the screenshots). */
+/** Creates a wallet through the JSON API (for a fuller list in the screenshots) and returns its id. */
 async function seed(owner, currency, initialBalance) {
   const response = await fetch(`${server.base}/wallet/`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_KEY}` },
     body: JSON.stringify({ owner, currency, initial_balance: initialBalance }),
   });
-  assert.equal(response.status, 201, await response.text());
+  const body = await response.text();
+  assert.equal(response.status, 201, body);
+  return JSON.parse(body).id;
 }
 
 const balanceOf = async (page) => (await page.locator('#balance').innerText()).replace(/\s+/g, ' ').trim();
@@ -75,7 +87,43 @@ describe('the web app in Chromium with JavaScript', () => {
     await browser?.close();
   });
 
-  it('a person creates two wallets, moves money between them, is refused an overdraft and 1.001 EUR, and closes one', async () => {
+  it('without a session every page leads to the sign-in page, which refuses a wrong key and accepts a write key', async () => {
+    let shown = await page.goto(`${server.base}/`);
+    assert.equal(shown.status(), 200);
+    assert.equal(new URL(page.url()).pathname, '/ui/sign-in');
+    assert.equal(await page.getByRole('heading', { level: 1 }).innerText(), 'Sign in');
+    assert.equal(await page.getByRole('button', { name: 'Sign out' }).count(), 0);
+    assert.equal(await page.getByLabel('API key').getAttribute('type'), 'password');
+    await screenshots(page, 'sign-in');
+
+    // A page asked for without a session is where the browser goes back to once signed in.
+    await page.goto(`${server.base}/ui/wallets/1`);
+    const asked = new URL(page.url());
+    assert.equal(asked.pathname, '/ui/sign-in');
+    assert.equal(asked.searchParams.get('next'), '/ui/wallets/1');
+
+    await page.getByLabel('API key').fill('rw_not_a_key_of_this_server_0123456789abcdef');
+    let answer = await submit(page, page.getByRole('button', { name: 'Sign in' }));
+    assert.equal(answer.postStatus, 401);
+    assert.equal(await text(page.locator('#api_key-error')), 'Error: This API key is unknown or has been revoked.');
+    assert.equal(await page.getByLabel('API key').getAttribute('aria-invalid'), 'true');
+    assert.equal(await page.getByLabel('API key').inputValue(), '', 'the key is not shown back');
+    assert.match(await page.title(), /^Error: Sign in/);
+    await assertAccessible(page, 'the refused sign-in');
+
+    await page.getByLabel('API key').fill(writeKey);
+    answer = await submit(page, page.getByRole('button', { name: 'Sign in' }));
+    assert.deepEqual([answer.postStatus, answer.status], [303, 404], 'back to the page asked for (no wallet yet)');
+    assert.equal(answer.url.pathname, '/ui/wallets/1');
+    assert.match(await page.locator('.account').innerText(), /Signed in with key \w+ \(write\)/);
+    const cookies = await browser.context.cookies();
+    const session = cookies.find((cookie) => cookie.name === 'revwallet_session');
+    assert.ok(session, 'a session cookie');
+    assert.equal(session.httpOnly, true);
+    assert.equal(session.sameSite, 'Strict');
+  });
+
+  it('a person with a write key creates two wallets, moves money between them, is refused an overdraft and 1.001 EUR; an admin closes one', async () => {
     // The home page before anything exists.
     const home = await page.goto(`${server.base}/`);
     assert.equal(home.status(), 200);
@@ -166,8 +214,12 @@ describe('the web app in Chromium with JavaScript', () => {
     assert.equal(graceHistory.length, 2);
     assert.match(graceHistory[0], /Transfer from #\d+[\s\S]*\+75\.25\s+75\.25/);
 
-    // Closing: the box must be ticked (the browser enforces `required`), then the wallet leaves the list and
-    // its page answers 404.
+    // Closing needs an admin: a write key is not offered the form. Signed in as admin, the box must be ticked (the
+    // browser enforces `required`), then the wallet leaves the list and its page answers 404.
+    assert.equal(await page.getByRole('button', { name: 'Close wallet' }).count(), 0);
+    await signOut(page);
+    await signIn(page, server.base, ADMIN_KEY);
+    await page.goto(`${server.base}${grace}`);
     await page.getByLabel(/^Yes, close wallet/).check();
     answer = await submit(page, page.getByRole('button', { name: 'Close wallet' }));
     assert.deepEqual([answer.postStatus, answer.status], [303, 200]);
@@ -221,6 +273,45 @@ describe('the web app in Chromium with JavaScript', () => {
       await page.setViewportSize({ width: 1280, height: 800 });
     }
   });
+
+  it('a form posted from another site is refused and changes nothing', async () => {
+    const id = await seed('Forgery Target', 'EUR', '10.00');
+    const wallet = `/ui/wallets/${id}`;
+    // A page of another site with a form aimed at this app (Playwright serves it; nothing leaves the machine).
+    await browser.context.route('http://forger.test/**', (route) =>
+      route.fulfill({
+        contentType: 'text/html',
+        body: `<!doctype html><title>Win a prize</title><form method="post" action="${server.base}${wallet}/deposit">
+          <input type="hidden" name="amount" value="1000"><button type="submit">Claim</button></form>`,
+      }),
+    );
+    await page.goto('http://forger.test/');
+    const answer = await submit(page, page.getByRole('button', { name: 'Claim' }));
+    assert.equal(answer.postStatus, 403);
+    assert.equal(await page.getByRole('heading', { level: 1 }).innerText(), 'Form refused');
+    await page.goto(`${server.base}${wallet}`);
+    assert.equal(await balanceOf(page), '10.00 EUR');
+  });
+
+  it('a read key sees the wallets and their history but is offered no form', async () => {
+    await page.goto(`${server.base}/`);
+    await signOut(page);
+    await signIn(page, server.base, readKey);
+    assert.match(await page.locator('.account').innerText(), /\(read\)/);
+    assert.ok((await page.locator('.wallets tbody tr').count()) > 0, 'the wallets are listed');
+    assert.equal(await page.getByRole('button', { name: 'Create wallet' }).count(), 0);
+    await assertAccessible(page, 'the home page of a read key');
+
+    await page.locator('.wallets tbody tr').filter({ hasText: 'Ada Lovelace' }).getByRole('link').click();
+    assert.match(await balanceOf(page), /EUR$/);
+    assert.ok((await historyRows(page).count()) > 0, 'the history is shown');
+    for (const form of ['Deposit', 'Withdraw', 'Transfer', 'Close wallet']) {
+      assert.equal(await page.getByRole('button', { name: form, exact: true }).count(), 0, `no ${form} form`);
+    }
+    await assertAccessible(page, 'the wallet page of a read key');
+
+    assert.deepEqual(browser.foreign, [], 'nothing is loaded from outside the app');
+  });
 });
 
 describe('the web app in Chromium with JavaScript disabled', () => {
@@ -230,6 +321,7 @@ describe('the web app in Chromium with JavaScript disabled', () => {
   before(async () => {
     browser = await openBrowser(server.base, { javaScriptEnabled: false, viewport: PHONE });
     page = browser.page;
+    await signIn(page, server.base, writeKey);
   });
 
   after(async () => {
@@ -265,6 +357,9 @@ describe('the web app in Chromium with JavaScript disabled', () => {
 
     await page.goto(`${server.base}${to}`);
     assert.equal(await balanceOf(page), '10.00 EUR');
+    await signOut(page);
+    await signIn(page, server.base, ADMIN_KEY);
+    await page.goto(`${server.base}${to}`);
     await page.getByLabel(/^Yes, close wallet/).check();
     answer = await submit(page, page.getByRole('button', { name: 'Close wallet' }));
     assert.deepEqual([answer.postStatus, answer.status], [303, 200]);
