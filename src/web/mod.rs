@@ -5,6 +5,7 @@
 mod assets;
 mod error;
 mod forms;
+mod holds;
 mod home;
 mod operations;
 pub mod origin;
@@ -48,6 +49,18 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/ui/wallets/{id}/close",
             get(wallet::redirect_to_wallet).post(operations::close_wallet),
+        )
+        .route(
+            "/ui/wallets/{id}/holds",
+            get(wallet::redirect_to_wallet).post(holds::place),
+        )
+        .route(
+            "/ui/wallets/{id}/holds/{hold}/capture",
+            get(holds::redirect_to_wallet).post(holds::capture),
+        )
+        .route(
+            "/ui/wallets/{id}/holds/{hold}/void",
+            get(holds::redirect_to_wallet).post(holds::void),
         )
         .route("/ui/{*rest}", any(wallet::page_not_found))
         .route("/static/{file}", get(assets::serve_asset))

@@ -271,6 +271,7 @@ pub struct WalletPage {
     pub older_url: Option<String>,
     pub target: TransferTarget,
     pub forms: WalletForms,
+    pub holds: super::holds::HoldsSection,
 }
 
 #[derive(Template)]
@@ -314,7 +315,7 @@ pub fn example_amount(currency: Currency) -> String {
     }
 }
 
-fn display_time(at: DateTime<Utc>) -> String {
+pub fn display_time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 

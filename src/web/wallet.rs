@@ -42,7 +42,7 @@ pub async fn show_wallet(
     }
 }
 
-async fn wallet_page(
+pub(super) async fn wallet_page(
     app: &AppState,
     id: WalletId,
     before: Option<i64>,
@@ -89,6 +89,7 @@ async fn wallet_page(
         TransferTarget::TypeNumber
     };
     Ok(WalletPage {
+        holds: super::holds::HoldsSection::load(app, &wallet).await?,
         chrome: Chrome::new(app),
         notice,
         newest_url: before.map(|_| view.url.clone()),

@@ -15,3 +15,4 @@ mod limits;
 mod observability;
 mod readme;
 mod routes;
+mod web_holds;
