@@ -327,7 +327,9 @@ pub async fn capture_hold(
             Some(text) => text.positive(code)?,
             None => hold.amount,
         };
-        if amount > hold.amount {
+        // A finished hold is 409 whatever the amount (SPEC §9): the store says so, under the idempotency key, so a
+        // repeated capture still replays its first answer.
+        if hold.status == HoldStatus::Pending && amount > hold.amount {
             return Err(ApiError::new(
                 ProblemKind::InvalidAmount,
                 format!("hold {id} reserved {} {code}; cannot capture {} {code}", hold.amount.format(code), amount.format(code)),

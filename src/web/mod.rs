@@ -7,6 +7,7 @@
 mod assets;
 mod error;
 mod forms;
+mod holds;
 mod home;
 mod operations;
 pub mod origin;
@@ -61,6 +62,18 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route(
             session::SIGN_OUT_PATH,
             get(wallet::redirect_home).post(sign_in::sign_out),
+        )
+        .route(
+            "/ui/wallets/{id}/holds",
+            get(wallet::redirect_to_wallet).post(holds::place),
+        )
+        .route(
+            "/ui/wallets/{id}/holds/{hold}/capture",
+            get(holds::redirect_to_wallet).post(holds::capture),
+        )
+        .route(
+            "/ui/wallets/{id}/holds/{hold}/void",
+            get(holds::redirect_to_wallet).post(holds::void),
         )
         .route("/ui/{*rest}", any(wallet::page_not_found))
         .route("/static/{file}", get(assets::serve_asset))

@@ -31,6 +31,9 @@ fn notice_text(name: &str) -> Option<&'static str> {
         "deposited" => "Deposit recorded.",
         "withdrawn" => "Withdrawal recorded.",
         "transferred" => "Transfer completed.",
+        "held" => "Hold placed.",
+        "captured" => "Hold captured.",
+        "voided" => "Hold voided.",
         "closed" => "Wallet closed. Its remaining balance was paid out and its history kept.",
         "pending" => {
             "That form was already sent and is still being processed. Check the history in a moment."

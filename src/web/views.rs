@@ -329,6 +329,7 @@ pub struct WalletPage {
     pub target: TransferTarget,
     pub forms: WalletForms,
     pub allowed: Allowed,
+    pub holds: super::holds::HoldsSection,
 }
 
 #[derive(Template)]
@@ -372,7 +373,7 @@ pub fn example_amount(currency: Currency) -> String {
     }
 }
 
-fn display_time(at: DateTime<Utc>) -> String {
+pub fn display_time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 

@@ -60,7 +60,7 @@ pub async fn show_wallet(
     }
 }
 
-async fn wallet_page(
+pub(super) async fn wallet_page(
     app: &AppState,
     caller: &Caller,
     id: WalletId,
@@ -118,6 +118,7 @@ async fn wallet_page(
         TransferTarget::TypeNumber
     };
     Ok(WalletPage {
+        holds: super::holds::HoldsSection::load(app, &wallet).await?,
         chrome: Chrome::new(app),
         notice,
         newest_url: before.map(|_| view.url.clone()),

@@ -16,3 +16,4 @@ mod observability;
 mod readme;
 mod routes;
 mod web_access;
+mod web_holds;
