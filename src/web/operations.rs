@@ -15,7 +15,7 @@ use crate::domain::{Amount, Currency, WalletId};
 use crate::idempotency::{Ran, run_once};
 use crate::outcome::{Operation, OperationKind, ProblemKind};
 use crate::state::AppState;
-use crate::store::{LedgerEntry, Movement, StoreError, Transfer};
+use crate::store::{LedgerEntry, Movement, StoreError, Transfer, Wallet};
 
 /// `POST /ui/wallets/{id}/deposit`.
 pub async fn deposit(
@@ -89,7 +89,7 @@ async fn move_money(
             }
             Err(StoreError::IdempotencyKeyReused) => forms::resubmitted(),
             Err(StoreError::InsufficientFunds { wallet, .. }) => {
-                insufficient_funds(wallet.balance, currency)
+                insufficient_funds(&wallet, currency)
             }
             Err(StoreError::BalanceTooLarge(_)) => Refusal::new(
                 ProblemKind::AmountTooLarge,
@@ -175,7 +175,7 @@ pub async fn transfer(
                 refused(&app, &caller, from, forms, amount_field, forms::resubmitted()).await
             }
             Err(StoreError::InsufficientFunds { wallet, .. }) => {
-                let refusal = insufficient_funds(wallet.balance, currency);
+                let refusal = insufficient_funds(&wallet, currency);
                 refused(&app, &caller, from, forms, amount_field, refusal).await
             }
             Err(StoreError::BalanceTooLarge(_)) => {
@@ -197,11 +197,20 @@ pub async fn transfer(
     counted(op, &app, posted)
 }
 
-fn insufficient_funds(balance: Amount, currency: Currency) -> Refusal {
-    let message = format!(
-        "Insufficient funds: this wallet holds {} {currency}.",
-        display_amount(balance, currency)
-    );
+/// What the wallet could give: its balance, or, while holds reserve part of it, what is available.
+fn insufficient_funds(wallet: &Wallet, currency: Currency) -> Refusal {
+    let message = if wallet.held > Amount::ZERO {
+        format!(
+            "Insufficient funds: this wallet holds {} {currency}, of which {} {currency} is available (the rest is held).",
+            display_amount(wallet.balance, currency),
+            display_amount(wallet.available(), currency)
+        )
+    } else {
+        format!(
+            "Insufficient funds: this wallet holds {} {currency}.",
+            display_amount(wallet.balance, currency)
+        )
+    };
     Refusal::new(ProblemKind::InsufficientFunds, message)
 }
 

@@ -14,6 +14,7 @@ crate::on_both_backends!(
     invalid_hours_targets_and_currencies_are_refused_beside_their_fields,
     a_whole_capture_is_a_withdrawal_and_a_repeated_form_moves_money_once,
     a_hold_of_another_wallet_is_no_page,
+    a_withdrawal_past_what_is_available_says_what_is_held,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -382,4 +383,23 @@ async fn a_hold_of_another_wallet_is_no_page(backend: Backend) {
         reply.header("location"),
         Some(format!("/ui/wallets/{ada}").as_str())
     );
+}
+
+/// With money held, a refused withdrawal says what is available, not only the balance.
+async fn a_withdrawal_past_what_is_available_says_what_is_held(backend: Backend) {
+    let app = app(backend).await;
+    let wallet = app.create_wallet("held-back", "EUR", "100.00").await;
+    placed(&app, &wallet, "80.00").await;
+    let key = uuid::Uuid::new_v4().to_string();
+    let fields = [("key", key.as_str()), ("amount", "50.00")];
+    let reply = post_form(&app, &format!("/ui/wallets/{wallet}/withdraw"), &fields).await;
+    assert_eq!(reply.status, 409, "{}", reply.text);
+    assert!(
+        reply
+            .text
+            .contains("this wallet holds 100.00 EUR, of which 20.00 EUR is available"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(money(&app, &wallet).await[0], "100.00");
 }
