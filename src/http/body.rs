@@ -28,21 +28,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         if !is_json(request.headers().get(header::CONTENT_TYPE)) {
             return Err(ProblemKind::UnsupportedMediaType.into());
         }
-        let key = idempotency_key(request.headers())?;
-        // Set by the authentication middleware on every `/wallet` route.
-        let scope = request
-            .extensions()
-            .get::<Caller>()
-            .map(Caller::idempotency_scope)
-            .unwrap_or_default();
-        let method = request.method().clone();
-        let path = request.uri().path().to_owned();
-        let bytes = axum::body::Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| match rejection.status().as_u16() {
-                413 => ProblemKind::PayloadTooLarge.into(),
-                _ => ApiError::invalid_json(rejection.body_text()),
-            })?;
+        let (bytes, idempotency) = keyed_bytes(request, state).await?;
         // A body that is not UTF-8 is not JSON (RFC 8259 §8.1), wherever the bad bytes are.
         if std::str::from_utf8(&bytes).is_err() {
             return Err(ApiError::invalid_json("the body is not valid UTF-8"));
@@ -56,10 +42,33 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         }
         let value = serde_json::from_slice(&bytes)
             .map_err(|error| ApiError::invalid_request(error.to_string()))?;
-        let idempotency =
-            key.map(|key| IdempotencyKey::for_api(&scope, &key, method.as_str(), &path, &bytes));
         Ok(Self { value, idempotency })
     }
+}
+
+/// A write's body bytes (within the body limit) and its `Idempotency-Key`, fingerprinting those bytes, in the
+/// caller's scope (set by the authentication middleware on every `/wallet` route).
+pub(super) async fn keyed_bytes<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<(axum::body::Bytes, Option<IdempotencyKey>), ApiError> {
+    let key = idempotency_key(request.headers())?;
+    let scope = request
+        .extensions()
+        .get::<Caller>()
+        .map(Caller::idempotency_scope)
+        .unwrap_or_default();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let bytes = axum::body::Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| match rejection.status().as_u16() {
+            413 => ProblemKind::PayloadTooLarge.into(),
+            _ => ApiError::invalid_json(rejection.body_text()),
+        })?;
+    let idempotency =
+        key.map(|key| IdempotencyKey::for_api(&scope, &key, method.as_str(), &path, &bytes));
+    Ok((bytes, idempotency))
 }
 
 fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
@@ -74,7 +83,7 @@ fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-pub(super) fn idempotency_key(headers: &header::HeaderMap) -> Result<Option<String>, ApiError> {
+fn idempotency_key(headers: &header::HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::body::{AmountText, IdText, JsonBody, idempotency_key, scalar_text};
+use super::body::{AmountText, IdText, JsonBody, keyed_bytes, scalar_text};
 use super::error::{ApiError, Problem, Result};
 use super::extract::{ApiQuery, PathId};
 use super::paging::{cursor, link_next, page_size};
@@ -17,7 +17,7 @@ use super::schema::{TransactionResponse, TransferTarget, WalletResponse};
 use super::wallets::{counted, visible};
 use crate::auth::Caller;
 use crate::domain::{Currency, HoldId, HoldLifetime, HoldStatus, rfc3339};
-use crate::idempotency::{IdempotencyKey, run_once};
+use crate::idempotency::run_once;
 use crate::outcome::{Operation, OperationKind, ProblemKind};
 use crate::state::AppState;
 use crate::store::{Capture, Hold};
@@ -162,27 +162,13 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Default> FromRequest<S>
         if request.headers().contains_key(header::CONTENT_TYPE) {
             return JsonBody::from_request(request, state).await.map(Self);
         }
-        let key = idempotency_key(request.headers())?;
-        let scope = request
-            .extensions()
-            .get::<Caller>()
-            .map(Caller::idempotency_scope)
-            .unwrap_or_default();
-        let method = request.method().clone();
-        let path = request.uri().path().to_owned();
-        let bytes = axum::body::Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| match rejection.status().as_u16() {
-                413 => ProblemKind::PayloadTooLarge.into(),
-                _ => ApiError::invalid_json(rejection.body_text()),
-            })?;
+        let (bytes, idempotency) = keyed_bytes(request, state).await?;
         if !bytes.is_empty() {
             return Err(ProblemKind::UnsupportedMediaType.into());
         }
         Ok(Self(JsonBody {
             value: T::default(),
-            idempotency: key
-                .map(|key| IdempotencyKey::for_api(&scope, &key, method.as_str(), &path, &[])),
+            idempotency,
         }))
     }
 }
