@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench/results"
 RAW = RESULTS / "tmp"  # raw wrk/pgbench output and server logs; git-ignored
 DOC = ROOT / "docs/performance.md"
-SCRIPTS = {"reads": "read.lua", "deposits": "deposit.lua", "hot": "deposit.lua", "mix": "mix.lua"}
+SCRIPTS = {"reads": "read.lua", "deposits": "deposit.lua", "hot": "deposit.lua", "mix": "mix.lua", "keyed": "keyed.lua",
+           "zipf": "zipf.lua", "hotpair": "hotpair.lua", "holds": "holds.lua"}
 PGBENCH = {"reads": "read", "deposits": "deposit", "hot": "deposit"}
 
 
@@ -55,7 +56,8 @@ def parse_args() -> argparse.Namespace:
                    "(default: BENCH_POSTGRES_URL, else REVWALLET_TEST_POSTGRES_URL)")
     p.add_argument("--duration", type=int, default=int(env("BENCH_DURATION", "8")), help="seconds per measurement")
     p.add_argument("--clients", default=env("BENCH_CLIENTS", "16,64"))
-    p.add_argument("--wallets", type=int, default=int(env("BENCH_WALLETS", "1000")))
+    p.add_argument("--wallets", type=int, default=int(env("BENCH_WALLETS", "10000")),
+                   help="wallets seeded through the API (the Zipf workload skews over all of them)")
     p.add_argument("--pool-size", type=int, default=int(env("BENCH_POOL_SIZE", "0")) or None,
                    help="REVWALLET_DB_POOL_SIZE for the measured server (default: the binary's default)")
     p.add_argument("--only", default=env("BENCH_ONLY", "postgres,sqlite,resilience"),

@@ -23,7 +23,9 @@ def results():
                m("pgbench-revwallet-sql", "hot", c, 400), m("revwallet-postgres", "mix", c, 3000, rss=23),
                m("revwallet-sqlite", "reads", c, 8000, rss=18), m("revwallet-sqlite", "deposits", c, 400, rss=18),
                m(report.AUTH_OFF_TARGET, "reads", c, 6600 if c == 16 else 10000, rss=19),
-               m(report.AUTH_OFF_TARGET, "deposits", c, 1600, rss=21)]
+               m(report.AUTH_OFF_TARGET, "deposits", c, 1600, rss=21),
+               m("revwallet-postgres", "keyed", c, 3000, rss=24), m("revwallet-postgres", "zipf", c, 2500, p99=70),
+               m("revwallet-sqlite", "holds", c, 900, p99=12)]
     ratio_rows = report.ratios(ms, [16, 64])
     auth_cost_rows = report.auth_cost(ms, [16, 64])
     return {"started": "2026-01-01 00:00 UTC", "wall_s": 600, "machine": {"summary": "2 cores", "postgres": "15",
@@ -40,8 +42,23 @@ def test_ratios_divide_revwallet_by_the_ceiling_at_the_same_client_count():
     assert rows[("reads", "pgbench-textbook", 16)]["ratio"] == 0.6
     assert rows[("deposits", "pgbench-revwallet-sql", 64)]["ratio"] == 0.8
     assert rows[("deposits", "pgbench-revwallet-sql", 64)]["met"] is True
-    assert rows[("hot", "pgbench-textbook", 64)]["met"] is False  # 1.67 < 2
+    assert rows[("hot", "pgbench-textbook", 64)]["met"] is False  # 1.67 < 10
     assert rows[("reads", "pgbench-revwallet-sql", 64)]["met"] is None  # shown, no target
+
+
+def test_keyed_deposits_are_compared_with_pgbench_running_the_deposit():
+    rows = {(r["workload"], r["ceiling"], r["clients"]): r for r in results()["ratios"]}
+    assert rows[("keyed", "pgbench-revwallet-sql", 64)]["ratio"] == 1.5  # 3000 / 2000
+    assert rows[("keyed", "pgbench-revwallet-sql", 64)]["met"] is True
+    assert rows[("keyed", "pgbench-textbook", 16)]["ratio"] == 2.0  # 3000 / 1500
+    assert rows[("hot", "pgbench-textbook", 16)]["met"] is False  # 500 / 300 is far from 10×
+
+
+def test_the_new_workloads_have_p99_targets_on_both_backends():
+    targets = {t["name"]: t for t in results()["targets"]}
+    assert targets["zipf p99 < 50 ms at 64, revwallet on PostgreSQL"]["met"] is False  # 70 ms
+    assert targets["holds p99 < 50 ms at 64, revwallet on SQLite"]["met"] is True  # 12 ms
+    assert targets["hotpair p99 < 50 ms at 64, revwallet on SQLite"]["figure"] == "no measurement"
 
 
 def test_targets_name_the_unmet_p99_and_the_rss_figure():
@@ -49,7 +66,7 @@ def test_targets_name_the_unmet_p99_and_the_rss_figure():
     p99 = targets["deposits p99 < 50 ms at 64, revwallet on PostgreSQL"]
     assert (p99["met"], p99["figure"]) == (False, "60.0 ms")
     assert targets["peak RSS < 50 MB (every revwallet run)"] == {
-        "name": "peak RSS < 50 MB (every revwallet run)", "figure": "23.0 MiB", "met": True}
+        "name": "peak RSS < 50 MB (every revwallet run)", "figure": "24.0 MiB", "met": True}
 
 
 def test_the_chart_is_well_formed_svg_with_a_bar_per_measurement():
@@ -65,7 +82,7 @@ def test_the_table_lists_every_measurement_and_the_resilience_runs():
     figures = table.split("Ratios")[0]
     for c in (16, 64):
         for served_by in ("revwallet on PostgreSQL", "pgbench, revwallet's SQL", "pgbench, textbook transaction"):
-            assert figures.count(f"| 2. deposits, 1,000 wallets | {c} | {served_by} |") == 1
+            assert figures.count(f"| 2. deposits, spread | {c} | {served_by} |") == 1
     assert "| kill9_postgres | pass |" in table
 
 
@@ -106,7 +123,7 @@ def test_a_missing_auth_off_run_gives_no_ratio_and_an_unmet_target():
 def test_the_table_says_what_a_key_check_costs():
     table = report.markdown(results())
     section = table.split("Cost of a key check", 1)[1].split("Targets:", 1)[0]
-    assert "| 1. balance reads, 1,000 wallets | 64 | 6,000 | 10,000 | 0.60× |" in section
-    assert "| 2. deposits, 1,000 wallets | 16 | 1,600 | 1,600 | 1.00× |" in section
-    assert "| 1. balance reads, 1,000 wallets | 16 | revwallet on PostgreSQL, auth off | 6,600 |" in table
+    assert "| 1. balance reads, spread | 64 | 6,000 | 10,000 | 0.60× |" in section
+    assert "| 2. deposits, spread | 16 | 1,600 | 1,600 | 1.00× |" in section
+    assert "| 1. balance reads, spread | 16 | revwallet on PostgreSQL, auth off | 6,600 |" in table
     assert "| reads with an API key ≥ 0.8× auth off at 64 | 0.60× | **no** |" in table

@@ -4,6 +4,7 @@ local report = {}
 local first = tonumber(os.getenv("BENCH_FIRST_ID") or "1")
 local last = tonumber(os.getenv("BENCH_LAST_ID") or "1000")
 report.amount = os.getenv("BENCH_AMOUNT") or "1.00"
+report.first, report.last = first, last
 
 -- Each thread is its own Lua state: number the threads so their random streams differ.
 local threads = {}
@@ -15,8 +16,44 @@ function report.setup(thread)
    table.insert(threads, thread)
 end
 
+-- A run-unique prefix for Idempotency-Keys, so two runs with the same API key never replay each other's answers.
+local key_prefix = ""
+local keys_sent = 0
+
 function report.init()
    math.randomseed(os.time() * 1000 + (thread_number or 0))
+   key_prefix = string.format("bench-%d-%d-%d-", os.time(), math.random(1, 1000000000), thread_number or 0)
+end
+
+-- Headers of a keyed write, as real clients send it: a fresh Idempotency-Key on every request.
+function report.keyed_headers()
+   keys_sent = keys_sent + 1
+   local headers = {}
+   for name, value in pairs(report.json_headers) do headers[name] = value end
+   headers["Idempotency-Key"] = key_prefix .. keys_sent
+   return headers
+end
+
+-- Zipf-skewed wallet choice (s = 1): wallet first + k - 1 is picked with weight 1/k, so a few wallets take most
+-- of the traffic, as real accounts do. The cumulative weights are built once per thread.
+local zipf_cdf = nil
+
+function report.zipf_wallet()
+   if zipf_cdf == nil then
+      zipf_cdf = {}
+      local total = 0
+      for k = 1, last - first + 1 do
+         total = total + 1 / k
+         zipf_cdf[k] = total
+      end
+      for k = 1, #zipf_cdf do zipf_cdf[k] = zipf_cdf[k] / total end
+   end
+   local u, low, high = math.random(), 1, #zipf_cdf
+   while low < high do
+      local middle = math.floor((low + high) / 2)
+      if zipf_cdf[middle] < u then low = middle + 1 else high = middle end
+   end
+   return first + low - 1
 end
 
 function report.wallet()
