@@ -61,6 +61,10 @@ pub async fn serve(
     let store = state.store.clone();
     let background = tokio::spawn(housekeeping::housekeeping(state.clone()));
     let upkeep = tokio::spawn(housekeeping::metrics_upkeep(state.metrics.clone()));
+    let sequencer = {
+        let store = state.store.clone();
+        tokio::spawn(async move { store.run_event_sequencer().await })
+    };
     let keys_current = match &state.auth {
         crate::auth::Authenticator::ApiKeys(keyring) => {
             Some(tokio::spawn(keyring.clone().keep_current()))
@@ -90,6 +94,7 @@ pub async fn serve(
     }
     background.abort();
     upkeep.abort();
+    sequencer.abort();
     if let Some(keys_current) = keys_current {
         keys_current.abort();
     }
