@@ -736,6 +736,95 @@ async fn a_naive_insertion_id_cursor_skips_an_event_that_the_feed_serves() {
     assert_eq!(feed_then[0]["wallet_id"], wallet.as_str());
 }
 
+/// PostgreSQL with two replicas (this process and the real binary) on one database: both write, both sequence,
+/// and a consumer of either replica sees every event once, in order; a long poll on one is woken by a commit on
+/// the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_serve_one_feed_and_wake_each_others_readers() {
+    if postgres_admin_url().is_none() {
+        return;
+    }
+    let one = Arc::new(app(Backend::Postgres).await);
+    let other = Process::start(&one.database.url, &[]).await;
+    let client = crate::helpers::admin_client();
+    let wallet = one.create_wallet("replicas", "EUR", "0").await;
+    let cursor = id_of(settled_feed(&one).await.last().expect("events"));
+
+    let waiting = tokio::spawn({
+        let (client, url) = (
+            client.clone(),
+            other.url(&format!("/wallet/events?after={cursor}&wait=20")),
+        );
+        async move {
+            let started = Instant::now();
+            let page: Vec<Value> = client
+                .get(url)
+                .send()
+                .await
+                .expect("poll")
+                .json()
+                .await
+                .expect("json");
+            (page, started.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deposit = one
+        .post("/wallet/deposit", json!({"id": wallet, "amount": "1.00"}))
+        .await;
+    assert_eq!(deposit.status, 200);
+    let (page, elapsed) = waiting.await.expect("poll");
+    assert_eq!(page.len(), 1, "{page:?}");
+    assert_eq!(page[0]["data"], deposit.body["transaction"]);
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+
+    // Both replicas write at once; a consumer of the other one sees exactly the table.
+    let stop = Arc::new(AtomicBool::new(false));
+    let consumer = tokio::spawn(tail(
+        client.clone(),
+        other.url(""),
+        one.database.url.clone(),
+        stop.clone(),
+    ));
+    let mut writers = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        let base = if n % 2 == 0 {
+            one.url("")
+        } else {
+            other.url("")
+        };
+        let (client, wallet) = (client.clone(), wallet.clone());
+        writers.spawn(async move {
+            for _ in 0..40 {
+                let reply = client
+                    .post(format!("{base}/wallet/deposit"))
+                    .json(&json!({"id": wallet, "amount": "0.01"}))
+                    .send()
+                    .await
+                    .expect("deposit");
+                assert_eq!(reply.status(), 200);
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.expect("writer");
+    }
+    stop.store(true, Ordering::SeqCst);
+    let served = tokio::time::timeout(Duration::from_secs(120), consumer)
+        .await
+        .expect("the consumer caught up")
+        .expect("consumer");
+    let rows: Vec<(String, String)> = served.iter().map(as_row).collect();
+    assert_eq!(rows, table(&one.database.url).await);
+    assert_eq!(
+        served
+            .iter()
+            .filter(|e| type_of(e) == "transaction.created")
+            .count(),
+        1 + 1 + 320
+    );
+}
+
 async fn a_long_poll_returns_with_the_event_once_one_commits(backend: Backend) {
     let app = Arc::new(app(backend).await);
     let id = app.create_wallet("poll", "EUR", "0").await;
