@@ -24,6 +24,8 @@ crate::on_both_backends!(
     malformed_feed_parameters_are_422_and_pages_link_the_next,
     owner_bound_keys_see_only_their_wallets_events,
     kill_9_during_deposits_leaves_exactly_one_event_per_entry,
+    sigterm_answers_a_waiting_long_poll_and_exits_0,
+    events_written_are_counted_by_type,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -963,6 +965,76 @@ async fn owner_bound_keys_see_only_their_wallets_events(backend: Backend) {
     }
     // The admin key sees everything.
     assert_eq!(feed_after(&app.client, &base, 0).await, all);
+}
+
+/// With authentication off every event is visible, as to an admin key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_authentication_off_the_feed_shows_every_owners_events() {
+    let app = TestApp::spawn_open(Backend::Sqlite)
+        .await
+        .expect("backend configured");
+    let a = app.create_wallet("alice", "EUR", "1.00").await;
+    let b = app.create_wallet("bob", "EUR", "1.00").await;
+    let feed = settled_feed(&app).await;
+    let wallets: Vec<&str> = feed
+        .iter()
+        .map(|e| e["wallet_id"].as_str().expect("wallet_id"))
+        .collect();
+    assert_eq!(wallets, [a.as_str(), a.as_str(), b.as_str(), b.as_str()]);
+    // Entries record no actor when nobody is authenticated.
+    assert!(feed[1]["data"].get("actor").is_none());
+}
+
+async fn sigterm_answers_a_waiting_long_poll_and_exits_0(backend: Backend) {
+    let database = TestDatabase::create(backend).await.expect("database");
+    let mut process = Process::start(&database.url, &[]).await;
+    let client = crate::helpers::admin_client();
+    // Far past every event: nothing will arrive, so the request waits.
+    let poll = tokio::spawn(
+        client
+            .get(process.url("/wallet/events?after=1000000&wait=30"))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    process.signal("TERM");
+    let reply = poll.await.expect("join").expect("answered, not cut off");
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.json::<Value>().await.expect("json"), json!([]));
+    let status = tokio::task::spawn_blocking(move || process.child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+async fn events_written_are_counted_by_type(backend: Backend) {
+    let app = app(backend).await;
+    let id = app.create_wallet("counted", "EUR", "1.00").await;
+    app.post("/wallet/deposit", json!({"id": id, "amount": "1.00"}))
+        .await;
+    settled_feed(&app).await;
+    let counted = |text: &str, kind: &str| -> f64 {
+        let series = format!("revwallet_events_written_total{{type=\"{kind}\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(series.as_str()))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    // Numbered (and so counted) a moment after the feed serves them, at the latest on the next round.
+    for _ in 0..200 {
+        let text = app.get("/metrics").await.text;
+        // The backlog gauge comes from housekeeping, which runs at start and every 5 s.
+        if counted(&text, "transaction.created") >= 2.0
+            && counted(&text, "wallet.opened") >= 1.0
+            && text.contains("revwallet_events_unsequenced ")
+        {
+            // Every type is a series from the start, so a rate() sees it before its first event.
+            assert!(text.contains("revwallet_events_written_total{type=\"hold.expired\"} "));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("revwallet_events_written_total did not count the events");
 }
 
 async fn kill_9_during_deposits_leaves_exactly_one_event_per_entry(backend: Backend) {
