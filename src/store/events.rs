@@ -4,6 +4,7 @@
 //! The rows are written by database triggers (migration 0005); here are the feed's query, the conversion of its
 //! rows into `Event`s, and the in-process signal that wakes the sequencer and the long-polling readers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -12,7 +13,7 @@ use sqlx::FromRow;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
 use super::{Hold, LedgerEntry, Result, StoreError, Wallet};
-use crate::domain::{Amount, Currency, HoldId, HoldStatus, LedgerEntryKind, WalletId};
+use crate::domain::{Amount, Currency, HoldStatus, WalletId};
 
 /// What happened. The names are the API's (`as_str`), and the labels of `revwallet_events_written_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,21 +81,17 @@ pub struct Event {
     pub subject: EventSubject,
 }
 
-/// The feed: events numbered after `$1`, in order, optionally of one owner's wallets (`$2`), at most `$3`.
-/// Every column the rendering needs comes from rows that never change after the event (see the migration).
+/// The feed: events numbered after `$1`, in order, optionally of one owner's wallets (`$2`), at most `$3`, with
+/// what their wallet contributes to the rendering. The entries and holds they point to are read next, whole
+/// (`ENTRIES_BY_ID`, `HOLDS_BY_ID` in each backend, `select *` into the same row types the other reads use), so
+/// a field added to entries or holds reaches the events without touching this query. None of these rows
+/// change in a way an event shows once the event exists (see the migration), so separate reads are consistent.
 pub(super) const EVENTS_AFTER: &str = "select e.position as position, e.type as type, e.wallet_id as wallet_id, \
             w.owner as owner, w.currency as currency, w.created_at as wallet_created_at, \
-            e.created_at as created_at, \
+            e.created_at as created_at, e.entry_id as entry_id, e.hold_id as hold_id, \
             case when e.type = 'wallet.opened' then (select o.balance_after from transactions o \
-                 where o.wallet_id = e.wallet_id and o.kind = 'opening') end as opening_balance, \
-            t.id as entry_id, t.kind as entry_kind, t.amount as entry_amount, t.balance_after as balance_after, \
-            t.counterparty_id as counterparty_id, t.created_at as entry_created_at, t.actor as actor, \
-            h.id as hold_id, h.amount as hold_amount, h.captured as captured, h.expires_at as expires_at, \
-            h.created_at as hold_created_at \
-     from events e \
-     join wallets w on w.id = e.wallet_id \
-     left join transactions t on t.id = e.entry_id \
-     left join holds h on h.id = e.hold_id \
+                 where o.wallet_id = e.wallet_id and o.kind = 'opening') end as opening_balance \
+     from events e join wallets w on w.id = e.wallet_id \
      where e.position > $1 and ($2 is null or w.owner = $2) \
      order by e.position limit $3";
 
@@ -111,94 +108,70 @@ pub(super) struct EventRow {
     currency: String,
     wallet_created_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
+    pub(super) entry_id: Option<i64>,
+    pub(super) hold_id: Option<i64>,
     opening_balance: Option<i64>,
-    entry_id: Option<i64>,
-    entry_kind: Option<String>,
-    entry_amount: Option<i64>,
-    balance_after: Option<i64>,
-    counterparty_id: Option<i64>,
-    entry_created_at: Option<DateTime<Utc>>,
-    actor: Option<String>,
-    hold_id: Option<i64>,
-    hold_amount: Option<i64>,
-    captured: Option<i64>,
-    expires_at: Option<DateTime<Utc>>,
-    hold_created_at: Option<DateTime<Utc>>,
 }
 
-fn amount(minor: Option<i64>, what: &str, position: i64) -> Result<Amount> {
-    minor
-        .and_then(Amount::from_minor)
-        .ok_or_else(|| StoreError::Corrupt(format!("event {position}: {what}")))
-}
-
-impl TryFrom<EventRow> for Event {
-    type Error = StoreError;
-    fn try_from(row: EventRow) -> Result<Self> {
-        let position = row.position;
+impl EventRow {
+    /// The event, with the entry or hold it points to (read by id beforehand).
+    pub(super) fn into_event(
+        self,
+        entries: &HashMap<i64, LedgerEntry>,
+        holds: &HashMap<i64, Hold>,
+    ) -> Result<Event> {
+        let position = self.position;
         let corrupt = |what: &str| StoreError::Corrupt(format!("event {position}: {what}"));
-        let kind = EventKind::parse(&row.kind).ok_or_else(|| corrupt("type"))?;
-        let currency = Currency::parse(&row.currency).map_err(|_| corrupt("currency"))?;
-        let wallet_id = WalletId::from_db(row.wallet_id);
+        let kind = EventKind::parse(&self.kind).ok_or_else(|| corrupt("type"))?;
+        let currency = Currency::parse(&self.currency).map_err(|_| corrupt("currency"))?;
+        let wallet_id = WalletId::from_db(self.wallet_id);
         let wallet = |balance: Amount| Wallet {
             id: wallet_id,
-            owner: row.owner.clone(),
+            owner: self.owner.clone(),
             currency,
             balance,
             held: Amount::ZERO,
-            created_at: row.wallet_created_at,
+            created_at: self.wallet_created_at,
         };
+        // The hold as this event left it: placed, or with the outcome it records (final once it is not pending).
         let hold = |status: HoldStatus| -> Result<Hold> {
+            let stored = self
+                .hold_id
+                .and_then(|id| holds.get(&id))
+                .ok_or_else(|| corrupt("hold"))?;
             Ok(Hold {
-                id: HoldId::from_db(row.hold_id.ok_or_else(|| corrupt("hold"))?),
-                wallet_id,
-                amount: amount(row.hold_amount, "hold amount", position)?,
                 status,
-                captured: match status {
-                    HoldStatus::Captured => Some(amount(row.captured, "captured", position)?),
-                    _ => None,
-                },
-                expires_at: row.expires_at.ok_or_else(|| corrupt("expires_at"))?,
-                created_at: row
-                    .hold_created_at
-                    .ok_or_else(|| corrupt("hold created_at"))?,
+                captured: stored.captured.filter(|_| status == HoldStatus::Captured),
+                ..stored.clone()
             })
         };
         let subject = match kind {
-            EventKind::WalletOpened => EventSubject::Wallet(wallet(amount(
-                row.opening_balance,
-                "opening balance",
-                position,
-            )?)),
+            EventKind::WalletOpened => {
+                let opening = self
+                    .opening_balance
+                    .and_then(Amount::from_minor)
+                    .ok_or_else(|| corrupt("opening balance"))?;
+                EventSubject::Wallet(wallet(opening))
+            }
             EventKind::WalletClosed => EventSubject::Wallet(wallet(Amount::ZERO)),
-            EventKind::TransactionCreated => EventSubject::Entry(LedgerEntry {
-                id: row.entry_id.ok_or_else(|| corrupt("entry"))?,
-                wallet_id,
-                kind: row
-                    .entry_kind
-                    .as_deref()
-                    .and_then(LedgerEntryKind::parse)
-                    .ok_or_else(|| corrupt("entry kind"))?,
-                amount: amount(row.entry_amount, "amount", position)?,
-                balance_after: amount(row.balance_after, "balance_after", position)?,
-                counterparty_id: row.counterparty_id.map(WalletId::from_db),
-                created_at: row
-                    .entry_created_at
-                    .ok_or_else(|| corrupt("entry created_at"))?,
-                actor: row.actor.clone(),
-            }),
+            EventKind::TransactionCreated => EventSubject::Entry(
+                self.entry_id
+                    .and_then(|id| entries.get(&id))
+                    .cloned()
+                    .ok_or_else(|| corrupt("entry"))?,
+            ),
             EventKind::HoldCreated => EventSubject::Hold(hold(HoldStatus::Pending)?),
             EventKind::HoldCaptured => EventSubject::Hold(hold(HoldStatus::Captured)?),
             EventKind::HoldVoided => EventSubject::Hold(hold(HoldStatus::Voided)?),
             EventKind::HoldExpired => EventSubject::Hold(hold(HoldStatus::Expired)?),
         };
-        Ok(Self {
+        Ok(Event {
             id: position,
             kind,
             wallet_id,
-            owner: row.owner,
+            owner: self.owner,
             currency,
-            created_at: row.created_at,
+            created_at: self.created_at,
             subject,
         })
     }

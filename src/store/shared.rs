@@ -697,14 +697,46 @@ macro_rules! shared_statements {
                     limit: u32,
                     owner: Option<&str>,
                 ) -> Result<Vec<Event>> {
-                    sqlx::query_as::<_, EventRow>(events::EVENTS_AFTER)
+                    let mut conn = acquire(&self.pool).await?;
+                    let page: Vec<EventRow> = sqlx::query_as(events::EVENTS_AFTER)
                         .bind(after)
                         .bind(owner)
                         .bind(i64::from(limit))
-                        .fetch_all(&mut *acquire(&self.pool).await?)
-                        .await?
-                        .into_iter()
-                        .map(Event::try_from)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    let ids = |of: fn(&EventRow) -> Option<i64>| -> Result<Option<String>> {
+                        let ids: Vec<i64> = page.iter().filter_map(of).collect();
+                        if ids.is_empty() {
+                            return Ok(None);
+                        }
+                        serde_json::to_string(&ids)
+                            .map(Some)
+                            .map_err(|error| StoreError::Internal(error.to_string()))
+                    };
+                    let mut entries = std::collections::HashMap::new();
+                    if let Some(ids) = ids(|row| row.entry_id)? {
+                        let rows: Vec<EntryRow> = sqlx::query_as(super::ENTRIES_BY_ID)
+                            .bind(ids)
+                            .fetch_all(&mut *conn)
+                            .await?;
+                        for row in rows {
+                            let entry = LedgerEntry::try_from(row)?;
+                            entries.insert(entry.id, entry);
+                        }
+                    }
+                    let mut holds = std::collections::HashMap::new();
+                    if let Some(ids) = ids(|row| row.hold_id)? {
+                        let rows: Vec<HoldRow> = sqlx::query_as(super::HOLDS_BY_ID)
+                            .bind(ids)
+                            .fetch_all(&mut *conn)
+                            .await?;
+                        for row in rows {
+                            let hold = Hold::try_from(row)?;
+                            holds.insert(hold.id.get(), hold);
+                        }
+                    }
+                    page.into_iter()
+                        .map(|row| row.into_event(&entries, &holds))
                         .collect()
                 }
 

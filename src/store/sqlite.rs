@@ -29,6 +29,11 @@ use crate::domain::{Amount, Currency, HoldId, LedgerEntryKind, WalletId};
 const KEYS_BY_ID: &str = "select id, secret_hash, name, role, owner, created_at, revoked_at from api_keys \
      where id in (select value from json_each($1))";
 
+/// Whole ledger entries and holds by id (a JSON array of numbers), for the event feed.
+const ENTRIES_BY_ID: &str =
+    "select * from transactions where id in (select value from json_each($1))";
+const HOLDS_BY_ID: &str = "select * from holds where id in (select value from json_each($1))";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The write transaction holds the database's lock: nothing to lock row by row (see `expire_due_holds`).

@@ -425,8 +425,9 @@ async fn a_change_that_fails_writes_no_event(backend: Backend) {
         201,
     )
     .await;
-    let before = table(&app.database.url).await;
+    // Settled first, so that the table's rows are all numbered.
     let served = settled_feed(&app).await;
+    let before = table(&app.database.url).await;
 
     let refused = [
         (

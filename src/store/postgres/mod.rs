@@ -30,6 +30,12 @@ use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
 const KEYS_BY_ID: &str = "select id, secret_hash, name, role, owner, created_at, revoked_at from api_keys \
      where id in (select jsonb_array_elements_text($1::jsonb))";
 
+/// Whole ledger entries and holds by id (a JSON array of numbers), for the event feed.
+const ENTRIES_BY_ID: &str =
+    "select * from transactions where id in (select jsonb_array_elements_text($1::jsonb)::bigint)";
+const HOLDS_BY_ID: &str =
+    "select * from holds where id in (select jsonb_array_elements_text($1::jsonb)::bigint)";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Update and ledger insert in one statement: the entry records the balance the update produced.
