@@ -647,6 +647,40 @@ async fn a_consumer_tailing_the_feed_sees_every_event_once_in_order_while_16_cli
     }
     assert_eq!(per_entry.len(), entries);
     assert!(entries > 1000, "only {entries} entries");
+    // A wallet's events come in the order of its changes: its entries in id order, each balance continuing the last.
+    let mut last: HashMap<String, (i64, i64)> = HashMap::new();
+    for event in served
+        .iter()
+        .filter(|e| type_of(e) == "transaction.created")
+    {
+        let data = &event["data"];
+        let wallet = data["wallet_id"].as_str().expect("wallet_id").to_owned();
+        let entry: i64 = data["id"].as_str().expect("id").parse().expect("id");
+        let cents = |field: &str| -> i64 {
+            data[field]
+                .as_str()
+                .expect("amount")
+                .replace('.', "")
+                .parse()
+                .expect("cents")
+        };
+        let signed = match data["type"].as_str().expect("type") {
+            "opening" | "deposit" | "transfer_in" => cents("amount"),
+            _ => -cents("amount"),
+        };
+        if let Some((previous_entry, previous_balance)) = last.get(&wallet) {
+            assert!(
+                entry > *previous_entry,
+                "wallet {wallet}: entry {entry} after {previous_entry}"
+            );
+            assert_eq!(
+                previous_balance + signed,
+                cents("balance_after"),
+                "wallet {wallet}"
+            );
+        }
+        last.insert(wallet, (entry, cents("balance_after")));
+    }
     assert_eq!(app.audit_findings().await, 0);
 }
 
