@@ -61,6 +61,10 @@ pub async fn serve(
     let store = state.store.clone();
     let background = tokio::spawn(housekeeping::housekeeping(state.clone()));
     let upkeep = tokio::spawn(housekeeping::metrics_upkeep(state.metrics.clone()));
+    let sequencer = {
+        let store = state.store.clone();
+        tokio::spawn(async move { store.run_event_sequencer().await })
+    };
     let keys_current = match &state.auth {
         crate::auth::Authenticator::ApiKeys(keyring) => {
             Some(tokio::spawn(keyring.clone().keep_current()))
@@ -69,11 +73,14 @@ pub async fn serve(
     };
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let header_read_timeout = Duration::from_millis(state.settings.header_read_timeout_ms);
+    let feed = state.store.feed();
     let app = router(state);
     let server = async move {
         let shutdown = async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
+            // Long polls answer what they have now rather than hold the shutdown for up to 30 s.
+            feed.stop_waiting();
             let _ = stopping_tx.send(true);
         };
         accept_until(listener, app, header_read_timeout, shutdown).await;
@@ -90,6 +97,7 @@ pub async fn serve(
     }
     background.abort();
     upkeep.abort();
+    sequencer.abort();
     if let Some(keys_current) = keys_current {
         keys_current.abort();
     }

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::error::Problem;
-use super::{holds, keys, schema, wallets};
+use super::{events, holds, keys, schema, wallets};
 
 /// Every `/wallet` route needs `Authorization: Bearer <key>` (unless the server runs with `--auth off`).
 struct BearerAuth;
@@ -54,6 +54,7 @@ impl utoipa::Modify for BearerAuth {
         holds::list_holds,
         holds::capture_hold,
         holds::void_hold,
+        events::list_events,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -71,7 +72,9 @@ impl utoipa::Modify for BearerAuth {
         holds::CaptureResponse,
         holds::PlaceHoldRequest,
         holds::CaptureHoldRequest,
-        holds::VoidHoldRequest
+        holds::VoidHoldRequest,
+        events::EventResponse,
+        events::EventData
     ))
 )]
 pub struct ApiDoc;

@@ -61,6 +61,7 @@ macro_rules! shared_statements {
             use super::$store;
             use crate::domain::{Amount, Currency, HoldId, HoldStatus, LedgerEntryKind, WalletId};
             use crate::store::cache::WalletFacts;
+            use crate::store::events::{self, Event, EventRow};
             use crate::store::keys::{self, ApiKeyRow};
             use crate::store::rows::{AuditRow, EntryRow, HoldRow, WalletRow};
             use crate::store::shared::{acquire, is_debit, refused_movement, update_for};
@@ -687,6 +688,66 @@ macro_rules! shared_statements {
                         .execute(&mut *acquire(&self.pool).await?)
                         .await?
                         .rows_affected())
+                }
+
+                /// Up to `limit` events numbered after `after`, in order; only `owner`'s wallets' when given.
+                pub async fn events_after(
+                    &self,
+                    after: i64,
+                    limit: u32,
+                    owner: Option<&str>,
+                ) -> Result<Vec<Event>> {
+                    let mut conn = acquire(&self.pool).await?;
+                    let page: Vec<EventRow> = sqlx::query_as(events::EVENTS_AFTER)
+                        .bind(after)
+                        .bind(owner)
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    let ids = |of: fn(&EventRow) -> Option<i64>| -> Result<Option<String>> {
+                        let ids: Vec<i64> = page.iter().filter_map(of).collect();
+                        if ids.is_empty() {
+                            return Ok(None);
+                        }
+                        serde_json::to_string(&ids)
+                            .map(Some)
+                            .map_err(|error| StoreError::Internal(error.to_string()))
+                    };
+                    let mut entries = std::collections::HashMap::new();
+                    if let Some(ids) = ids(|row| row.entry_id)? {
+                        let rows: Vec<EntryRow> = sqlx::query_as(super::ENTRIES_BY_ID)
+                            .bind(ids)
+                            .fetch_all(&mut *conn)
+                            .await?;
+                        for row in rows {
+                            let entry = LedgerEntry::try_from(row)?;
+                            entries.insert(entry.id, entry);
+                        }
+                    }
+                    let mut holds = std::collections::HashMap::new();
+                    if let Some(ids) = ids(|row| row.hold_id)? {
+                        let rows: Vec<HoldRow> = sqlx::query_as(super::HOLDS_BY_ID)
+                            .bind(ids)
+                            .fetch_all(&mut *conn)
+                            .await?;
+                        for row in rows {
+                            let hold = Hold::try_from(row)?;
+                            holds.insert(hold.id.get(), hold);
+                        }
+                    }
+                    page.into_iter()
+                        .map(|row| row.into_event(&entries, &holds))
+                        .collect()
+                }
+
+                pub async fn count_unsequenced_events(&self) -> Result<i64> {
+                    Ok(sqlx::query_scalar(events::COUNT_UNSEQUENCED)
+                        .fetch_one(&mut *acquire(&self.pool).await?)
+                        .await?)
+                }
+
+                pub fn feed(&self) -> &crate::store::events::Feed {
+                    &self.feed
                 }
 
                 pub async fn audit(&self) -> Result<Vec<AuditFinding>> {
