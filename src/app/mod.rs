@@ -66,6 +66,10 @@ pub async fn serve(
         crate::webhooks::WebhookSettings::new(&state.settings.webhooks),
         event_feed(state.store.clone()),
     );
+    let sequencer = {
+        let store = state.store.clone();
+        tokio::spawn(async move { store.run_event_sequencer().await })
+    };
     let keys_current = match &state.auth {
         crate::auth::Authenticator::ApiKeys(keyring) => {
             Some(tokio::spawn(keyring.clone().keep_current()))
@@ -96,6 +100,7 @@ pub async fn serve(
     background.abort();
     upkeep.abort();
     webhooks.abort();
+    sequencer.abort();
     if let Some(keys_current) = keys_current {
         keys_current.abort();
     }
@@ -106,9 +111,19 @@ pub async fn serve(
 
 /// The event feed as the webhook dispatcher reads it: every event (no owner filter), rendered as the feed serves it.
 fn event_feed(store: crate::store::Store) -> crate::webhooks::Feed {
-    std::sync::Arc::new(move |_after, _limit| {
-        let _store = store.clone();
-        Box::pin(async move { Ok(Vec::new()) })
+    std::sync::Arc::new(move |after, limit| {
+        let store = store.clone();
+        Box::pin(async move {
+            let events = store.events_after(after, limit, None).await?;
+            Ok(events
+                .iter()
+                .map(|event| crate::store::FeedItem {
+                    event_id: event.id,
+                    event_type: event.kind.as_str().to_owned(),
+                    payload: crate::http::render(event).to_string(),
+                })
+                .collect())
+        })
     })
 }
 

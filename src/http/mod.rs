@@ -4,6 +4,7 @@
 mod auth;
 mod body;
 mod error;
+mod events;
 mod extract;
 mod holds;
 mod keys;
@@ -21,6 +22,7 @@ use axum::routing::{get, post};
 use crate::state::AppState;
 pub use auth::authenticate;
 pub use error::ApiError;
+pub use events::{EventResponse, render};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -33,6 +35,7 @@ pub fn routes() -> Router<AppState> {
             get(wallets::list_wallets).post(wallets::create_wallet),
         )
         .route("/wallet/openapi.json", get(openapi::document))
+        .route("/wallet/events", get(events::list_events))
         .route("/wallet/keys", get(keys::list_keys).post(keys::create_key))
         .route("/wallet/keys/{id}", axum::routing::delete(keys::revoke_key))
         .route(

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::error::Problem;
-use super::{holds, keys, schema, wallets, webhooks};
+use super::{events, holds, keys, schema, wallets, webhooks};
 
 /// Every `/wallet` route needs `Authorization: Bearer <key>` (unless the server runs with `--auth off`).
 struct BearerAuth;
@@ -58,6 +58,7 @@ impl utoipa::Modify for BearerAuth {
         webhooks::list_webhooks,
         webhooks::delete_webhook,
         webhooks::list_deliveries,
+        events::list_events,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -79,7 +80,9 @@ impl utoipa::Modify for BearerAuth {
         webhooks::CreateWebhookRequest,
         webhooks::WebhookResponse,
         webhooks::DeliveryResponse,
-        webhooks::AttemptResponse
+        webhooks::AttemptResponse,
+        events::EventResponse,
+        events::EventData
     ))
 )]
 pub struct ApiDoc;

@@ -5,6 +5,7 @@
 
 mod cache;
 mod error;
+mod events;
 mod idempotency;
 mod keys;
 mod model;
@@ -23,6 +24,7 @@ use crate::domain::{Amount, Currency, HoldId, HoldStatus, LedgerEntryKind, Walle
 
 pub use cache::WalletFacts;
 pub use error::{Result, StoreError};
+pub use events::{Event, EventKind, EventSubject, Feed};
 pub use idempotency::{
     ABANDONED_CLAIM_AFTER, Claim, Finish, IDEMPOTENCY_RETENTION, StoredResponse,
 };
@@ -305,6 +307,32 @@ impl Store {
 
     pub async fn count_open_wallets(&self) -> Result<i64> {
         dispatch!(self, s => s.count_open_wallets().await)
+    }
+
+    /// Up to `limit` events of the feed after the position `after`, in order; only the wallets of `owner` when
+    /// given. Events appear here only once nothing can be numbered below them (see `postgres::sequencer`).
+    pub async fn events_after(
+        &self,
+        after: i64,
+        limit: u32,
+        owner: Option<&str>,
+    ) -> Result<Vec<Event>> {
+        dispatch!(self, s => s.events_after(after, limit, owner).await)
+    }
+
+    /// The signals of the feed: wakes long-polling readers when new events may be visible.
+    pub fn feed(&self) -> Feed {
+        dispatch!(self, s => s.feed().clone())
+    }
+
+    /// Numbers committed events for the feed and wakes its readers; runs until dropped (one per serving process).
+    pub async fn run_event_sequencer(&self) {
+        dispatch!(self, s => s.run_sequencer().await)
+    }
+
+    /// Events committed but not numbered for the feed yet (a gauge).
+    pub async fn count_unsequenced_events(&self) -> Result<i64> {
+        dispatch!(self, s => s.count_unsequenced_events().await)
     }
 
     pub async fn audit(&self) -> Result<Vec<AuditFinding>> {

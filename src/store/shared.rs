@@ -61,6 +61,7 @@ macro_rules! shared_statements {
             use super::$store;
             use crate::domain::{Amount, Currency, HoldId, HoldStatus, LedgerEntryKind, WalletId};
             use crate::store::cache::WalletFacts;
+            use crate::store::events::{self, Event, EventRow};
             use crate::store::keys::{self, ApiKeyRow};
             use crate::store::rows::{AuditRow, EntryRow, HoldRow, WalletRow};
             use crate::store::shared::{acquire, is_debit, refused_movement, update_for};
@@ -687,6 +688,34 @@ macro_rules! shared_statements {
                         .execute(&mut *acquire(&self.pool).await?)
                         .await?
                         .rows_affected())
+                }
+
+                /// Up to `limit` events numbered after `after`, in order; only `owner`'s wallets' when given.
+                pub async fn events_after(
+                    &self,
+                    after: i64,
+                    limit: u32,
+                    owner: Option<&str>,
+                ) -> Result<Vec<Event>> {
+                    sqlx::query_as::<_, EventRow>(events::EVENTS_AFTER)
+                        .bind(after)
+                        .bind(owner)
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *acquire(&self.pool).await?)
+                        .await?
+                        .into_iter()
+                        .map(Event::try_from)
+                        .collect()
+                }
+
+                pub async fn count_unsequenced_events(&self) -> Result<i64> {
+                    Ok(sqlx::query_scalar(events::COUNT_UNSEQUENCED)
+                        .fetch_one(&mut *acquire(&self.pool).await?)
+                        .await?)
+                }
+
+                pub fn feed(&self) -> &crate::store::events::Feed {
+                    &self.feed
                 }
 
                 pub async fn audit(&self) -> Result<Vec<AuditFinding>> {

@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 use tokio::sync::Mutex;
 
 use super::cache::{FactsCache, WalletFacts};
+use super::events::{Feed, count_written};
 use super::idempotency::{FailedClaims, KeyRow, cutoff};
 use super::shared::{acquire, shared_statements};
 use super::{
@@ -44,6 +45,7 @@ pub struct SqliteStore {
     writer: Arc<Mutex<()>>,
     facts: FactsCache,
     failed_claims: FailedClaims,
+    feed: Feed,
 }
 
 impl SqliteStore {
@@ -72,6 +74,7 @@ impl SqliteStore {
             writer: Arc::new(Mutex::new(())),
             facts: FactsCache::default(),
             failed_claims: FailedClaims::default(),
+            feed: Feed::default(),
         })
     }
 
@@ -95,6 +98,7 @@ impl SqliteStore {
         let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
         let value = work(&mut *tx).await?;
         tx.commit().await?;
+        self.feed.wrote();
         Ok(value)
     }
 
@@ -297,6 +301,53 @@ impl SqliteStore {
                 .rows_affected())
         })
         .await
+    }
+}
+
+/// New events by type after a position, and the highest position (the SQLite "sequencer" only counts and announces:
+/// the triggers number events at insert).
+const EVENTS_SINCE: &str = "select type, count(*) as n, max(position) as top from events where position > $1 \
+     group by type";
+
+impl SqliteStore {
+    /// Writes number their events as they commit; this wakes the feed's readers after each write, counts the
+    /// events written, and looks again every second for writes by another process.
+    pub async fn run_sequencer(&self) {
+        self.feed.set_hearing(true);
+        let mut seen: Option<i64> = None;
+        loop {
+            let result: Result<Vec<(String, i64, i64)>> = async {
+                let mut conn = acquire(&self.pool).await?;
+                let after = match seen {
+                    Some(seen) => seen,
+                    None => {
+                        let top: Option<i64> =
+                            sqlx::query_scalar("select max(position) from events")
+                                .fetch_one(&mut *conn)
+                                .await?;
+                        *seen.insert(top.unwrap_or(0))
+                    }
+                };
+                Ok(sqlx::query_as(EVENTS_SINCE)
+                    .bind(after)
+                    .fetch_all(&mut *conn)
+                    .await?)
+            }
+            .await;
+            match result {
+                Ok(rows) if !rows.is_empty() => {
+                    count_written(rows.iter().map(|(t, n, _)| (t.as_str(), *n as u64)));
+                    seen = rows.iter().map(|(_, _, top)| *top).max().or(seen);
+                    self.feed.announce();
+                }
+                Ok(_) => {}
+                Err(error) => tracing::debug!(%error, "could not read new events"),
+            }
+            tokio::select! {
+                () = self.feed.written() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
     }
 }
 

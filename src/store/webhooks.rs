@@ -211,8 +211,8 @@ struct ClaimedRow {
 
 const WEBHOOK_COLUMNS: &str = "id, url, events, secret_kind, secret, start_after, created_at";
 
-/// The feed position a new webhook starts after: the end of the feed as the dispatcher has read it.
-const FEED_END: &str = "select position from webhook_dispatch where id = 1";
+/// The feed position a new webhook starts after: the end of the feed (events not yet numbered come after it).
+const FEED_END: &str = "select coalesce(max(position), 0) from events";
 
 /// Inserts a webhook unless `$7` exist already.
 fn insert_webhook_sql() -> String {
@@ -280,6 +280,11 @@ const OLDEST_DUE: &str = "select min(created_at) from webhook_deliveries \
 const PRUNE_DELIVERIES: &str = "delete from webhook_deliveries where id in ( \
      select id from webhook_deliveries where status <> 'pending' and finished_at < $1 \
      order by finished_at limit $2)";
+
+/// Events the dispatcher has passed (`$1`, its position) and older than `$2`, up to `$3` of them. Only the
+/// `events` columns every part relies on are used: `id`, `position`, `created_at`.
+const PRUNE_EVENTS: &str = "delete from events where id in ( \
+     select id from events where position <= $1 and created_at < $2 order by position limit $3)";
 
 /// Runs `$body` in a write transaction with `$conn` bound to its connection: on PostgreSQL a transaction from
 /// the pool, on SQLite the in-process writer's `BEGIN IMMEDIATE`. `?` inside rolls back.
@@ -576,6 +581,20 @@ impl Store {
         Ok(DeliveryBacklog {
             pending,
             oldest_due,
+        })
+    }
+
+    /// Deletes up to `batch` events that every webhook has passed (the dispatcher's cursor) and older than `cutoff`.
+    pub async fn prune_events(&self, cutoff: DateTime<Utc>, batch: i64) -> Result<u64> {
+        in_transaction!(self, conn => {
+            let passed: i64 = sqlx::query_scalar(DISPATCH_POSITION).fetch_one(&mut *conn).await?;
+            sqlx::query(PRUNE_EVENTS)
+                .bind(passed)
+                .bind(cutoff)
+                .bind(batch)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
         })
     }
 

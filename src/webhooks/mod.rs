@@ -15,21 +15,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::WebhookArgs;
-use crate::store::{FeedItem, Store};
+use crate::store::{EventKind, FeedItem, Store};
 
 /// At most this many webhooks exist at once, so no client can grow the work of every event without bound.
 pub const MAX_WEBHOOKS: i64 = 100;
 
-/// The event types a webhook may ask for (`*` is all of them).
-pub const EVENT_TYPES: [&str; 7] = [
-    "wallet.opened",
-    "wallet.closed",
-    "transaction.created",
-    "hold.created",
-    "hold.captured",
-    "hold.voided",
-    "hold.expired",
-];
+/// The event types a webhook may ask for (`*` is all of them): those of the feed.
+pub fn event_types() -> Vec<&'static str> {
+    EventKind::ALL.iter().map(|kind| kind.as_str()).collect()
+}
 
 /// Reads the event feed: the events after a position (at most a number of them), rendered as delivered.
 pub type Feed = Arc<
@@ -80,13 +74,21 @@ pub fn spawn(store: Store, settings: WebhookSettings, feed: Feed) -> tokio::task
     tokio::spawn(worker::run(store, settings, feed))
 }
 
-/// Deletes delivered and failed deliveries older than the retention, in batches (housekeeping).
+/// Deletes delivered and failed deliveries older than the retention, then the events every webhook has passed
+/// that are older than it, in batches (housekeeping).
 pub async fn prune(store: &Store, retention: Duration) -> crate::store::Result<u64> {
     const BATCH: i64 = 1000;
     let cutoff = chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
     let mut pruned = 0;
     loop {
         let deleted = store.prune_deliveries(cutoff, BATCH).await?;
+        pruned += deleted;
+        if deleted < BATCH as u64 {
+            break;
+        }
+    }
+    loop {
+        let deleted = store.prune_events(cutoff, BATCH).await?;
         pruned += deleted;
         if deleted < BATCH as u64 {
             return Ok(pruned);
@@ -123,8 +125,9 @@ pub fn parse_event_types(events: Option<&[String]>) -> Result<Vec<String>, Strin
     if events.is_empty() {
         return Err("events must list at least one event type (or be [\"*\"] for all)".to_owned());
     }
-    if events.len() > EVENT_TYPES.len() {
-        return Err(format!("events lists at most {} types", EVENT_TYPES.len()));
+    let known = event_types();
+    if events.len() > known.len() {
+        return Err(format!("events lists at most {} types", known.len()));
     }
     if events.iter().any(|e| e == "*") {
         return if events.len() == 1 {
@@ -135,11 +138,11 @@ pub fn parse_event_types(events: Option<&[String]>) -> Result<Vec<String>, Strin
     }
     let mut types = Vec::with_capacity(events.len());
     for event in events {
-        if !EVENT_TYPES.contains(&event.as_str()) {
+        if !known.contains(&event.as_str()) {
             let shown: String = event.chars().take(64).collect();
             return Err(format!(
                 "events: unknown event type {shown:?} (known: {})",
-                EVENT_TYPES.join(", ")
+                known.join(", ")
             ));
         }
         if !types.contains(event) {

@@ -7,6 +7,7 @@ mod backup;
 mod cli;
 mod concurrency;
 mod errors;
+mod events;
 mod faults;
 mod holds;
 mod idempotency;

@@ -159,6 +159,7 @@ impl PgStore {
         if finish.is_none()
             && let Some(hold) = place_once(&mut conn, wallet, amount, expires_at).await?
         {
+            self.feed.wrote();
             return Ok(hold);
         }
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
@@ -169,18 +170,22 @@ impl PgStore {
         };
         record(&mut tx, finish, &hold).await?;
         tx.commit().await?;
+        self.feed.wrote();
         Ok(hold)
     }
 
     pub async fn void_hold(&self, id: HoldId, finish: Option<Finish<'_, Hold>>) -> Result<Hold> {
         let mut conn = acquire(&self.pool).await?;
         let Some(finish) = finish else {
-            return void_once(&mut conn, id).await;
+            let hold = void_once(&mut conn, id).await?;
+            self.feed.wrote();
+            return Ok(hold);
         };
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let hold = void_once(&mut tx, id).await?;
         record(&mut tx, Some(finish), &hold).await?;
         tx.commit().await?;
+        self.feed.wrote();
         Ok(hold)
     }
 
@@ -193,7 +198,7 @@ impl PgStore {
         finish: Option<Finish<'_, Capture>>,
     ) -> Result<Capture> {
         let mut conn = acquire(&self.pool).await?;
-        match (to, finish) {
+        let capture = match (to, finish) {
             (None, None) => capture_once(&mut conn, id, amount, actor).await,
             (None, Some(finish)) => {
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
@@ -223,7 +228,9 @@ impl PgStore {
                 tx.commit().await?;
                 Ok(capture)
             }
-        }
+        }?;
+        self.feed.wrote();
+        Ok(capture)
     }
 
     /// Expires the due holds of one wallet unless another transaction (a request, or another replica's sweep)
@@ -241,6 +248,9 @@ impl PgStore {
         }
         let expired = expire_due_holds(&mut tx, wallet, Utc::now()).await?;
         tx.commit().await?;
+        if expired > 0 {
+            self.feed.wrote();
+        }
         Ok(expired)
     }
 }

@@ -6,6 +6,7 @@ mod coalesce;
 mod holds;
 #[cfg(test)]
 mod pgbench_scripts;
+mod sequencer;
 
 use std::sync::LazyLock;
 
@@ -14,6 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection};
 
 use super::cache::{FactsCache, WalletFacts};
+use super::events::Feed;
 use super::idempotency::{FailedClaims, KeyRow, cutoff};
 use super::rows::{EntryRow, WalletRow};
 use super::shared::{acquire, is_debit, refused_movement, shared_statements};
@@ -99,6 +101,9 @@ pub struct PgStore {
     facts: FactsCache,
     failed_claims: FailedClaims,
     coalescer: coalesce::Coalescer,
+    feed: Feed,
+    /// The events listener's own connection (`sequencer`), apart from the pool requests use.
+    listen_pool: PgPool,
 }
 
 impl PgStore {
@@ -114,12 +119,18 @@ impl PgStore {
             // sqlx would ping every connection it hands out: a second round trip per operation. A connection
             // that died is found on use instead (that request answers 503) and is then discarded.
             .test_before_acquire(false)
+            .connect_lazy_with(connect.clone());
+        let listen_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
             .connect_lazy_with(connect);
         Ok(Self {
             pool,
             facts: FactsCache::default(),
             failed_claims: FailedClaims::default(),
             coalescer: coalesce::Coalescer::default(),
+            feed: Feed::default(),
+            listen_pool,
         })
     }
 
@@ -142,6 +153,7 @@ impl PgStore {
         let created = insert_wallet(&mut tx, owner, currency, initial, actor).await?;
         record(&mut tx, finish, &created).await?;
         tx.commit().await?;
+        self.feed.wrote();
         self.facts.put(
             created.wallet.id,
             WalletFacts {
@@ -162,16 +174,19 @@ impl PgStore {
     ) -> Result<Movement> {
         let Some(finish) = finish else {
             // The hot path: one statement, or one transaction for a queue of operations on a busy wallet.
-            return self
+            let result = self
                 .coalescer
                 .submit(&self.pool, id, kind, amount, actor)
                 .await;
+            self.feed.wrote();
+            return result;
         };
         let mut conn = acquire(&self.pool).await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let movement = apply_movement_releasing(&mut tx, id, kind, amount, actor).await?;
         record(&mut tx, Some(finish), &movement).await?;
         tx.commit().await?;
+        self.feed.wrote();
         Ok(movement)
     }
 
@@ -201,6 +216,7 @@ impl PgStore {
         let transfer = apply_transfer(&mut tx, from, to, amount, actor).await?;
         record(&mut tx, finish, &transfer).await?;
         tx.commit().await?;
+        self.feed.wrote();
         Ok(transfer)
     }
 
@@ -220,6 +236,7 @@ impl PgStore {
         let payout = apply_close(&mut tx, id, actor).await?;
         record(&mut tx, finish, &payout).await?;
         tx.commit().await?;
+        self.feed.wrote();
         Ok(payout)
     }
 
@@ -428,6 +445,7 @@ const DEPOSIT_ALL: &str = concat!(
 
 impl PgStore {
     pub async fn close(&self) {
+        self.listen_pool.close().await;
         self.pool.close().await;
     }
 }
