@@ -133,19 +133,19 @@ pub struct WebhookArgs {
     pub webhook_secret_key: Option<Hidden>,
 
     /// How long one delivery attempt may take.
-    #[arg(long, hide = true, default_value_t = DEFAULT_WEBHOOK_TIMEOUT_MS)]
+    #[arg(long, env = "REVWALLET_WEBHOOK_TIMEOUT_MS", hide = true, default_value_t = DEFAULT_WEBHOOK_TIMEOUT_MS)]
     pub webhook_timeout_ms: u64,
 
     /// The nominal wait before the first retry (then doubling, with jitter).
-    #[arg(long, hide = true, default_value_t = DEFAULT_WEBHOOK_RETRY_FIRST_MS)]
+    #[arg(long, env = "REVWALLET_WEBHOOK_RETRY_FIRST_MS", hide = true, default_value_t = DEFAULT_WEBHOOK_RETRY_FIRST_MS)]
     pub webhook_retry_first_ms: u64,
 
     /// The longest nominal wait between retries.
-    #[arg(long, hide = true, default_value_t = DEFAULT_WEBHOOK_RETRY_MAX_MS)]
+    #[arg(long, env = "REVWALLET_WEBHOOK_RETRY_MAX_MS", hide = true, default_value_t = DEFAULT_WEBHOOK_RETRY_MAX_MS)]
     pub webhook_retry_max_ms: u64,
 
     /// How often the dispatcher and the delivery worker look for work.
-    #[arg(long, hide = true, default_value_t = DEFAULT_WEBHOOK_POLL_MS)]
+    #[arg(long, env = "REVWALLET_WEBHOOK_POLL_MS", hide = true, default_value_t = DEFAULT_WEBHOOK_POLL_MS)]
     pub webhook_poll_ms: u64,
 }
 
