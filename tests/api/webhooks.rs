@@ -19,6 +19,7 @@ crate::on_both_backends!(
     deliveries_are_signed_and_retried_until_answered_with_every_attempt_listed,
     urls_on_internal_addresses_and_bad_lists_are_refused_unless_allowed,
     an_endpoint_that_never_answers_does_not_hold_up_another,
+    the_admin_page_lists_webhooks_with_their_recent_deliveries,
 );
 
 /// What a receiver does with one request.
@@ -482,4 +483,55 @@ async fn two_processes_on_one_postgres_database_deliver_each_event_once() {
         counts.values().all(|n| *n == 1),
         "an event arrived twice: {counts:?}"
     );
+}
+
+async fn the_admin_page_lists_webhooks_with_their_recent_deliveries(backend: Backend) {
+    let Some(app) = spawn(backend, quick(1000)).await else {
+        return;
+    };
+    let receiver = Receiver::start(vec![Step::Answer(503)], Step::Answer(200)).await;
+    let created = app
+        .post(
+            "/wallet/webhooks",
+            json!({"url": receiver.url(), "events": ["wallet.opened"]}),
+        )
+        .await;
+    let webhook = created.body["id"].as_str().expect("id").to_owned();
+    app.create_wallet("paged", "EUR", "0").await;
+    deliveries_when(&app, &webhook, |d| {
+        d.len() == 1 && d[0]["status"] == "delivered"
+    })
+    .await;
+
+    let home = app.page("/").await;
+    assert_eq!(home.status, 200, "{}", home.text);
+    assert!(
+        home.text.contains(r#"href="/ui/webhooks""#),
+        "admins are linked to the page"
+    );
+    let page = app.page("/ui/webhooks").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains(&receiver.url()), "{}", page.text);
+    assert!(page.text.contains("wallet.opened"), "{}", page.text);
+    assert!(page.text.contains(">delivered<"), "{}", page.text);
+    assert!(page.text.contains("HTTP 200"), "{}", page.text);
+    let secret = created.body["secret"].as_str().expect("secret");
+    assert!(
+        !page.text.contains(secret),
+        "the secret is never shown again"
+    );
+
+    // Below admin: no link, and the page is refused.
+    let reader = app
+        .post("/wallet/keys", json!({"role": "write"}))
+        .await
+        .body["key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let cookie = app.sign_in(&reader).await;
+    let home = app.page_as(&cookie, "/").await;
+    assert_eq!(home.status, 200);
+    assert!(!home.text.contains("/ui/webhooks"));
+    assert_eq!(app.page_as(&cookie, "/ui/webhooks").await.status, 403);
 }
