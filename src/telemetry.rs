@@ -159,6 +159,21 @@ fn describe_metrics() {
         "revwallet_auth_key_lookups_total",
         "API keys looked up in the database (a key not yet cached); the steady state adds none"
     );
+    describe_counter!(
+        "revwallet_events_written_total",
+        "Events committed to the outbox, by type, counted as the sequencer numbers them for the feed"
+    );
+    for kind in crate::store::EventKind::ALL {
+        metrics::counter!("revwallet_events_written_total", "type" => kind.as_str()).absolute(0);
+    }
+    describe_gauge!(
+        "revwallet_events_unsequenced",
+        "Events committed but not yet numbered for the feed (PostgreSQL; stays near 0 while the sequencer keeps up)"
+    );
+    describe_gauge!(
+        "revwallet_events_feed_waiting",
+        "Feed requests waiting for an event (long-poll)"
+    );
     describe_gauge!("revwallet_build_info", "Build information; always 1");
     crate::webhooks::describe_metrics();
     describe_histogram!(

@@ -39,6 +39,9 @@ pub async fn housekeeping(app: AppState) {
             Ok(expired) => tracing::info!(expired, "expired holds past their expiry"),
             Err(error) => tracing::warn!(%error, "could not expire holds"),
         }
+        if let Ok(unsequenced) = app.store.count_unsequenced_events().await {
+            metrics::gauge!("revwallet_events_unsequenced").set(unsequenced as f64);
+        }
         if let Ok(held) = app.store.held_by_currency().await {
             for (currency, minor_units) in held {
                 metrics::gauge!("revwallet_held_minor_units", "currency" => currency)

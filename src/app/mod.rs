@@ -78,11 +78,14 @@ pub async fn serve(
     };
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let header_read_timeout = Duration::from_millis(state.settings.header_read_timeout_ms);
+    let feed = state.store.feed();
     let app = router(state);
     let server = async move {
         let shutdown = async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
+            // Long polls answer what they have now rather than hold the shutdown for up to 30 s.
+            feed.stop_waiting();
             let _ = stopping_tx.send(true);
         };
         accept_until(listener, app, header_read_timeout, shutdown).await;

@@ -150,7 +150,7 @@ pub async fn list_events(
             .events_after(after, limit.saturating_add(1), owner)
             .await?;
         let now = Instant::now();
-        if !events.is_empty() || waiting.is_none() || now >= deadline {
+        if !events.is_empty() || waiting.is_none() || now >= deadline || feed.stopping() {
             break events;
         }
         let poll = if feed.hearing() {

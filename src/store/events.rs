@@ -223,6 +223,8 @@ struct FeedInner {
     hearing: AtomicBool,
     /// Bounds the requests waiting for events at once.
     waiters: Arc<Semaphore>,
+    /// The process is shutting down: waiting requests answer now instead of holding up the shutdown.
+    stopping: AtomicBool,
 }
 
 /// At most this many requests wait for events at once; more are answered at once.
@@ -236,6 +238,7 @@ impl Default for Feed {
                 sequenced: watch::Sender::new(0),
                 hearing: AtomicBool::new(false),
                 waiters: Arc::new(Semaphore::new(MAX_WAITERS)),
+                stopping: AtomicBool::new(false),
             }),
         }
     }
@@ -268,6 +271,16 @@ impl Feed {
         let permit = self.inner.waiters.clone().try_acquire_owned().ok()?;
         metrics::gauge!("revwallet_events_feed_waiting").increment(1.0);
         Some(Waiting(permit))
+    }
+
+    /// Ends every wait now and refuses new ones (the server is shutting down).
+    pub fn stop_waiting(&self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        self.announce();
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.inner.stopping.load(Ordering::SeqCst)
     }
 
     pub fn hearing(&self) -> bool {

@@ -26,6 +26,9 @@ const BATCH: usize = 10_000;
 /// A round runs at least this often, so events committed by a replica that died before its round, or written
 /// by another process, are numbered soon.
 pub(crate) const TICK: Duration = Duration::from_millis(250);
+/// After a round that numbered events, the next waits this long: under a steady stream of writes each round is a
+/// commit of its own, and this bounds them (100 a second per replica) while adding at most this much latency.
+const GAP: Duration = Duration::from_millis(10);
 
 /// Numbers the visible unnumbered events in insertion order after the highest number. Both subqueries and the
 /// update share one snapshot, taken after the lock was acquired by the statement before.
@@ -84,6 +87,7 @@ impl PgStore {
                         failing = false;
                         if numbered > 0 {
                             self.feed.announce();
+                            tokio::time::sleep(GAP).await;
                         }
                         if numbered < BATCH {
                             break;
