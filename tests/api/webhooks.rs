@@ -20,6 +20,7 @@ crate::on_both_backends!(
     urls_on_internal_addresses_and_bad_lists_are_refused_unless_allowed,
     an_endpoint_that_never_answers_does_not_hold_up_another,
     the_admin_page_lists_webhooks_with_their_recent_deliveries,
+    leases_fan_out_and_retention_hold_in_the_store,
 );
 
 /// What a receiver does with one request.
@@ -534,4 +535,170 @@ async fn the_admin_page_lists_webhooks_with_their_recent_deliveries(backend: Bac
     assert_eq!(home.status, 200);
     assert!(!home.text.contains("/ui/webhooks"));
     assert_eq!(app.page_as(&cookie, "/ui/webhooks").await.status, 403);
+}
+
+/// The store alone (no worker running): the dispatcher's compare-and-set, claims under a lease, a lapsed lease
+/// taken over, and retention.
+async fn leases_fan_out_and_retention_hold_in_the_store(backend: Backend) {
+    use chrono::Utc;
+    use revwallet::store::{
+        AttemptRecord, FeedItem, NewWebhook, NextStep, SecretKind, Store, StoredSecret,
+    };
+
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let store = Store::connect(
+        &database.url,
+        &ServeArgs::default().database.store_options(),
+    )
+    .expect("store");
+    store.migrate().await.expect("migrate");
+    let new = |events: &[&str]| NewWebhook {
+        url: "https://hooks.example.com/".to_owned(),
+        events: events.iter().map(|e| (*e).to_owned()).collect(),
+        secret: StoredSecret {
+            kind: SecretKind::Plain,
+            value: "whsec_x".to_owned(),
+        },
+    };
+    let all = store
+        .create_webhook(&new(&["*"]), 2)
+        .await
+        .expect("create")
+        .expect("created");
+    let holds = store
+        .create_webhook(&new(&["hold.created"]), 2)
+        .await
+        .expect("create")
+        .expect("created");
+    assert!(
+        store
+            .create_webhook(&new(&["*"]), 2)
+            .await
+            .expect("create")
+            .is_none(),
+        "the bound holds"
+    );
+    let item = |id: i64, kind: &str| FeedItem {
+        event_id: id,
+        event_type: kind.to_owned(),
+        payload: format!(r#"{{"id":"{id}"}}"#),
+    };
+    let items = [item(1, "wallet.opened"), item(2, "hold.created")];
+    assert!(store.fan_out(0, 2, &items).await.expect("fan out"));
+    // A replica that read the old position changes nothing.
+    assert!(!store.fan_out(0, 2, &items).await.expect("fan out"));
+    assert_eq!(store.dispatch_position().await.expect("position"), 2);
+    let count = |webhook: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .list_deliveries(webhook, None, 100)
+                .await
+                .expect("list")
+                .items
+                .len()
+        }
+    };
+    assert_eq!(count(all.id).await, 2);
+    assert_eq!(count(holds.id).await, 1, "only the types it asked for");
+
+    // Claimed until a lease: nobody else gets the deliveries meanwhile.
+    let in_a_minute = Utc::now() + chrono::Duration::minutes(1);
+    let claimed = store
+        .claim_deliveries(10, 4, in_a_minute)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 3);
+    assert!(
+        store
+            .claim_deliveries(10, 4, in_a_minute)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    let done = AttemptRecord {
+        started_at: Utc::now(),
+        finished_at: Utc::now(),
+        response_status: Some(200),
+        error: None,
+        next: NextStep::Delivered,
+    };
+    for delivery in &claimed[1..] {
+        assert!(store.finish_attempt(delivery, &done).await.expect("finish"));
+    }
+
+    // A replica that died: its lease lapses and another takes the delivery over; the dead one's late result is
+    // not recorded.
+    let lapsed = Utc::now() - chrono::Duration::seconds(1);
+    let dead = store.claim_deliveries(10, 4, lapsed).await.expect("claim");
+    assert!(dead.is_empty(), "still leased by the first claim");
+    let stuck = &claimed[0];
+    store
+        .finish_attempt(
+            stuck,
+            &AttemptRecord {
+                next: NextStep::RetryAt(Utc::now() - chrono::Duration::seconds(1)),
+                response_status: Some(500),
+                ..done.clone()
+            },
+        )
+        .await
+        .expect("finish");
+    let crashed = store.claim_deliveries(10, 4, lapsed).await.expect("claim");
+    assert_eq!(crashed.len(), 1);
+    let survivor = store
+        .claim_deliveries(10, 4, in_a_minute)
+        .await
+        .expect("claim");
+    assert_eq!(survivor.len(), 1, "the lapsed lease is taken over");
+    assert!(
+        !store
+            .finish_attempt(&crashed[0], &done)
+            .await
+            .expect("finish"),
+        "lease lost"
+    );
+    assert!(
+        store
+            .finish_attempt(&survivor[0], &done)
+            .await
+            .expect("finish")
+    );
+    let stuck_delivery = store
+        .list_deliveries(stuck.webhook_id, None, 100)
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .find(|d| d.id == stuck.id)
+        .expect("delivery");
+    assert_eq!(stuck_delivery.status, "delivered");
+    assert_eq!(
+        stuck_delivery.attempts.len(),
+        2,
+        "the 500, then the survivor's 200"
+    );
+    let backlog = store.delivery_backlog().await.expect("backlog");
+    assert_eq!((backlog.pending, backlog.oldest_due), (0, None));
+
+    // Retention: finished deliveries older than the cutoff go, with their attempts.
+    assert_eq!(
+        store
+            .prune_deliveries(Utc::now() - chrono::Duration::hours(1), 1000)
+            .await
+            .expect("prune"),
+        0
+    );
+    assert_eq!(
+        revwallet::webhooks::prune(&store, std::time::Duration::ZERO)
+            .await
+            .expect("prune"),
+        3
+    );
+    assert_eq!(count(all.id).await, 0);
+    assert!(store.delete_webhook(all.id).await.expect("delete"));
+    assert!(!store.delete_webhook(all.id).await.expect("delete"));
+    store.close().await;
 }
