@@ -282,9 +282,13 @@ const PRUNE_DELIVERIES: &str = "delete from webhook_deliveries where id in ( \
      order by finished_at limit $2)";
 
 /// Events the dispatcher has passed (`$1`, its position) and older than `$2`, up to `$3` of them. Only the
-/// `events` columns every part relies on are used: `id`, `position`, `created_at`.
+/// `events` columns every part relies on are used: `id`, `position`, `created_at`. The newest numbered event
+/// always stays: the next position is numbered after the highest one in the table, so deleting it would hand
+/// out positions again that feed readers (and the dispatcher) have already passed.
 const PRUNE_EVENTS: &str = "delete from events where id in ( \
-     select id from events where position <= $1 and created_at < $2 order by position limit $3)";
+     select id from events where position <= $1 and created_at < $2 \
+       and position < (select max(position) from events) \
+     order by position limit $3)";
 
 /// Runs `$body` in a write transaction with `$conn` bound to its connection: on PostgreSQL a transaction from
 /// the pool, on SQLite the in-process writer's `BEGIN IMMEDIATE`. `?` inside rolls back.

@@ -36,10 +36,17 @@ pub async fn run(store: Store, settings: WebhookSettings, feed: Feed) {
     let mut tick = tokio::time::interval(settings.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut gauges_at: Option<std::time::Instant> = None;
+    // Warned once per outage, not at every tick.
+    let mut failing = false;
     loop {
         tick.tick().await;
-        if let Err(error) = dispatch::dispatch(&store, &feed).await {
-            tracing::warn!(%error, "could not dispatch events to webhooks");
+        match dispatch::dispatch(&store, &feed).await {
+            Ok(_) => failing = false,
+            Err(error) if !failing => {
+                failing = true;
+                tracing::warn!(%error, "could not dispatch events to webhooks; retrying every tick");
+            }
+            Err(error) => tracing::debug!(%error, "could not dispatch events to webhooks"),
         }
         let free = slots.available_permits();
         if free > 0 {
@@ -61,6 +68,9 @@ pub async fn run(store: Store, settings: WebhookSettings, feed: Feed) {
                             drop(permit);
                         });
                     }
+                }
+                Err(error) if failing => {
+                    tracing::debug!(%error, "could not claim webhook deliveries")
                 }
                 Err(error) => tracing::warn!(%error, "could not claim webhook deliveries"),
             }

@@ -698,6 +698,40 @@ async fn leases_fan_out_and_retention_hold_in_the_store(backend: Backend) {
         3
     );
     assert_eq!(count(all.id).await, 0);
+
+    // Events every webhook has passed are pruned too, but never the newest: positions continue after it.
+    if backend == Backend::Sqlite {
+        // (SQLite numbers events as they are written; PostgreSQL's sequencer runs only in a server.)
+        let eur = revwallet::domain::Currency::parse("EUR").expect("EUR");
+        for owner in ["old-1", "old-2"] {
+            store
+                .create_wallet(owner, eur, revwallet::domain::Amount::ZERO, None, None)
+                .await
+                .expect("wallet");
+        }
+        let top = store
+            .events_after(0, 100, None)
+            .await
+            .expect("feed")
+            .last()
+            .expect("events")
+            .id;
+        assert!(store.fan_out(2, top, &[]).await.expect("advance"));
+        revwallet::webhooks::prune(&store, std::time::Duration::ZERO)
+            .await
+            .expect("prune");
+        let left = store.events_after(0, 100, None).await.expect("feed");
+        assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), vec![top]);
+        store
+            .create_wallet("new", eur, revwallet::domain::Amount::ZERO, None, None)
+            .await
+            .expect("wallet");
+        let next = store.events_after(top, 100, None).await.expect("feed");
+        assert!(
+            !next.is_empty() && next.iter().all(|e| e.id > top),
+            "positions continue"
+        );
+    }
     assert!(store.delete_webhook(all.id).await.expect("delete"));
     assert!(!store.delete_webhook(all.id).await.expect("delete"));
     store.close().await;
