@@ -123,7 +123,10 @@ fn event_feed(store: crate::store::Store) -> crate::webhooks::Feed {
                 .map(|event| crate::store::FeedItem {
                     event_id: event.id,
                     event_type: event.kind.as_str().to_owned(),
-                    payload: crate::http::render(event).to_string(),
+                    // The struct itself, not a `Value` (whose keys would come out sorted): the very bytes the
+                    // feed serves.
+                    payload: serde_json::to_string(&crate::http::EventResponse::of(event))
+                        .unwrap_or_default(),
                 })
                 .collect())
         })

@@ -227,6 +227,10 @@ const DISPATCH_POSITION: &str = "select position from webhook_dispatch where id 
 /// Compare-and-set: a dispatcher that read an old position advances nothing.
 const ADVANCE_DISPATCH: &str =
     "update webhook_dispatch set position = $2 where id = 1 and position = $1";
+/// Compare-and-set to the end of the feed, never backwards.
+const SKIP_TO_FEED_END: &str = "update webhook_dispatch \
+     set position = (select coalesce(max(position), 0) from events) \
+     where id = 1 and position = $1 and position < (select coalesce(max(position), 0) from events)";
 const INSERT_DELIVERY: &str = "insert into webhook_deliveries \
      (webhook_id, event_id, event_type, payload, next_attempt_at, created_at) values ($1, $2, $3, $4, $5, $5) \
      on conflict (webhook_id, event_id) do nothing";
@@ -414,6 +418,25 @@ impl Store {
                 }
             }
             advanced == 1
+        })
+    }
+
+    /// With no webhook at all, moves the cursor from `from` straight to the end of the feed (nothing to fan out,
+    /// so nothing to read) and answers `true`; `false` when a webhook exists. A webhook created meanwhile is seen:
+    /// on PostgreSQL the share lock waits for a creation in progress to commit.
+    pub async fn skip_unwatched_events(&self, from: i64) -> Result<bool> {
+        let is_postgres = matches!(self, Store::Postgres(_));
+        in_transaction!(self, conn => {
+            if is_postgres {
+                sqlx::query("lock table webhooks in share mode").execute(&mut *conn).await?;
+            }
+            let webhooks: i64 = sqlx::query_scalar("select count(*) from webhooks")
+                .fetch_one(&mut *conn)
+                .await?;
+            if webhooks == 0 {
+                sqlx::query(SKIP_TO_FEED_END).bind(from).execute(&mut *conn).await?;
+            }
+            webhooks == 0
         })
     }
 

@@ -9,6 +9,13 @@ use crate::store::{Result, Store};
 pub const BATCH: u32 = 500;
 
 pub async fn dispatch(store: &Store, feed: &Feed) -> Result<usize> {
+    // Without webhooks (the usual case) the feed is not even read.
+    if store
+        .skip_unwatched_events(store.dispatch_position().await?)
+        .await?
+    {
+        return Ok(0);
+    }
     let mut dispatched = 0;
     loop {
         let from = store.dispatch_position().await?;

@@ -232,6 +232,11 @@ async fn deliveries_are_signed_and_retried_until_answered_with_every_attempt_lis
         .find(|e| e["id"] == event["id"])
         .cloned();
     assert_eq!(served, Some(event.clone()));
+    let body_text = std::str::from_utf8(&first.body).expect("UTF-8");
+    assert!(
+        feed.text.contains(body_text),
+        "byte for byte as the feed serves it"
+    );
 
     let deliveries = deliveries_when(&app, &webhook, |d| {
         d.len() == 1 && d[0]["status"] == "delivered"
@@ -734,5 +739,21 @@ async fn leases_fan_out_and_retention_hold_in_the_store(backend: Backend) {
     }
     assert!(store.delete_webhook(all.id).await.expect("delete"));
     assert!(!store.delete_webhook(all.id).await.expect("delete"));
+
+    // With a webhook the dispatcher reads the feed; with none it only moves its cursor to the end.
+    let position = store.dispatch_position().await.expect("position");
+    assert!(!store.skip_unwatched_events(position).await.expect("skip"));
+    assert!(store.delete_webhook(holds.id).await.expect("delete"));
+    assert!(store.skip_unwatched_events(position).await.expect("skip"));
+    let end = store
+        .events_after(0, 1000, None)
+        .await
+        .expect("feed")
+        .last()
+        .map_or(position, |e| e.id);
+    assert_eq!(
+        store.dispatch_position().await.expect("position"),
+        end.max(position)
+    );
     store.close().await;
 }
