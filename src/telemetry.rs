@@ -175,6 +175,7 @@ fn describe_metrics() {
         "Feed requests waiting for an event (long-poll)"
     );
     describe_gauge!("revwallet_build_info", "Build information; always 1");
+    crate::webhooks::describe_metrics();
     describe_histogram!(
         "revwallet_coalesced_batch_size",
         "Deposits and withdrawals on one wallet applied together in one transaction (PostgreSQL)"

@@ -1,5 +1,5 @@
 //! Background work of a serving process: gauges kept fresh, due holds expired, old idempotency keys and expired
-//! web sessions deleted, histogram samples folded.
+//! web sessions deleted, old webhook deliveries and events pruned, histogram samples folded.
 
 use std::time::{Duration, Instant};
 
@@ -56,6 +56,11 @@ pub async fn housekeeping(app: AppState) {
             match app.store.expire_web_sessions().await {
                 Ok(expired) => tracing::debug!(expired, "deleted expired web sessions"),
                 Err(error) => tracing::warn!(%error, "could not delete expired web sessions"),
+            }
+            let retention = app.settings.webhooks.webhook_retention;
+            match crate::webhooks::prune(&app.store, retention).await {
+                Ok(pruned) => tracing::debug!(pruned, "pruned old webhook deliveries and events"),
+                Err(error) => tracing::warn!(%error, "could not prune webhook deliveries"),
             }
             last_expiry = Some(Instant::now());
         }

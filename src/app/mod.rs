@@ -61,6 +61,11 @@ pub async fn serve(
     let store = state.store.clone();
     let background = tokio::spawn(housekeeping::housekeeping(state.clone()));
     let upkeep = tokio::spawn(housekeeping::metrics_upkeep(state.metrics.clone()));
+    let webhooks = crate::webhooks::spawn(
+        state.store.clone(),
+        crate::webhooks::WebhookSettings::new(&state.settings.webhooks),
+        event_feed(state.store.clone()),
+    );
     let sequencer = {
         let store = state.store.clone();
         tokio::spawn(async move { store.run_event_sequencer().await })
@@ -97,6 +102,7 @@ pub async fn serve(
     }
     background.abort();
     upkeep.abort();
+    webhooks.abort();
     sequencer.abort();
     if let Some(keys_current) = keys_current {
         keys_current.abort();
@@ -104,6 +110,27 @@ pub async fn serve(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The event feed as the webhook dispatcher reads it: every event (no owner filter), rendered as the feed serves it.
+fn event_feed(store: crate::store::Store) -> crate::webhooks::Feed {
+    std::sync::Arc::new(move |after, limit| {
+        let store = store.clone();
+        Box::pin(async move {
+            let events = store.events_after(after, limit, None).await?;
+            Ok(events
+                .iter()
+                .map(|event| crate::store::FeedItem {
+                    event_id: event.id,
+                    event_type: event.kind.as_str().to_owned(),
+                    // The struct itself, not a `Value` (whose keys would come out sorted): the very bytes the
+                    // feed serves.
+                    payload: serde_json::to_string(&crate::http::EventResponse::of(event))
+                        .unwrap_or_default(),
+                })
+                .collect())
+        })
+    })
 }
 
 /// Accepts connections until `shutdown` resolves, then lets the open ones finish their requests and close.

@@ -14,6 +14,7 @@ mod paging;
 mod respond;
 mod schema;
 mod wallets;
+mod webhooks;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -37,6 +38,18 @@ pub fn routes() -> Router<AppState> {
         .route("/wallet/events", get(events::list_events))
         .route("/wallet/keys", get(keys::list_keys).post(keys::create_key))
         .route("/wallet/keys/{id}", axum::routing::delete(keys::revoke_key))
+        .route(
+            "/wallet/webhooks",
+            get(webhooks::list_webhooks).post(webhooks::create_webhook),
+        )
+        .route(
+            "/wallet/webhooks/{id}",
+            axum::routing::delete(webhooks::delete_webhook),
+        )
+        .route(
+            "/wallet/webhooks/{id}/deliveries",
+            get(webhooks::list_deliveries),
+        )
         .route("/wallet/deposit", post(wallets::deposit))
         .route("/wallet/withdraw", post(wallets::withdraw))
         .route("/wallet/transfer", post(wallets::transfer))

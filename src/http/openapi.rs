@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::error::Problem;
-use super::{events, holds, keys, schema, wallets};
+use super::{events, holds, keys, schema, wallets, webhooks};
 
 /// Every `/wallet` route needs `Authorization: Bearer <key>` (unless the server runs with `--auth off`).
 struct BearerAuth;
@@ -21,7 +21,7 @@ impl utoipa::Modify for BearerAuth {
                     .bearer_format("rw_… API key")
                     .description(Some(
                         "An API key with the role the route needs: read (GET), write (POST), admin \
-                         (DELETE, /wallet/keys)",
+                         (DELETE, /wallet/keys, /wallet/webhooks)",
                     ))
                     .build(),
             ),
@@ -54,6 +54,10 @@ impl utoipa::Modify for BearerAuth {
         holds::list_holds,
         holds::capture_hold,
         holds::void_hold,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::delete_webhook,
+        webhooks::list_deliveries,
         events::list_events,
     ),
     modifiers(&BearerAuth),
@@ -73,6 +77,10 @@ impl utoipa::Modify for BearerAuth {
         holds::PlaceHoldRequest,
         holds::CaptureHoldRequest,
         holds::VoidHoldRequest,
+        webhooks::CreateWebhookRequest,
+        webhooks::WebhookResponse,
+        webhooks::DeliveryResponse,
+        webhooks::AttemptResponse,
         events::EventResponse,
         events::EventData
     ))

@@ -14,6 +14,7 @@ mod rows;
 mod shared;
 mod sql;
 mod sqlite;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -33,6 +34,10 @@ pub use model::{
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use webhooks::{
+    Attempt, AttemptRecord, ClaimedDelivery, Delivery, DeliveryBacklog, FeedItem, NewWebhook,
+    NextStep, SecretKind, StoredSecret, Webhook,
+};
 
 /// Pool state, for metrics.
 #[derive(Debug, Clone, Copy)]

@@ -44,7 +44,7 @@ const EXPIRE_DUE_HOLDS: &str = "update holds set status = 'expired', finished_at
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     /// Reads, and migrations.
-    pool: SqlitePool,
+    pub(in crate::store) pool: SqlitePool,
     /// One connection, taken only by the holder of `writer`.
     write_pool: SqlitePool,
     writer: Arc<Mutex<()>>,
@@ -94,7 +94,7 @@ impl SqliteStore {
     }
 
     /// Runs `work` in a write transaction. The in-process queue keeps writers from spinning on SQLite's lock.
-    async fn write<T>(
+    pub(in crate::store) async fn write<T>(
         &self,
         work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
     ) -> Result<T> {

@@ -18,6 +18,7 @@ mod sign_in;
 mod tests;
 mod views;
 mod wallet;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::Request;
@@ -75,6 +76,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/ui/wallets/{id}/holds/{hold}/void",
             get(holds::redirect_to_wallet).post(holds::void),
         )
+        .route("/ui/webhooks", get(webhooks::show_webhooks))
         .route("/ui/{*rest}", any(wallet::page_not_found))
         .route("/static/{file}", get(assets::serve_asset))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -124,9 +124,11 @@ fn needs_session(path: &str) -> bool {
     page && path != SIGN_IN_PATH && path != SIGN_OUT_PATH
 }
 
-/// The role a page needs: reading for GET, writing for the forms, admin for closing a wallet.
+/// The role a page needs: reading for GET, writing for the forms, admin for closing a wallet and for webhooks.
 fn needed_role(method: &Method, path: &str) -> Role {
-    if method.is_safe() {
+    if path == "/ui/webhooks" || path.starts_with("/ui/webhooks/") {
+        Role::Admin
+    } else if method.is_safe() {
         Role::Read
     } else if path.starts_with("/ui/wallets/") && path.ends_with("/close") {
         Role::Admin
@@ -294,6 +296,7 @@ mod tests {
         }
         assert_eq!(needed_role(&Method::GET, "/ui/wallets/1/close"), Role::Read);
         assert_eq!(needed_role(&Method::POST, "/ui/wallets"), Role::Write);
+        assert_eq!(needed_role(&Method::GET, "/ui/webhooks"), Role::Admin);
         assert_eq!(
             needed_role(&Method::POST, "/ui/wallets/1/deposit"),
             Role::Write

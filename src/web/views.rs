@@ -18,6 +18,8 @@ pub struct Chrome {
     pub prometheus_url: String,
     /// The key the page's session acts as; `None` on the sign-in page and with authentication off.
     pub account: Option<Account>,
+    /// Whether the visitor may see the admin pages (the navigation links them).
+    pub admin: bool,
 }
 
 impl Chrome {
@@ -36,6 +38,7 @@ impl Chrome {
             grafana_url: app.settings.grafana_url.clone(),
             prometheus_url: app.settings.prometheus_url.clone(),
             account,
+            admin: super::session::visitor().is_some_and(|caller| caller.allows(Role::Admin)),
         }
     }
 }

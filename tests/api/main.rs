@@ -18,3 +18,4 @@ mod readme;
 mod routes;
 mod web_access;
 mod web_holds;
+mod webhooks;

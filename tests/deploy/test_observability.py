@@ -52,6 +52,10 @@ CONTRACT_COUNTERS_AND_GAUGES = {
     "revwallet_holds_expired_total",
     # Access control (SPEC §8): 401s by reason (missing, malformed, unknown, revoked, session_expired).
     "revwallet_auth_failures_total",
+    # Webhooks (docs/adr/0130-webhooks.md): attempts by outcome, the oldest due delivery's age, the backlog.
+    "revwallet_webhook_deliveries_total",
+    "revwallet_webhook_delivery_lag_seconds",
+    "revwallet_webhook_deliveries_pending",
 }
 CONTRACT_HISTOGRAMS = {
     "revwallet_http_request_duration_seconds",

@@ -74,7 +74,7 @@ async function freePort() {
  * Starts `revwallet serve` on 127.0.0.1 and a fresh SQLite database, and waits for /healthz.
  * Returns { base, stop(), log() }.
  */
-export async function startServer(binary) {
+export async function startServer(binary, extraEnv = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'revwallet-ui-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -91,6 +91,7 @@ export async function startServer(binary) {
       REVWALLET_BOOTSTRAP_ADMIN_KEY: ADMIN_KEY,
       REVWALLET_LOG_FORMAT: 'text',
       RUST_LOG: 'info,sqlx=warn',
+      ...extraEnv,
     },
     stdio: ['ignore', logFile, logFile],
   });

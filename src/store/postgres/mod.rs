@@ -103,7 +103,7 @@ impl TryFrom<MovementRow> for Movement {
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(in crate::store) pool: PgPool,
     facts: FactsCache,
     failed_claims: FailedClaims,
     coalescer: coalesce::Coalescer,
