@@ -12,6 +12,7 @@ mod ops;
 mod paging;
 mod respond;
 mod schema;
+mod statement;
 mod wallets;
 
 use axum::Router;
@@ -20,6 +21,8 @@ use axum::routing::{get, post};
 use crate::state::AppState;
 pub use auth::authenticate;
 pub use error::ApiError;
+pub use schema::StatementQuery;
+pub use statement::statement_response;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -48,6 +51,7 @@ pub fn routes() -> Router<AppState> {
             get(wallets::get_wallet).delete(wallets::close_wallet),
         )
         .route("/wallet/{id}/transactions", get(wallets::list_transactions))
+        .route("/wallet/{id}/statement.csv", get(statement::get_statement))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

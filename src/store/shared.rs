@@ -65,9 +65,9 @@ macro_rules! shared_statements {
             use crate::store::rows::{AuditRow, EntryRow, HoldRow, WalletRow};
             use crate::store::shared::{acquire, is_debit, refused_movement, update_for};
             use crate::store::{
-                ApiKey, AuditFinding, Capture, Finish, Hold, LedgerEntry, Movement, NewApiKey,
-                PoolState, Result, StoreError, StoredResponse, Transfer, Wallet, WalletFilter,
-                WebSession, sql,
+                ApiKey, AuditFinding, Capture, Finish, HistoryFilter, Hold, LedgerEntry, Memo,
+                Movement, NewApiKey, PoolState, Result, StoreError, StoredResponse, Transfer,
+                Wallet, WalletFilter, WebSession, sql,
             };
 
             type Conn = $conn;
@@ -125,7 +125,7 @@ macro_rules! shared_statements {
                 kind: LedgerEntryKind,
                 amount: Amount,
                 counterparty: Option<WalletId>,
-                actor: Option<&str>,
+                memo: &Memo,
             ) -> Result<LedgerEntry> {
                 sqlx::query_as::<_, EntryRow>(sql::INSERT_ENTRY)
                     .bind(wallet.id.get())
@@ -134,7 +134,10 @@ macro_rules! shared_statements {
                     .bind(wallet.balance.minor_units())
                     .bind(counterparty.map(WalletId::get))
                     .bind(chrono::Utc::now())
-                    .bind(actor)
+                    .bind(memo.actor.as_deref())
+                    .bind(memo.reference.as_deref())
+                    .bind(memo.description.as_deref())
+                    .bind(memo.metadata.as_deref())
                     .fetch_one(conn)
                     .await?
                     .try_into()
@@ -191,7 +194,7 @@ macro_rules! shared_statements {
                 owner: &str,
                 currency: Currency,
                 initial: Amount,
-                actor: Option<&str>,
+                memo: &Memo,
             ) -> Result<Movement> {
                 let wallet: Wallet = sqlx::query_as::<_, WalletRow>(sql::INSERT_WALLET)
                     .bind(owner)
@@ -202,7 +205,7 @@ macro_rules! shared_statements {
                     .await?
                     .try_into()?;
                 let kind = LedgerEntryKind::Opening;
-                let entry = insert_entry(conn, &wallet, kind, initial, None, actor).await?;
+                let entry = insert_entry(conn, &wallet, kind, initial, None, memo).await?;
                 Ok(Movement { wallet, entry })
             }
 
@@ -210,7 +213,7 @@ macro_rules! shared_statements {
             pub(in crate::store) async fn apply_close(
                 conn: &mut Conn,
                 id: WalletId,
-                actor: Option<&str>,
+                memo: &Memo,
             ) -> Result<Option<LedgerEntry>> {
                 let wallet = get_open_wallet(&mut *conn, id)
                     .await?
@@ -226,7 +229,7 @@ macro_rules! shared_statements {
                         ..wallet.clone()
                     };
                     let kind = LedgerEntryKind::Closing;
-                    Some(insert_entry(conn, &closed, kind, wallet.balance, None, actor).await?)
+                    Some(insert_entry(conn, &closed, kind, wallet.balance, None, memo).await?)
                 } else {
                     None
                 };
@@ -248,15 +251,14 @@ macro_rules! shared_statements {
                 from: WalletId,
                 to: WalletId,
                 amount: Amount,
-                actor: Option<&str>,
+                memo: &Memo,
             ) -> Result<Transfer> {
                 use LedgerEntryKind::{TransferIn, TransferOut};
                 let debited = change_balance(conn, from, TransferOut, amount).await?;
                 let credited = change_balance(conn, to, TransferIn, amount).await?;
-                let out =
-                    insert_entry(conn, &debited, TransferOut, amount, Some(to), actor).await?;
+                let out = insert_entry(conn, &debited, TransferOut, amount, Some(to), memo).await?;
                 let into =
-                    insert_entry(conn, &credited, TransferIn, amount, Some(from), actor).await?;
+                    insert_entry(conn, &credited, TransferIn, amount, Some(from), memo).await?;
                 Ok(Transfer {
                     from: Movement {
                         wallet: debited,
@@ -335,6 +337,7 @@ macro_rules! shared_statements {
                 wallet: WalletId,
                 amount: Amount,
                 expires_at: DateTime<Utc>,
+                memo: &Memo,
             ) -> Result<Hold> {
                 let reserve = async |conn: &mut Conn| -> Result<bool> {
                     let row: Option<i64> = sqlx::query_scalar(sql::RESERVE)
@@ -362,6 +365,9 @@ macro_rules! shared_statements {
                     .bind(amount.minor_units())
                     .bind(Utc::now())
                     .bind(expires_at)
+                    .bind(memo.reference.as_deref())
+                    .bind(memo.description.as_deref())
+                    .bind(memo.metadata.as_deref())
                     .fetch_one(conn)
                     .await?
                     .try_into()
@@ -425,12 +431,12 @@ macro_rules! shared_statements {
                 hold: Hold,
                 amount: Amount,
                 to: Option<WalletId>,
-                actor: Option<&str>,
+                memo: &Memo,
             ) -> Result<Capture> {
                 release(conn, hold.wallet_id, hold.amount.minor_units()).await?;
                 match to {
                     Some(to) => {
-                        let moved = apply_transfer(conn, hold.wallet_id, to, amount, actor).await?;
+                        let moved = apply_transfer(conn, hold.wallet_id, to, amount, memo).await?;
                         Ok(Capture {
                             hold,
                             from: moved.from,
@@ -440,7 +446,7 @@ macro_rules! shared_statements {
                     None => {
                         let kind = LedgerEntryKind::Withdrawal;
                         let wallet = change_balance(conn, hold.wallet_id, kind, amount).await?;
-                        let entry = insert_entry(conn, &wallet, kind, amount, None, actor).await?;
+                        let entry = insert_entry(conn, &wallet, kind, amount, None, memo).await?;
                         Ok(Capture {
                             hold,
                             from: Movement { wallet, entry },
@@ -448,6 +454,40 @@ macro_rules! shared_statements {
                         })
                     }
                 }
+            }
+
+            /// A filtered page of a wallet's entries: newest first before `cursor`, or oldest first after it.
+            async fn entries_page(
+                conn: &mut Conn,
+                id: WalletId,
+                filter: &HistoryFilter,
+                cursor: Option<i64>,
+                limit: u32,
+                ascending: bool,
+            ) -> Result<Vec<LedgerEntry>> {
+                let statement = sql::list_entries(filter, ascending);
+                let mut query = sqlx::query_as::<_, EntryRow>(&statement)
+                    .bind(id.get())
+                    .bind(cursor.unwrap_or(if ascending { 0 } else { i64::MAX }))
+                    .bind(i64::from(limit));
+                if let Some(kind) = filter.kind {
+                    query = query.bind(kind.as_str());
+                }
+                if let Some(reference) = &filter.reference {
+                    query = query.bind(reference.clone());
+                }
+                if let Some(from) = filter.from {
+                    query = query.bind(from);
+                }
+                if let Some(to) = filter.to {
+                    query = query.bind(to);
+                }
+                query
+                    .fetch_all(conn)
+                    .await?
+                    .into_iter()
+                    .map(LedgerEntry::try_from)
+                    .collect()
             }
 
             /// Reads through the pool, identical for both stores.
@@ -510,6 +550,7 @@ macro_rules! shared_statements {
                 pub async fn history(
                     &self,
                     id: WalletId,
+                    filter: &HistoryFilter,
                     before: Option<i64>,
                     limit: u32,
                 ) -> Result<Vec<LedgerEntry>> {
@@ -517,15 +558,36 @@ macro_rules! shared_statements {
                     get_open_wallet(&mut conn, id)
                         .await?
                         .ok_or(StoreError::WalletNotFound(id))?;
-                    sqlx::query_as::<_, EntryRow>(sql::LIST_ENTRIES)
+                    entries_page(&mut conn, id, filter, before, limit, false).await
+                }
+
+                /// The last entry of a wallet at (`inclusive`) or before `at` (open or closed: the caller checks).
+                pub async fn entry_as_of(
+                    &self,
+                    id: WalletId,
+                    at: DateTime<Utc>,
+                    inclusive: bool,
+                ) -> Result<Option<LedgerEntry>> {
+                    sqlx::query_as::<_, EntryRow>(&sql::entry_as_of(inclusive))
                         .bind(id.get())
-                        .bind(before.unwrap_or(i64::MAX))
-                        .bind(i64::from(limit))
-                        .fetch_all(&mut *conn)
+                        .bind(at)
+                        .fetch_optional(&mut *acquire(&self.pool).await?)
                         .await?
-                        .into_iter()
                         .map(LedgerEntry::try_from)
-                        .collect()
+                        .transpose()
+                }
+
+                /// A page of a wallet's entries in ledger order, strictly after the entry id `after`, for a
+                /// statement.
+                pub async fn statement_page(
+                    &self,
+                    id: WalletId,
+                    filter: &HistoryFilter,
+                    after: Option<i64>,
+                    limit: u32,
+                ) -> Result<Vec<LedgerEntry>> {
+                    let mut conn = acquire(&self.pool).await?;
+                    entries_page(&mut conn, id, filter, after, limit, true).await
                 }
 
                 pub async fn get_hold(&self, id: HoldId) -> Result<Hold> {

@@ -20,7 +20,7 @@ use crate::domain::{Amount, Currency, HoldId, HoldLifetime, HoldStatus, WalletId
 use crate::idempotency::{Ran, run_once};
 use crate::outcome::{Operation, OperationKind, ProblemKind};
 use crate::state::AppState;
-use crate::store::{Capture, Hold, StoreError, Wallet};
+use crate::store::{Capture, Hold, Memo, StoreError, Wallet};
 
 /// Pending holds listed on the wallet page, newest first; beyond this many, the section says so.
 pub const PENDING_SHOWN: u32 = 50;
@@ -247,7 +247,7 @@ pub async fn place(
         let store = &app.store;
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
             let expires_at = Utc::now() + TimeDelta::seconds(i64::from(lifetime.seconds()));
-            store.place_hold(id, amount, expires_at, finish).await
+            store.place_hold(id, amount, expires_at, &Memo::default(), finish).await
         })
         .await;
         let refusal = match result {
@@ -362,10 +362,10 @@ pub async fn capture(
         let hold_id = hold.id;
         let location = format!("/ui/wallets/{id}?notice=captured");
         let render = |_: &Capture| forms::redirect(location.clone());
-        let (store, actor) = (&app.store, caller.actor());
+        let (store, memo) = (&app.store, &Memo::actor(caller.actor()));
         // The integrator passes the signed-in caller's actor here once the web app has sessions.
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
-            store.capture_hold(hold_id, amount, to, actor, finish).await
+            store.capture_hold(hold_id, amount, to, memo, finish).await
         })
         .await;
         let beside = match result {

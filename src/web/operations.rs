@@ -15,7 +15,7 @@ use crate::domain::{Amount, Currency, WalletId};
 use crate::idempotency::{Ran, run_once};
 use crate::outcome::{Operation, OperationKind, ProblemKind};
 use crate::state::AppState;
-use crate::store::{LedgerEntry, Movement, StoreError, Transfer, Wallet};
+use crate::store::{LedgerEntry, Memo, Movement, StoreError, Transfer, Wallet};
 
 /// `POST /ui/wallets/{id}/deposit`.
 pub async fn deposit(
@@ -67,11 +67,11 @@ async fn move_money(
         };
         let location = format!("/ui/wallets/{id}?notice={notice}");
         let render = |_: &Movement| forms::redirect(location.clone());
-        let (store, actor) = (&app.store, caller.actor());
+        let (store, memo) = (&app.store, &Memo::actor(caller.actor()));
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
             match kind {
-                OperationKind::Withdrawal => store.withdraw(id, amount, actor, finish).await,
-                _ => store.deposit(id, amount, actor, finish).await,
+                OperationKind::Withdrawal => store.withdraw(id, amount, memo, finish).await,
+                _ => store.deposit(id, amount, memo, finish).await,
             }
         })
         .await;
@@ -154,9 +154,9 @@ pub async fn transfer(
         };
         let location = format!("/ui/wallets/{from}?notice=transferred");
         let render = |_: &Transfer| forms::redirect(location.clone());
-        let (store, actor) = (&app.store, caller.actor());
+        let (store, memo) = (&app.store, &Memo::actor(caller.actor()));
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
-            store.transfer(from, to, amount, actor, finish).await
+            store.transfer(from, to, amount, memo, finish).await
         })
         .await;
         let to_field: FieldOf = |forms| &mut forms.transfer_to;
@@ -274,9 +274,9 @@ pub async fn close_wallet(
         }
         let location = "/?notice=closed";
         let render = |_: &Option<LedgerEntry>| forms::redirect(location.to_owned());
-        let (store, actor) = (&app.store, caller.actor());
+        let (store, memo) = (&app.store, &Memo::actor(caller.actor()));
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
-            store.close_wallet(id, actor, finish).await
+            store.close_wallet(id, memo, finish).await
         })
         .await;
         match result {

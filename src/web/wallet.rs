@@ -14,7 +14,7 @@ use super::views::{
 use crate::auth::Caller;
 use crate::domain::{Currency, WalletId};
 use crate::state::AppState;
-use crate::store::WalletFilter;
+use crate::store::{HistoryFilter, WalletFilter};
 
 /// Ledger entries per page on the wallet page.
 pub const ENTRIES_PER_PAGE: u32 = 20;
@@ -74,7 +74,10 @@ pub(super) async fn wallet_page(
     }
     let currency = wallet.currency;
     let allowed = Allowed::of(caller);
-    let history = app.store.history(id, before, ENTRIES_PER_PAGE).await?;
+    let history = app
+        .store
+        .history(id, &HistoryFilter::default(), before, ENTRIES_PER_PAGE)
+        .await?;
     let view = WalletView::new(&wallet);
     let older_url = history
         .next

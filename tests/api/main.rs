@@ -12,6 +12,7 @@ mod holds;
 mod idempotency;
 mod input;
 mod limits;
+mod memos;
 mod observability;
 mod readme;
 mod routes;
