@@ -8,6 +8,7 @@ mod cli;
 mod concurrency;
 mod errors;
 mod faults;
+mod history;
 mod holds;
 mod idempotency;
 mod input;
