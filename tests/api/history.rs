@@ -10,6 +10,7 @@ crate::on_both_backends!(
     malformed_filters_and_instants_are_422,
     a_statement_of_several_pages_parses_back_to_exactly_the_ledger,
     a_statement_is_for_readers_of_the_wallet_only,
+    the_web_app_records_descriptions_filters_the_history_and_links_the_statement,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -376,4 +377,88 @@ async fn a_statement_is_for_readers_of_the_wallet_only(backend: Backend) {
     )
     .await;
     anonymous.assert_problem(401, "unauthenticated");
+}
+
+async fn the_web_app_records_descriptions_filters_the_history_and_links_the_statement(
+    backend: Backend,
+) {
+    let app = app(backend).await;
+    let id = app.create_wallet("web", "EUR", "10.00").await;
+    let form = |pairs: &[(&str, &str)]| serde_urlencoded::to_string(pairs).expect("form");
+    let deposit = form(&[
+        ("key", "web-memo-1"),
+        ("amount", "2.50"),
+        ("reference", "  inv-7  "),
+        ("description", "coffee, \"beans\"\r\nand <milk>"),
+    ]);
+    let reply = app
+        .post_page(&format!("/ui/wallets/{id}/deposit"), &deposit)
+        .await;
+    assert_eq!(reply.status, 303, "{}", reply.text);
+    let withdraw = form(&[("key", "web-memo-2"), ("amount", "1.00")]);
+    let reply = app
+        .post_page(&format!("/ui/wallets/{id}/withdraw"), &withdraw)
+        .await;
+    assert_eq!(reply.status, 303, "{}", reply.text);
+    // Stored as typed (the reference trimmed), and shown escaped in the history.
+    let entry = &app.history(&id).await[1];
+    assert_eq!(entry["reference"], "inv-7");
+    assert_eq!(entry["description"], "coffee, \"beans\"\r\nand <milk>");
+    let page = app.page(&format!("/ui/wallets/{id}")).await;
+    assert!(page.text.contains("<code>inv-7</code>"), "{}", page.text);
+    assert!(
+        page.text.contains("coffee, &#34;beans&#34;"),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text.contains("milk") && !page.text.contains("<milk>"),
+        "escaped"
+    );
+
+    // A broken rule is refused beside its field, nothing changed.
+    let long = "r".repeat(129);
+    let bad = form(&[
+        ("key", "web-memo-3"),
+        ("amount", "1.00"),
+        ("reference", &long),
+    ]);
+    let reply = app
+        .post_page(&format!("/ui/wallets/{id}/deposit"), &bad)
+        .await;
+    assert_eq!(reply.status, 422);
+    assert!(
+        reply.text.contains("id=\"deposit-reference-error\""),
+        "{}",
+        reply.text
+    );
+    assert_eq!(app.balance(&id).await, "11.50");
+
+    // The filter shows only withdrawals; the statement link carries the dates as instants.
+    let filtered = app
+        .page(&format!(
+            "/ui/wallets/{id}?type=withdrawal&from=2000-01-01&to=2999-12-31"
+        ))
+        .await;
+    assert_eq!(filtered.status, 200);
+    assert!(!filtered.text.contains("<code>inv-7</code>"));
+    assert!(filtered.text.contains("Withdrawal"));
+    let link = format!(
+        "/ui/wallets/{id}/statement.csv?from=2000-01-01T00%3A00%3A00Z&#38;to=3000-01-01T00%3A00%3A00Z"
+    );
+    assert!(filtered.text.contains(&link), "{}", filtered.text);
+    let statement = app
+        .page(&format!(
+            "/ui/wallets/{id}/statement.csv?from=2000-01-01T00:00:00Z"
+        ))
+        .await;
+    assert_eq!(statement.status, 200, "{}", statement.text);
+    let rows = parse_csv(&statement.text);
+    assert_eq!(rows.len(), 1 + 1 + 3 + 1);
+    assert_eq!(rows[3][7], "coffee, \"beans\"\r\nand <milk>");
+    // Without a session, the statement is the sign-in page, not the CSV.
+    let anonymous = app
+        .page_as("", &format!("/ui/wallets/{id}/statement.csv"))
+        .await;
+    assert_ne!(anonymous.status, 200);
 }
