@@ -130,7 +130,7 @@ struct Statement {
 impl Statement {
     /// The header and the opening balance row.
     fn head(&self, at: DateTime<Utc>) -> Result<Bytes> {
-        let mut rows = csv::Writer::from_writer(Vec::new());
+        let mut rows = rows();
         rows.write_record(HEADER).map_err(csv_error)?;
         self.balance_row(&mut rows, at, "opening_balance")?;
         finish(rows)
@@ -162,7 +162,7 @@ impl Statement {
                     .await?
             }
         };
-        let mut rows = csv::Writer::from_writer(Vec::new());
+        let mut rows = rows();
         if page.is_empty() {
             let end = self.filter.to.unwrap_or_else(Utc::now);
             self.balance_row(&mut rows, end, "closing_balance")?;
@@ -219,6 +219,13 @@ fn signed(entry: &LedgerEntry) -> i64 {
             -minor
         }
     }
+}
+
+/// A writer of CSV rows into memory, with RFC 4180's CRLF line ends (quoting as needed is the crate's default).
+fn rows() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new())
 }
 
 fn finish(rows: csv::Writer<Vec<u8>>) -> Result<Bytes> {
