@@ -465,10 +465,38 @@ macro_rules! shared_statements {
                 limit: u32,
                 ascending: bool,
             ) -> Result<Vec<LedgerEntry>> {
+                // The period as a range of ids (two probes of the time index), so that the id-ordered scan starts
+                // and stops near the period instead of walking the whole ledger (docs/adr/0110-...).
+                let probe = async |conn: &mut Conn,
+                                   statement: &str,
+                                   at: DateTime<Utc>|
+                       -> Result<Option<i64>> {
+                    Ok(sqlx::query_scalar(statement)
+                        .bind(id.get())
+                        .bind(at)
+                        .fetch_optional(conn)
+                        .await?)
+                };
+                let mut above = if ascending { cursor } else { None };
+                let mut below = if ascending { None } else { cursor };
+                if let Some(from) = filter.from {
+                    let bound =
+                        probe(&mut *conn, sql::LAST_ID_BEFORE, from - sql::CLOCK_SLACK).await?;
+                    above = above.max(bound);
+                }
+                if let Some(to) = filter.to {
+                    let bound =
+                        probe(&mut *conn, sql::FIRST_ID_FROM, to + sql::CLOCK_SLACK).await?;
+                    below = match (below, bound) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
                 let statement = sql::list_entries(filter, ascending);
                 let mut query = sqlx::query_as::<_, EntryRow>(&statement)
                     .bind(id.get())
-                    .bind(cursor.unwrap_or(if ascending { 0 } else { i64::MAX }))
+                    .bind(above.unwrap_or(0))
+                    .bind(below.unwrap_or(i64::MAX))
                     .bind(i64::from(limit));
                 if let Some(kind) = filter.kind {
                     query = query.bind(kind.as_str());

@@ -178,15 +178,31 @@ pub const WALLETS_WITH_DUE_HOLDS: &str = "select distinct wallet_id from holds \
 /// The money held in open wallets, by currency (a gauge).
 pub const HELD_BY_CURRENCY: &str = "select currency, cast(sum(held) as bigint) as held from wallets where closed_at is null group by currency";
 
+/// How far an entry's `created_at` may run ahead of a later entry's in the same wallet. Entries of a wallet are
+/// written one after another under its lock, but `created_at` is read from the clock before the statement that
+/// takes the lock, which waits at most `lock_timeout` (4 s) within `statement_timeout` (5 s); the rest is margin
+/// for clock adjustments and replicas' clocks.
+pub const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// The id of the wallet's last entry in time before instant `$2`: every entry at or after `$2 + CLOCK_SLACK` has a
+/// larger id.
+pub const LAST_ID_BEFORE: &str = "select id from transactions where wallet_id = $1 and created_at < $2 \
+     order by created_at desc, id desc limit 1";
+
+/// The id of the wallet's first entry in time at or after instant `$2`: every entry before `$2 - CLOCK_SLACK` has a
+/// smaller id.
+pub const FIRST_ID_FROM: &str = "select id from transactions where wallet_id = $1 and created_at >= $2 \
+     order by created_at, id limit 1";
+
 /// A page of a wallet's entries with only the filters that are set (so the planner sees plain predicates it can
-/// match to an index). `$1` wallet, `$2` cursor (`before` newest first, `after` oldest first), `$3` limit, then in
-/// order whichever of kind, reference, from (inclusive) and to (exclusive) the filter has.
+/// match to an index). `$1` wallet, `$2` and `$3` the ids it lies strictly between (the cursor, and the period's
+/// id range), `$4` limit, then in order whichever of kind, reference, from (inclusive) and to (exclusive) the
+/// filter has.
 pub fn list_entries(filter: &super::HistoryFilter, ascending: bool) -> String {
     let mut statement = format!(
-        "select {ENTRY_COLUMNS} from transactions where wallet_id = $1 and id {} $2",
-        if ascending { ">" } else { "<" }
+        "select {ENTRY_COLUMNS} from transactions where wallet_id = $1 and id > $2 and id < $3"
     );
-    let mut n = 3;
+    let mut n = 4;
     let mut add = |predicate: &str| {
         n += 1;
         statement.push_str(&format!(" and {predicate} ${n}"));
@@ -204,9 +220,9 @@ pub fn list_entries(filter: &super::HistoryFilter, ascending: bool) -> String {
         add("created_at <");
     }
     statement.push_str(if ascending {
-        " order by id limit $3"
+        " order by id limit $4"
     } else {
-        " order by id desc limit $3"
+        " order by id desc limit $4"
     });
     statement
 }
