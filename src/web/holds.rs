@@ -61,6 +61,12 @@ pub struct PendingHold {
     pub to_id: String,
     pub capture_amount: Field,
     pub capture_to: Field,
+    /// The capture's optional reference and description (on the entries it writes), and their ids' prefix.
+    pub capture_memo: MemoFields,
+    pub memo_prefix: String,
+    /// What the hold was placed with.
+    pub reference: Option<String>,
+    pub description: Option<String>,
     pub void_key: String,
 }
 
@@ -95,10 +101,11 @@ impl HoldsSection {
             || self.place_amount.error.is_some()
             || self.place_hours.error.is_some()
             || self.place_memo.has_error()
-            || self
-                .pending
-                .iter()
-                .any(|hold| hold.capture_amount.error.is_some() || hold.capture_to.error.is_some())
+            || self.pending.iter().any(|hold| {
+                hold.capture_amount.error.is_some()
+                    || hold.capture_to.error.is_some()
+                    || hold.capture_memo.has_error()
+            })
     }
 
     fn pending_mut(&mut self, id: HoldId) -> Option<&mut PendingHold> {
@@ -121,6 +128,10 @@ impl PendingHold {
             to_id: format!("hold-{id}-to"),
             capture_amount: Field::default(),
             capture_to: Field::default(),
+            capture_memo: MemoFields::default(),
+            memo_prefix: format!("hold-{id}"),
+            reference: hold.reference.clone(),
+            description: hold.description.clone(),
             void_key: forms::new_key(),
             id,
         }
@@ -210,7 +221,14 @@ async fn refused(
             Some(row) => {
                 row.capture_amount = Field::typed(typed.amount);
                 row.capture_to = Field::typed(typed.second);
-                mark_refused([(&mut row.capture_amount, amount), (&mut row.capture_to, to)])
+                let memo_refused = typed.memo.has_error();
+                row.capture_memo = typed.memo;
+                match (amount, to) {
+                    (None, None) if memo_refused => ProblemKind::InvalidRequest,
+                    (amount, to) => {
+                        mark_refused([(&mut row.capture_amount, amount), (&mut row.capture_to, to)])
+                    }
+                }
             }
             None => section_refusal(holds, amount.or(to)),
         },
@@ -353,10 +371,17 @@ pub async fn capture(
         let id = page_wallet_id(&id)?;
         let currency = op.currency(visible_currency(&app, &caller, id).await?);
         let hold = hold_of(&app, id, &hold).await?;
-        let typed = Typed {
+        let mut typed = Typed {
             amount: form.get("amount"),
             second: form.get("to"),
             memo: MemoFields::default(),
+        };
+        let memo = match forms::read_memo(&form, &mut typed.memo) {
+            Ok(memo) => Memo::new(caller.actor(), memo),
+            Err(_) => {
+                let beside = Beside::Capture(hold.id, None, None);
+                return Ok(refused(&app, &caller, id, typed, beside).await);
+            }
         };
         // A hold no longer pending goes to the store all the same, so that a form sent twice is answered as the
         // first time was (the store then refuses it, with the words for the hold's state).
@@ -376,8 +401,7 @@ pub async fn capture(
         let hold_id = hold.id;
         let location = format!("/ui/wallets/{id}?notice=captured");
         let render = |_: &Capture| forms::redirect(location.clone());
-        let (store, memo) = (&app.store, &Memo::actor(caller.actor()));
-        // The integrator passes the signed-in caller's actor here once the web app has sessions.
+        let (store, memo) = (&app.store, &memo);
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
             store.capture_hold(hold_id, amount, to, memo, finish).await
         })
