@@ -34,3 +34,8 @@ bench-check: ## the pgbench scripts still carry revwallet's exact SQL (a Rust te
 bench-resilience: build pg-up ## only the fault runs (kill -9, PostgreSQL restart, SIGTERM, clients hanging up) on the debug build, ~1.5 minutes
 	@REVWALLET_BIN='$(BENCH_RESILIENCE_BIN)' BENCH_ONLY=resilience $(BENCH_PYTHON) bench/run.py \
 		|| $(call fail,an acknowledged operation was lost$(comma) the audit was not clean$(comma) or recovery failed (see above))
+
+.PHONY: bench-statement
+bench-statement: build pg-up ## a 200,000-entry statement streams with flat server memory (peak RSS vs a 10-entry one) and equals the ledger; ~1 minute
+	@REVWALLET_BIN='$(BENCH_RESILIENCE_BIN)' timeout 600 $(BENCH_PYTHON) bench/statement.py \
+		|| $(call fail,the statement bench failed (see above; server log in bench/results/tmp/statement-server.log))

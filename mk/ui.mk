@@ -30,6 +30,6 @@ deps-ui: ## install chromium, chromium-driver, nodejs, npm (apt) and the pinned 
 ui-test: ## browser tests of the web app in headless Chromium (journeys with and without JavaScript, keyboard, axe-core), writes docs/screenshots/
 	@test -d $(UI_DIR)/node_modules/playwright-core -a -d $(UI_DIR)/node_modules/axe-core \
 		|| $(call fail,the browser-test packages are not installed; run make deps-ui first)
-	@cd $(UI_DIR) && node --test --test-reporter=spec wallet.test.mjs holds.test.mjs webhooks.test.mjs \
+	@cd $(UI_DIR) && node --test --test-reporter=spec wallet.test.mjs holds.test.mjs webhooks.test.mjs statement.test.mjs \
 		|| $(call fail,the browser tests of the web app failed (see above; the server log is printed on start-up failures))
 	@echo "ui-test: OK (screenshots in docs/screenshots/)"

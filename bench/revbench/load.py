@@ -107,6 +107,7 @@ def pgbench_run(url: str, script: str, clients: int, duration: int, first_id: in
                "-f", str(PGBENCH_DIR / script),
                "-D", f"first_id={first_id}", "-D", f"last_id={last_id}", "-D", f"amount={AMOUNT_MINOR}",
                "-D", "kind=deposit", "-D", "now=2026-01-01T00:00:00Z", "-D", "actor=pgbench",
+               "-D", "reference=pgbench", "-D", "description=pgbench", "-D", "metadata={}",
                "-l", f"--log-prefix={raw_prefix}", url]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60, check=False,

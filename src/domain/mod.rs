@@ -3,12 +3,14 @@
 
 mod access;
 mod hold;
+mod memo;
 mod money;
 mod time;
 mod wallet;
 
 pub use access::{KeySecret, KeySecretError, Role, hex, id_of_hash};
 pub use hold::{HoldId, HoldIdError, HoldLifetime, HoldLifetimeError, HoldStatus};
+pub use memo::{Description, Memo, MemoError, Metadata, Reference};
 pub use money::{Amount, AmountError, Currency, CurrencyError};
-pub use time::rfc3339;
+pub use time::{InstantError, parse_instant, rfc3339};
 pub use wallet::{LedgerEntryKind, Owner, OwnerError, WalletId, WalletIdError};

@@ -205,6 +205,18 @@ impl From<CurrencyError> for ApiError {
     }
 }
 
+impl From<crate::domain::InstantError> for ApiError {
+    fn from(error: crate::domain::InstantError) -> Self {
+        Self::invalid_request(error.to_string())
+    }
+}
+
+impl From<crate::domain::MemoError> for ApiError {
+    fn from(error: crate::domain::MemoError) -> Self {
+        Self::invalid_request(error.to_string())
+    }
+}
+
 impl From<OwnerError> for ApiError {
     fn from(error: OwnerError) -> Self {
         Self::invalid_request(format!("owner: {error}"))

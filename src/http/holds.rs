@@ -13,7 +13,9 @@ use super::error::{ApiError, Problem, Result};
 use super::extract::{ApiQuery, PathId};
 use super::paging::{cursor, link_next, page_size};
 use super::respond::json_response;
-use super::schema::{TransactionResponse, TransferTarget, WalletResponse};
+use super::schema::{
+    TransactionResponse, TransferTarget, WalletResponse, WithMemo, metadata_json, with_memo,
+};
 use super::wallets::{counted, visible};
 use crate::auth::Caller;
 use crate::domain::{Currency, HoldId, HoldLifetime, HoldStatus, rfc3339};
@@ -21,6 +23,7 @@ use crate::idempotency::run_once;
 use crate::outcome::{Operation, OperationKind, ProblemKind};
 use crate::state::AppState;
 use crate::store::{Capture, Hold};
+use serde_json::value::RawValue;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +37,18 @@ pub struct PlaceHoldRequest {
     #[serde(default)]
     #[schema(value_type = Option<u32>, example = 3600)]
     pub expires_in: Option<SecondsText>,
+    /// The caller's own id for the operation: 1–128 characters, no control characters, no edge whitespace.
+    #[serde(default)]
+    #[schema(example = "invoice-2026-0042")]
+    pub reference: Option<String>,
+    /// Up to 500 characters; line breaks and tabs allowed.
+    #[serde(default)]
+    #[schema(example = "May rent")]
+    pub description: Option<String>,
+    /// At most 32 string keys (1–64 characters) to string values (up to 500), at most 8 KiB as JSON.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -47,6 +62,18 @@ pub struct CaptureHoldRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "2")]
     pub to_id: Option<IdText>,
+    /// The caller's own id for the capture (on its ledger entries): 1–128 characters, no control characters, no edge whitespace.
+    #[serde(default)]
+    #[schema(example = "invoice-2026-0042")]
+    pub reference: Option<String>,
+    /// Up to 500 characters; line breaks and tabs allowed.
+    #[serde(default)]
+    #[schema(example = "May rent")]
+    pub description: Option<String>,
+    /// At most 32 string keys (1–64 characters) to string values (up to 500), at most 8 KiB as JSON.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// A void takes no parameters: `{}` or no body at all.
@@ -83,7 +110,17 @@ pub struct HoldResponse {
     pub expires_at: String,
     #[schema(example = "2026-11-26T19:00:00Z")]
     pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The metadata object as given (keys sorted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Box<RawValue>>,
 }
+
+with_memo!(PlaceHoldRequest, CaptureHoldRequest);
 
 impl HoldResponse {
     pub fn new(hold: &Hold, currency: Currency) -> Self {
@@ -95,6 +132,9 @@ impl HoldResponse {
             captured: hold.captured.map(|c| c.format(currency)),
             expires_at: rfc3339(hold.expires_at),
             created_at: rfc3339(hold.created_at),
+            reference: hold.reference.clone(),
+            description: hold.description.clone(),
+            metadata: metadata_json(hold.metadata.as_deref()),
         }
     }
 }
@@ -203,19 +243,20 @@ pub async fn place_hold(
                 .map_err(|error| ApiError::invalid_request(error.to_string()))?,
             None => HoldLifetime::DEFAULT,
         };
-        Ok::<_, ApiError>((wallet, code, amount, lifetime))
+        let memo = body.memo(caller.actor())?;
+        Ok::<_, ApiError>((wallet, code, amount, lifetime, memo))
     }
     .await;
-    let (wallet, code, amount, lifetime) = match prepared {
+    let (wallet, code, amount, lifetime, memo) = match prepared {
         Ok(prepared) => prepared,
         Err(error) => return refused(op, error),
     };
     let render = move |hold: &Hold| hold_response(StatusCode::CREATED, hold, code);
-    let store = &app.store;
+    let (store, memo) = (&app.store, &memo);
     let result = run_once(store, request.idempotency.as_ref(), &render, move |finish| async move {
         let lifetime_seconds = chrono::TimeDelta::seconds(i64::from(lifetime.seconds()));
         let expires_at = chrono::Utc::now() + lifetime_seconds;
-        let hold = store.place_hold(wallet, amount, expires_at, finish).await?;
+        let hold = store.place_hold(wallet, amount, expires_at, memo, finish).await?;
         tracing::info!(hold_id = %hold.id, wallet_id = %wallet, currency = %code, amount = %amount.format(code),
             expires_in = lifetime.seconds(), "hold placed");
         Ok(hold)
@@ -307,6 +348,7 @@ pub async fn capture_hold(
         )
     };
     let result = async {
+        let memo = request.value.memo(caller.actor())?;
         let (hold, code) = visible_hold(&app, &caller, id).await?;
         let code = op.currency(code);
         let amount = match &request.value.amount {
@@ -332,9 +374,9 @@ pub async fn capture_hold(
                 return Err(ApiError::currency_mismatch(hold.wallet_id, to, (code, to_currency)));
             }
         }
-        let (store, actor) = (&app.store, caller.actor());
+        let (store, memo, actor) = (&app.store, &memo, caller.actor());
         run_once(store, request.idempotency.as_ref(), &render, move |finish| async move {
-            let capture = store.capture_hold(id, amount, to, actor, finish).await?;
+            let capture = store.capture_hold(id, amount, to, memo, finish).await?;
             tracing::info!(hold_id = %id, wallet_id = %capture.hold.wallet_id, currency = %code,
                 amount = %amount.format(code), to_wallet_id = ?to.map(|t| t.get()), actor, "hold captured");
             Ok(capture)

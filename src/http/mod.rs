@@ -13,6 +13,7 @@ mod ops;
 mod paging;
 mod respond;
 mod schema;
+mod statement;
 mod wallets;
 mod webhooks;
 
@@ -23,6 +24,8 @@ use crate::state::AppState;
 pub use auth::authenticate;
 pub use error::ApiError;
 pub use events::{EventResponse, render};
+pub use schema::StatementQuery;
+pub use statement::statement_response;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -64,6 +67,7 @@ pub fn routes() -> Router<AppState> {
             get(wallets::get_wallet).delete(wallets::close_wallet),
         )
         .route("/wallet/{id}/transactions", get(wallets::list_transactions))
+        .route("/wallet/{id}/statement.csv", get(statement::get_statement))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

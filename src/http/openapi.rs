@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::error::Problem;
-use super::{events, holds, keys, schema, wallets, webhooks};
+use super::{events, holds, keys, schema, statement, wallets, webhooks};
 
 /// Every `/wallet` route needs `Authorization: Bearer <key>` (unless the server runs with `--auth off`).
 struct BearerAuth;
@@ -45,6 +45,7 @@ impl utoipa::Modify for BearerAuth {
         wallets::withdraw,
         wallets::transfer,
         wallets::list_transactions,
+        statement::get_statement,
         wallets::close_wallet,
         keys::create_key,
         keys::list_keys,
@@ -67,6 +68,7 @@ impl utoipa::Modify for BearerAuth {
         schema::WalletResponse,
         schema::TransactionResponse,
         schema::TransferResponse,
+        schema::WalletAsOfResponse,
         schema::CreateWalletRequest,
         schema::MoveMoneyRequest,
         schema::TransferRequest,

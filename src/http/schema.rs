@@ -1,11 +1,13 @@
 //! The API's request and response bodies and query strings, with their OpenAPI schemas.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use super::body::{AmountText, IdText};
-use crate::domain::{Currency, LedgerEntryKind, rfc3339};
-use crate::store::{LedgerEntry, Movement, Wallet};
+use super::error::ApiError;
+use crate::domain::{Currency, LedgerEntryKind, Memo, rfc3339};
+use crate::store::{self, LedgerEntry, Movement, Wallet};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +21,18 @@ pub struct CreateWalletRequest {
     #[serde(default, alias = "balance")]
     #[schema(value_type = Option<String>, example = "999.00")]
     pub initial_balance: Option<AmountText>,
+    /// The caller's own id for the operation: 1–128 characters, no control characters, no edge whitespace.
+    #[serde(default)]
+    #[schema(example = "invoice-2026-0042")]
+    pub reference: Option<String>,
+    /// Up to 500 characters; line breaks and tabs allowed.
+    #[serde(default)]
+    #[schema(example = "May rent")]
+    pub description: Option<String>,
+    /// At most 32 string keys (1–64 characters) to string values (up to 500), at most 8 KiB as JSON.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -30,6 +44,18 @@ pub struct MoveMoneyRequest {
     /// Decimal string or JSON number, > 0, with at most the currency's decimals.
     #[schema(value_type = String, example = "100.00")]
     pub amount: AmountText,
+    /// The caller's own id for the operation: 1–128 characters, no control characters, no edge whitespace.
+    #[serde(default)]
+    #[schema(example = "invoice-2026-0042")]
+    pub reference: Option<String>,
+    /// Up to 500 characters; line breaks and tabs allowed.
+    #[serde(default)]
+    #[schema(example = "May rent")]
+    pub description: Option<String>,
+    /// At most 32 string keys (1–64 characters) to string values (up to 500), at most 8 KiB as JSON.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -41,6 +67,18 @@ pub struct TransferRequest {
     pub to_id: IdText,
     #[schema(value_type = String, example = "25.00")]
     pub amount: AmountText,
+    /// The caller's own id for the operation: 1–128 characters, no control characters, no edge whitespace.
+    #[serde(default)]
+    #[schema(example = "invoice-2026-0042")]
+    pub reference: Option<String>,
+    /// Up to 500 characters; line breaks and tabs allowed.
+    #[serde(default)]
+    #[schema(example = "May rent")]
+    pub description: Option<String>,
+    /// At most 32 string keys (1–64 characters) to string values (up to 500), at most 8 KiB as JSON.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -66,6 +104,14 @@ pub struct TransactionResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "3f9a0c1d2e4b5a69")]
     pub actor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The metadata object as given (keys sorted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Box<RawValue>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -141,6 +187,50 @@ pub struct ListTransactionsQuery {
     pub limit: Option<String>,
     /// Cursor: only entries with a smaller id (from the `Link: rel="next"` header).
     pub before: Option<String>,
+    /// Only entries of this type (`opening`, `deposit`, `withdrawal`, `transfer_in`, `transfer_out`, `closing`).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Only entries with exactly this reference.
+    pub reference: Option<String>,
+    /// Only entries created at or after this RFC 3339 instant.
+    pub from: Option<String>,
+    /// Only entries created before this RFC 3339 instant (exclusive).
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GetWalletQuery {
+    /// An RFC 3339 instant: the wallet with the balance it had then, from the ledger.
+    pub as_of: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatementQuery {
+    /// Entries created at or after this RFC 3339 instant (default: from the first).
+    pub from: Option<String>,
+    /// Entries created before this RFC 3339 instant (default: the time of the request).
+    pub to: Option<String>,
+}
+
+/// A wallet as it stood at an instant (`GET /wallet/{id}?as_of=`). Holds are not part of the ledger, so a past
+/// instant has no `held` or `available`: only the balance the ledger gives.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WalletAsOfResponse {
+    #[schema(example = "1")]
+    pub id: String,
+    #[schema(example = "test2")]
+    pub owner: String,
+    #[schema(example = "EUR")]
+    pub currency: String,
+    /// The balance after the last entry at or before `as_of`.
+    #[schema(example = "999.00")]
+    pub balance: String,
+    #[schema(example = "2026-11-26T19:00:00Z")]
+    pub created_at: String,
+    #[schema(example = "2026-11-27T12:00:00Z")]
+    pub as_of: String,
 }
 
 impl WalletResponse {
@@ -173,6 +263,45 @@ impl TransactionResponse {
             counterparty_id: entry.counterparty_id.map(|id| id.to_string()),
             created_at: rfc3339(entry.created_at),
             actor: entry.actor.clone(),
+            reference: entry.reference.clone(),
+            description: entry.description.clone(),
+            metadata: metadata_json(entry.metadata.as_deref()),
         }
     }
 }
+
+/// Stored metadata (canonical JSON text) as it goes out: the same text, embedded as JSON.
+pub fn metadata_json(text: Option<&str>) -> Option<Box<RawValue>> {
+    text.and_then(|text| RawValue::from_string(text.to_owned()).ok())
+}
+
+/// The memo of a write: who (`actor`) and the request's own reference, description and metadata, each checked.
+pub fn memo_of(
+    actor: Option<&str>,
+    reference: Option<&str>,
+    description: Option<&str>,
+    metadata: Option<&serde_json::Value>,
+) -> Result<store::Memo, ApiError> {
+    let memo = Memo::parse(reference, description, metadata)?;
+    Ok(store::Memo::new(actor, memo))
+}
+
+/// Requests that carry a reference, a description and metadata.
+pub trait WithMemo {
+    fn memo(&self, actor: Option<&str>) -> Result<store::Memo, ApiError>;
+}
+
+macro_rules! with_memo {
+    ($($request:ty),*) => {$(
+        impl WithMemo for $request {
+            fn memo(
+                &self,
+                actor: Option<&str>,
+            ) -> Result<$crate::store::Memo, $crate::http::ApiError> {
+                $crate::http::schema::memo_of(actor, self.reference.as_deref(), self.description.as_deref(), self.metadata.as_ref())
+            }
+        }
+    )*};
+}
+pub(super) use with_memo;
+with_memo!(CreateWalletRequest, MoveMoneyRequest, TransferRequest);

@@ -11,15 +11,22 @@ use super::extract::{ApiQuery, PathId};
 use super::paging::{cursor, link_next, page_size};
 use super::respond::{answer, json_response};
 use super::schema::{
-    CreateWalletRequest, ListTransactionsQuery, ListWalletsQuery, MoveMoneyRequest,
-    TransactionResponse, TransferRequest, TransferResponse, TransferTarget, WalletResponse,
+    CreateWalletRequest, GetWalletQuery, ListTransactionsQuery, ListWalletsQuery, MoveMoneyRequest,
+    TransactionResponse, TransferRequest, TransferResponse, TransferTarget, WalletAsOfResponse,
+    WalletResponse, WithMemo,
 };
 use crate::auth::Caller;
-use crate::domain::{Amount, Currency, Owner, WalletId};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    Amount, Currency, LedgerEntryKind, Owner, Reference, WalletId, parse_instant, rfc3339,
+};
 use crate::idempotency::{Ran, run_once};
 use crate::outcome::{Operation, OperationKind, ProblemKind};
 use crate::state::AppState;
-use crate::store::{Movement, StoredResponse, Transfer, WalletFacts, WalletFilter};
+use crate::store::{
+    HistoryFilter, Memo, Movement, StoredResponse, Transfer, WalletFacts, WalletFilter,
+};
 
 /// A wallet's currency and owner, if the caller may see it: another owner's wallet is as absent as an unknown one.
 pub(super) async fn visible(app: &AppState, caller: &Caller, id: WalletId) -> Result<WalletFacts> {
@@ -78,9 +85,10 @@ pub async fn create_wallet(
             Some(text) => op.amount(text.non_negative(code)?),
             None => Amount::ZERO,
         };
-        let (store, actor) = (&app.store, caller.actor());
+        let memo = body.memo(caller.actor())?;
+        let (store, memo) = (&app.store, &memo);
         run_once(store, request.idempotency.as_ref(), &render, move |finish| async move {
-            let created = store.create_wallet(owner.as_ref(), code, initial, actor, finish).await?;
+            let created = store.create_wallet(owner.as_ref(), code, initial, memo, finish).await?;
             tracing::info!(wallet_id = %created.wallet.id, currency = %code, amount = %initial.format(code), "wallet opened");
             Ok(created)
         })
@@ -135,32 +143,63 @@ fn json_empty() -> Vec<WalletResponse> {
     Vec::new()
 }
 
-/// One wallet; also served at the original API's `GET /wallet/balance/{id}`.
-#[utoipa::path(get, path = "/wallet/{id}", tag = "wallets", params(("id" = String, Path)),
-    responses((status = 200, body = WalletResponse),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+/// One wallet; also served at the original API's `GET /wallet/balance/{id}`. With `as_of`, the balance it had at
+/// that instant, from the ledger (404 before the wallet existed).
+#[utoipa::path(get, path = "/wallet/{id}", tag = "wallets", params(("id" = String, Path), GetWalletQuery),
+    responses((status = 200, body = WalletResponse), (status = "2XX", body = WalletAsOfResponse,
+            description = "with `as_of`"),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_wallet(
     State(app): State<AppState>,
     caller: Caller,
     PathId(id): PathId,
-) -> Result<axum::Json<WalletResponse>> {
+    ApiQuery(query): ApiQuery<GetWalletQuery>,
+) -> Result<Response> {
+    let as_of = query
+        .as_of
+        .as_deref()
+        .map(|text| parse_instant("as_of", text))
+        .transpose()?;
     let wallet = app.store.get_wallet(id).await?;
     if !caller.sees(&wallet.owner) {
         return Err(ApiError::wallet_not_found(id));
     }
-    Ok(axum::Json(WalletResponse::new(&wallet, None)))
+    let Some(at) = as_of else {
+        return Ok(axum::Json(WalletResponse::new(&wallet, None)).into_response());
+    };
+    if at < wallet.created_at {
+        return Err(ApiError::new(
+            ProblemKind::WalletNotFound,
+            format!("wallet {id} did not exist at {}", rfc3339(at)),
+        ));
+    }
+    // One probe of (wallet_id, created_at): the last entry at or before the instant.
+    let balance = match app.store.entry_as_of(id, at, true).await? {
+        Some(entry) => entry.balance_after,
+        None => Amount::ZERO,
+    };
+    Ok(axum::Json(WalletAsOfResponse {
+        id: wallet.id.to_string(),
+        owner: wallet.owner,
+        currency: wallet.currency.code().to_owned(),
+        balance: balance.format(wallet.currency),
+        created_at: rfc3339(wallet.created_at),
+        as_of: rfc3339(at),
+    })
+    .into_response())
 }
 
 /// The original API's balance route: the same answer as `GET /wallet/{id}`.
-#[utoipa::path(get, path = "/wallet/balance/{id}", tag = "wallets", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/wallet/balance/{id}", tag = "wallets", params(("id" = String, Path), GetWalletQuery),
     responses((status = 200, body = WalletResponse),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_balance(
     state: State<AppState>,
     caller: Caller,
     id: PathId,
-) -> Result<axum::Json<WalletResponse>> {
-    get_wallet(state, caller, id).await
+    query: ApiQuery<GetWalletQuery>,
+) -> Result<Response> {
+    get_wallet(state, caller, id, query).await
 }
 
 async fn move_money(
@@ -172,7 +211,11 @@ async fn move_money(
     let mut op = Operation::new(kind);
     let render =
         |moved: &Movement| json_response(StatusCode::OK, None, &WalletResponse::of_movement(moved));
-    let (store, actor, op_ref) = (&app.store, caller.actor(), &mut op);
+    let memo = match request.value.memo(caller.actor()) {
+        Ok(memo) => memo,
+        Err(error) => return counted(op, Err(error), &render),
+    };
+    let (store, actor, op_ref, memo) = (&app.store, caller.actor(), &mut op, &memo);
     let (app, caller, body) = (&app, &caller, &request.value);
     let result = run_once(store, request.idempotency.as_ref(), &render, move |finish| async move {
             // Looked up under the key: an unknown wallet is a decline, kept and replayed like one.
@@ -180,8 +223,8 @@ async fn move_money(
             let code = op_ref.currency(visible(app, caller, id).await?.currency);
             let amount = op_ref.amount(body.amount.positive(code)?);
             let moved = match kind {
-                OperationKind::Withdrawal => store.withdraw(id, amount, actor, finish).await?,
-                _ => store.deposit(id, amount, actor, finish).await?,
+                OperationKind::Withdrawal => store.withdraw(id, amount, memo, finish).await?,
+                _ => store.deposit(id, amount, memo, finish).await?,
             };
             tracing::info!(wallet_id = %id, operation = kind.label(), currency = %code, amount = %amount.format(code),
                 balance = %moved.wallet.balance.format(code), actor, "money moved");
@@ -240,7 +283,11 @@ pub async fn transfer(
         let error = ApiError::invalid_request("cannot transfer a wallet to itself");
         return counted(op, Err(error), &render);
     }
-    let (store, actor, op_ref) = (&app.store, caller.actor(), &mut op);
+    let memo = match request.value.memo(caller.actor()) {
+        Ok(memo) => memo,
+        Err(error) => return counted(op, Err(error), &render),
+    };
+    let (store, actor, op_ref, memo) = (&app.store, caller.actor(), &mut op, &memo);
     let (app, caller_ref, body) = (&app, &caller, &request.value);
     let result = run_once(
         store,
@@ -255,7 +302,7 @@ pub async fn transfer(
                 return Err(ApiError::currency_mismatch(from, to, currencies));
             }
             let amount = op_ref.amount(body.amount.positive(from_currency)?);
-            let done = store.transfer(from, to, amount, actor, finish).await?;
+            let done = store.transfer(from, to, amount, memo, finish).await?;
             tracing::info!(from_wallet_id = %from, to_wallet_id = %to, currency = %from_currency,
             amount = %amount.format(from_currency), actor, "money transferred");
             Ok(done)
@@ -278,18 +325,76 @@ pub async fn list_transactions(
 ) -> Result<Response> {
     let limit = page_size(query.limit.as_deref())?;
     let before = cursor(query.before.as_deref(), "before")?;
+    let filter = history_filter(&query)?;
     let currency = visible(&app, &caller, id).await?.currency;
-    let page = app.store.history(id, before, limit).await?;
+    let page = app.store.history(id, &filter, before, limit).await?;
     let body: Vec<TransactionResponse> = page
         .items
         .iter()
         .map(|e| TransactionResponse::new(e, currency))
         .collect();
-    let next = page
-        .next
-        .map(|before| vec![("limit", limit.to_string()), ("before", before.to_string())]);
+    // The next page keeps the filters exactly as given.
+    let next = page.next.map(|before| {
+        let mut pairs = vec![("limit", limit.to_string()), ("before", before.to_string())];
+        pairs.extend(
+            query
+                .kind
+                .clone()
+                .filter(|t| !t.is_empty())
+                .map(|t| ("type", t)),
+        );
+        pairs.extend(
+            query
+                .reference
+                .clone()
+                .filter(|r| !r.is_empty())
+                .map(|r| ("reference", r)),
+        );
+        pairs.extend(
+            query
+                .from
+                .clone()
+                .filter(|f| !f.is_empty())
+                .map(|f| ("from", f)),
+        );
+        pairs.extend(
+            query
+                .to
+                .clone()
+                .filter(|t| !t.is_empty())
+                .map(|t| ("to", t)),
+        );
+        pairs
+    });
     let path = format!("/wallet/{id}/transactions");
     Ok((link_next(&path, next), axum::Json(body)).into_response())
+}
+
+/// The history filters of a query; an empty parameter is no filter.
+pub(crate) fn history_filter(query: &ListTransactionsQuery) -> Result<HistoryFilter> {
+    let given = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+    let kind = given(&query.kind)
+        .map(|text| {
+            LedgerEntryKind::parse(&text).ok_or_else(|| {
+                ApiError::invalid_request(
+                    "type must be opening, deposit, withdrawal, transfer_in, transfer_out or closing",
+                )
+            })
+        })
+        .transpose()?;
+    let reference = given(&query.reference)
+        .map(|text| Reference::parse(&text).map(String::from))
+        .transpose()?;
+    Ok(HistoryFilter {
+        kind,
+        reference,
+        from: instant(given(&query.from), "from")?,
+        to: instant(given(&query.to), "to")?,
+    })
+}
+
+fn instant(text: Option<String>, name: &'static str) -> Result<Option<DateTime<Utc>>> {
+    Ok(text.map(|text| parse_instant(name, &text)).transpose()?)
 }
 
 /// Close a wallet: what remains is paid out as a final `closing` entry; the id then answers 404.
@@ -303,7 +408,7 @@ pub async fn close_wallet(
     let mut op = Operation::new(OperationKind::Close);
     let result = async {
         op.currency(visible(&app, &caller, id).await?.currency);
-        let payout = app.store.close_wallet(id, caller.actor(), None).await?;
+        let payout = app.store.close_wallet(id, &Memo::actor(caller.actor()), None).await?;
         if let Some(entry) = &payout {
             op.amount(entry.amount);
         }

@@ -30,7 +30,8 @@ pub use idempotency::{
 };
 pub use keys::{ApiKey, NewApiKey, WebSession};
 pub use model::{
-    AuditFinding, Capture, Hold, LedgerEntry, Movement, Page, Transfer, Wallet, WalletFilter,
+    AuditFinding, Capture, HistoryFilter, Hold, LedgerEntry, Memo, Movement, Page, Transfer,
+    Wallet, WalletFilter,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -120,10 +121,10 @@ impl Store {
         owner: &str,
         currency: Currency,
         initial_balance: Amount,
-        actor: Option<&str>,
+        memo: &Memo,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
-        dispatch!(self, s => s.create_wallet(owner, currency, initial_balance, actor, finish).await)
+        dispatch!(self, s => s.create_wallet(owner, currency, initial_balance, memo, finish).await)
     }
 
     pub async fn get_wallet(&self, id: WalletId) -> Result<Wallet> {
@@ -144,20 +145,20 @@ impl Store {
         &self,
         id: WalletId,
         amount: Amount,
-        actor: Option<&str>,
+        memo: &Memo,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
-        dispatch!(self, s => s.move_money(id, LedgerEntryKind::Deposit, amount, actor, finish).await)
+        dispatch!(self, s => s.move_money(id, LedgerEntryKind::Deposit, amount, memo, finish).await)
     }
 
     pub async fn withdraw(
         &self,
         id: WalletId,
         amount: Amount,
-        actor: Option<&str>,
+        memo: &Memo,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
-        dispatch!(self, s => s.move_money(id, LedgerEntryKind::Withdrawal, amount, actor, finish).await)
+        dispatch!(self, s => s.move_money(id, LedgerEntryKind::Withdrawal, amount, memo, finish).await)
     }
 
     /// Moves money between two wallets of the same currency (the caller checks currencies and parses the amount).
@@ -166,31 +167,54 @@ impl Store {
         from: WalletId,
         to: WalletId,
         amount: Amount,
-        actor: Option<&str>,
+        memo: &Memo,
         finish: Option<Finish<'_, Transfer>>,
     ) -> Result<Transfer> {
-        dispatch!(self, s => s.transfer(from, to, amount, actor, finish).await)
+        dispatch!(self, s => s.transfer(from, to, amount, memo, finish).await)
     }
 
     /// Closes a wallet, paying out what remains as a final `closing` entry. Returns that entry, if any.
     pub async fn close_wallet(
         &self,
         id: WalletId,
-        actor: Option<&str>,
+        memo: &Memo,
         finish: Option<Finish<'_, Option<LedgerEntry>>>,
     ) -> Result<Option<LedgerEntry>> {
-        dispatch!(self, s => s.close_wallet(id, actor, finish).await)
+        dispatch!(self, s => s.close_wallet(id, memo, finish).await)
     }
 
-    /// A page of a wallet's ledger, newest first, strictly before the entry id `before`.
+    /// A page of a wallet's ledger, newest first, strictly before the entry id `before`, with the filter's entries.
     pub async fn history(
         &self,
         id: WalletId,
+        filter: &HistoryFilter,
         before: Option<i64>,
         limit: u32,
     ) -> Result<Page<LedgerEntry>> {
-        let entries = dispatch!(self, s => s.history(id, before, limit.saturating_add(1)).await)?;
+        let entries =
+            dispatch!(self, s => s.history(id, filter, before, limit.saturating_add(1)).await)?;
         Ok(Page::from_overfetch(entries, limit, |e| e.id))
+    }
+
+    /// The last entry of a wallet at (`inclusive`) or before an instant: what its balance was then.
+    pub async fn entry_as_of(
+        &self,
+        id: WalletId,
+        at: DateTime<Utc>,
+        inclusive: bool,
+    ) -> Result<Option<LedgerEntry>> {
+        dispatch!(self, s => s.entry_as_of(id, at, inclusive).await)
+    }
+
+    /// Up to `limit` of a wallet's entries in ledger (id) order after the entry id `after`, for a statement.
+    pub async fn statement_page(
+        &self,
+        id: WalletId,
+        filter: &HistoryFilter,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>> {
+        dispatch!(self, s => s.statement_page(id, filter, after, limit).await)
     }
 
     /// Creates a key; `None` when a key with the same secret (or id) exists already.
@@ -250,9 +274,10 @@ impl Store {
         wallet: WalletId,
         amount: Amount,
         expires_at: DateTime<Utc>,
+        memo: &Memo,
         finish: Option<Finish<'_, Hold>>,
     ) -> Result<Hold> {
-        dispatch!(self, s => s.place_hold(wallet, amount, expires_at, finish).await)
+        dispatch!(self, s => s.place_hold(wallet, amount, expires_at, memo, finish).await)
     }
 
     /// Takes `amount` (at most the hold) out of the hold's wallet, as a withdrawal or a transfer into `to`
@@ -262,10 +287,10 @@ impl Store {
         id: HoldId,
         amount: Amount,
         to: Option<WalletId>,
-        actor: Option<&str>,
+        memo: &Memo,
         finish: Option<Finish<'_, Capture>>,
     ) -> Result<Capture> {
-        dispatch!(self, s => s.capture_hold(id, amount, to, actor, finish).await)
+        dispatch!(self, s => s.capture_hold(id, amount, to, memo, finish).await)
     }
 
     pub async fn void_hold(&self, id: HoldId, finish: Option<Finish<'_, Hold>>) -> Result<Hold> {

@@ -34,6 +34,9 @@ pub struct Hold {
     pub captured: Option<Amount>,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    pub reference: Option<String>,
+    pub description: Option<String>,
+    pub metadata: Option<String>,
 }
 
 /// A captured hold: the hold, the debit of its wallet, and the credit of the wallet it was paid into, if any.
@@ -55,6 +58,40 @@ pub struct LedgerEntry {
     pub created_at: DateTime<Utc>,
     /// The id of the API key that caused the entry; `None` when authentication is off.
     pub actor: Option<String>,
+    pub reference: Option<String>,
+    pub description: Option<String>,
+    /// Canonical JSON text of a string-to-string object.
+    pub metadata: Option<String>,
+}
+
+/// Who caused an operation and why, as the caller put it: written on its ledger entries (and on a hold).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Memo {
+    /// The id of the API key; `None` when authentication is off.
+    pub actor: Option<String>,
+    pub reference: Option<String>,
+    pub description: Option<String>,
+    /// Canonical JSON text (see `domain::Metadata`).
+    pub metadata: Option<String>,
+}
+
+impl Memo {
+    pub fn new(actor: Option<&str>, memo: crate::domain::Memo) -> Self {
+        Self {
+            actor: actor.map(str::to_owned),
+            reference: memo.reference.map(String::from),
+            description: memo.description.map(String::from),
+            metadata: memo.metadata.map(String::from),
+        }
+    }
+
+    /// Only who: for operations that take no reference (closing a wallet).
+    pub fn actor(actor: Option<&str>) -> Self {
+        Self {
+            actor: actor.map(str::to_owned),
+            ..Self::default()
+        }
+    }
 }
 
 /// A wallet as it stands right after an operation, with the ledger entry that operation wrote.
@@ -89,6 +126,17 @@ pub struct WalletFilter {
     pub currency: Option<Currency>,
     pub after: Option<WalletId>,
     pub limit: u32,
+}
+
+/// Which entries of a wallet's history to show; every filter that is set must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryFilter {
+    pub kind: Option<LedgerEntryKind>,
+    pub reference: Option<String>,
+    /// Inclusive.
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub to: Option<DateTime<Utc>>,
 }
 
 /// One page of a keyset-paged listing, and the cursor of the next page when there is one.

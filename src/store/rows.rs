@@ -27,6 +27,9 @@ pub(super) struct EntryRow {
     pub counterparty_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub actor: Option<String>,
+    pub reference: Option<String>,
+    pub description: Option<String>,
+    pub metadata: Option<String>,
 }
 
 #[derive(Debug, FromRow)]
@@ -49,6 +52,9 @@ pub(super) struct HoldRow {
     pub captured: Option<i64>,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    pub reference: Option<String>,
+    pub description: Option<String>,
+    pub metadata: Option<String>,
 }
 
 fn amount(minor: i64, what: &str) -> Result<Amount> {
@@ -83,6 +89,9 @@ impl TryFrom<EntryRow> for LedgerEntry {
             counterparty_id: row.counterparty_id.map(WalletId::from_db),
             created_at: row.created_at,
             actor: row.actor,
+            reference: row.reference,
+            description: row.description,
+            metadata: row.metadata,
         })
     }
 }
@@ -112,6 +121,9 @@ impl TryFrom<HoldRow> for Hold {
             captured: row.captured.map(|c| amount(c, "captured")).transpose()?,
             expires_at: row.expires_at,
             created_at: row.created_at,
+            reference: row.reference,
+            description: row.description,
+            metadata: row.metadata,
         })
     }
 }

@@ -66,9 +66,9 @@ macro_rules! shared_statements {
             use crate::store::rows::{AuditRow, EntryRow, HoldRow, WalletRow};
             use crate::store::shared::{acquire, is_debit, refused_movement, update_for};
             use crate::store::{
-                ApiKey, AuditFinding, Capture, Finish, Hold, LedgerEntry, Movement, NewApiKey,
-                PoolState, Result, StoreError, StoredResponse, Transfer, Wallet, WalletFilter,
-                WebSession, sql,
+                ApiKey, AuditFinding, Capture, Finish, HistoryFilter, Hold, LedgerEntry, Memo,
+                Movement, NewApiKey, PoolState, Result, StoreError, StoredResponse, Transfer,
+                Wallet, WalletFilter, WebSession, sql,
             };
 
             type Conn = $conn;
@@ -126,7 +126,7 @@ macro_rules! shared_statements {
                 kind: LedgerEntryKind,
                 amount: Amount,
                 counterparty: Option<WalletId>,
-                actor: Option<&str>,
+                memo: &Memo,
             ) -> Result<LedgerEntry> {
                 sqlx::query_as::<_, EntryRow>(sql::INSERT_ENTRY)
                     .bind(wallet.id.get())
@@ -135,7 +135,10 @@ macro_rules! shared_statements {
                     .bind(wallet.balance.minor_units())
                     .bind(counterparty.map(WalletId::get))
                     .bind(chrono::Utc::now())
-                    .bind(actor)
+                    .bind(memo.actor.as_deref())
+                    .bind(memo.reference.as_deref())
+                    .bind(memo.description.as_deref())
+                    .bind(memo.metadata.as_deref())
                     .fetch_one(conn)
                     .await?
                     .try_into()
@@ -192,7 +195,7 @@ macro_rules! shared_statements {
                 owner: &str,
                 currency: Currency,
                 initial: Amount,
-                actor: Option<&str>,
+                memo: &Memo,
             ) -> Result<Movement> {
                 let wallet: Wallet = sqlx::query_as::<_, WalletRow>(sql::INSERT_WALLET)
                     .bind(owner)
@@ -203,7 +206,7 @@ macro_rules! shared_statements {
                     .await?
                     .try_into()?;
                 let kind = LedgerEntryKind::Opening;
-                let entry = insert_entry(conn, &wallet, kind, initial, None, actor).await?;
+                let entry = insert_entry(conn, &wallet, kind, initial, None, memo).await?;
                 Ok(Movement { wallet, entry })
             }
 
@@ -211,7 +214,7 @@ macro_rules! shared_statements {
             pub(in crate::store) async fn apply_close(
                 conn: &mut Conn,
                 id: WalletId,
-                actor: Option<&str>,
+                memo: &Memo,
             ) -> Result<Option<LedgerEntry>> {
                 let wallet = get_open_wallet(&mut *conn, id)
                     .await?
@@ -227,7 +230,7 @@ macro_rules! shared_statements {
                         ..wallet.clone()
                     };
                     let kind = LedgerEntryKind::Closing;
-                    Some(insert_entry(conn, &closed, kind, wallet.balance, None, actor).await?)
+                    Some(insert_entry(conn, &closed, kind, wallet.balance, None, memo).await?)
                 } else {
                     None
                 };
@@ -249,15 +252,14 @@ macro_rules! shared_statements {
                 from: WalletId,
                 to: WalletId,
                 amount: Amount,
-                actor: Option<&str>,
+                memo: &Memo,
             ) -> Result<Transfer> {
                 use LedgerEntryKind::{TransferIn, TransferOut};
                 let debited = change_balance(conn, from, TransferOut, amount).await?;
                 let credited = change_balance(conn, to, TransferIn, amount).await?;
-                let out =
-                    insert_entry(conn, &debited, TransferOut, amount, Some(to), actor).await?;
+                let out = insert_entry(conn, &debited, TransferOut, amount, Some(to), memo).await?;
                 let into =
-                    insert_entry(conn, &credited, TransferIn, amount, Some(from), actor).await?;
+                    insert_entry(conn, &credited, TransferIn, amount, Some(from), memo).await?;
                 Ok(Transfer {
                     from: Movement {
                         wallet: debited,
@@ -336,6 +338,7 @@ macro_rules! shared_statements {
                 wallet: WalletId,
                 amount: Amount,
                 expires_at: DateTime<Utc>,
+                memo: &Memo,
             ) -> Result<Hold> {
                 let reserve = async |conn: &mut Conn| -> Result<bool> {
                     let row: Option<i64> = sqlx::query_scalar(sql::RESERVE)
@@ -363,6 +366,9 @@ macro_rules! shared_statements {
                     .bind(amount.minor_units())
                     .bind(Utc::now())
                     .bind(expires_at)
+                    .bind(memo.reference.as_deref())
+                    .bind(memo.description.as_deref())
+                    .bind(memo.metadata.as_deref())
                     .fetch_one(conn)
                     .await?
                     .try_into()
@@ -426,12 +432,12 @@ macro_rules! shared_statements {
                 hold: Hold,
                 amount: Amount,
                 to: Option<WalletId>,
-                actor: Option<&str>,
+                memo: &Memo,
             ) -> Result<Capture> {
                 release(conn, hold.wallet_id, hold.amount.minor_units()).await?;
                 match to {
                     Some(to) => {
-                        let moved = apply_transfer(conn, hold.wallet_id, to, amount, actor).await?;
+                        let moved = apply_transfer(conn, hold.wallet_id, to, amount, memo).await?;
                         Ok(Capture {
                             hold,
                             from: moved.from,
@@ -441,7 +447,7 @@ macro_rules! shared_statements {
                     None => {
                         let kind = LedgerEntryKind::Withdrawal;
                         let wallet = change_balance(conn, hold.wallet_id, kind, amount).await?;
-                        let entry = insert_entry(conn, &wallet, kind, amount, None, actor).await?;
+                        let entry = insert_entry(conn, &wallet, kind, amount, None, memo).await?;
                         Ok(Capture {
                             hold,
                             from: Movement { wallet, entry },
@@ -449,6 +455,68 @@ macro_rules! shared_statements {
                         })
                     }
                 }
+            }
+
+            /// A filtered page of a wallet's entries: newest first before `cursor`, or oldest first after it.
+            async fn entries_page(
+                conn: &mut Conn,
+                id: WalletId,
+                filter: &HistoryFilter,
+                cursor: Option<i64>,
+                limit: u32,
+                ascending: bool,
+            ) -> Result<Vec<LedgerEntry>> {
+                // The period as a range of ids (two probes of the time index), so that the id-ordered scan starts
+                // and stops near the period instead of walking the whole ledger (docs/adr/0110-...).
+                let probe = async |conn: &mut Conn,
+                                   statement: &str,
+                                   at: DateTime<Utc>|
+                       -> Result<Option<i64>> {
+                    Ok(sqlx::query_scalar(statement)
+                        .bind(id.get())
+                        .bind(at)
+                        .fetch_optional(conn)
+                        .await?)
+                };
+                let mut above = if ascending { cursor } else { None };
+                let mut below = if ascending { None } else { cursor };
+                if let Some(from) = filter.from {
+                    let bound =
+                        probe(&mut *conn, sql::LAST_ID_BEFORE, from - sql::CLOCK_SLACK).await?;
+                    above = above.max(bound);
+                }
+                if let Some(to) = filter.to {
+                    let bound =
+                        probe(&mut *conn, sql::FIRST_ID_FROM, to + sql::CLOCK_SLACK).await?;
+                    below = match (below, bound) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                let statement = sql::list_entries(filter, ascending);
+                let mut query = sqlx::query_as::<_, EntryRow>(&statement)
+                    .bind(id.get())
+                    .bind(above.unwrap_or(0))
+                    .bind(below.unwrap_or(i64::MAX))
+                    .bind(i64::from(limit));
+                if let Some(kind) = filter.kind {
+                    query = query.bind(kind.as_str());
+                }
+                if let Some(reference) = &filter.reference {
+                    query = query.bind(reference.clone());
+                }
+                if let Some(from) = filter.from {
+                    query = query.bind(from);
+                }
+                if let Some(to) = filter.to {
+                    query = query.bind(to);
+                }
+                query
+                    .fetch_all(conn)
+                    .await?
+                    .into_iter()
+                    .map(LedgerEntry::try_from)
+                    .collect()
             }
 
             /// Reads through the pool, identical for both stores.
@@ -511,6 +579,7 @@ macro_rules! shared_statements {
                 pub async fn history(
                     &self,
                     id: WalletId,
+                    filter: &HistoryFilter,
                     before: Option<i64>,
                     limit: u32,
                 ) -> Result<Vec<LedgerEntry>> {
@@ -518,15 +587,36 @@ macro_rules! shared_statements {
                     get_open_wallet(&mut conn, id)
                         .await?
                         .ok_or(StoreError::WalletNotFound(id))?;
-                    sqlx::query_as::<_, EntryRow>(sql::LIST_ENTRIES)
+                    entries_page(&mut conn, id, filter, before, limit, false).await
+                }
+
+                /// The last entry of a wallet at (`inclusive`) or before `at` (open or closed: the caller checks).
+                pub async fn entry_as_of(
+                    &self,
+                    id: WalletId,
+                    at: DateTime<Utc>,
+                    inclusive: bool,
+                ) -> Result<Option<LedgerEntry>> {
+                    sqlx::query_as::<_, EntryRow>(&sql::entry_as_of(inclusive))
                         .bind(id.get())
-                        .bind(before.unwrap_or(i64::MAX))
-                        .bind(i64::from(limit))
-                        .fetch_all(&mut *conn)
+                        .bind(at)
+                        .fetch_optional(&mut *acquire(&self.pool).await?)
                         .await?
-                        .into_iter()
                         .map(LedgerEntry::try_from)
-                        .collect()
+                        .transpose()
+                }
+
+                /// A page of a wallet's entries in ledger order, strictly after the entry id `after`, for a
+                /// statement.
+                pub async fn statement_page(
+                    &self,
+                    id: WalletId,
+                    filter: &HistoryFilter,
+                    after: Option<i64>,
+                    limit: u32,
+                ) -> Result<Vec<LedgerEntry>> {
+                    let mut conn = acquire(&self.pool).await?;
+                    entries_page(&mut conn, id, filter, after, limit, true).await
                 }
 
                 pub async fn get_hold(&self, id: HoldId) -> Result<Hold> {

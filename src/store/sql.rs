@@ -21,9 +21,11 @@ pub(crate) use wallet_columns;
 pub const INSERT_WALLET: &str = "insert into wallets (owner, currency, balance, created_at) values ($1, $2, $3, $4) \
      returning id, owner, currency, balance, held, created_at";
 
-pub const INSERT_ENTRY: &str = "insert into transactions (wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor) \
-     values ($1, $2, $3, $4, $5, $6, $7) \
-     returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor";
+pub const INSERT_ENTRY: &str = "insert into transactions (wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor, \
+     reference, description, metadata) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor, \
+     reference, description, metadata";
 
 /// `$2`: now.
 pub const GET_OPEN_WALLET: &str = concat!(
@@ -64,8 +66,9 @@ pub const LIST_WALLETS: &str = concat!(
      order by id limit $4"
 );
 
-pub const LIST_ENTRIES: &str = "select id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor \
-     from transactions where wallet_id = $1 and id < $2 order by id desc limit $3";
+/// The columns of a ledger entry (`EntryRow`).
+pub const ENTRY_COLUMNS: &str = "id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor, \
+     reference, description, metadata";
 
 pub const COUNT_OPEN_WALLETS: &str = "select count(*) from wallets where closed_at is null";
 
@@ -122,7 +125,8 @@ macro_rules! hold_columns {
              case when holds.status = 'pending' and holds.expires_at <= ",
             $now,
             " then 'expired' else holds.status end as status, holds.captured as captured, \
-             holds.expires_at as expires_at, holds.created_at as created_at"
+             holds.expires_at as expires_at, holds.created_at as created_at, \
+             holds.reference as reference, holds.description as description, holds.metadata as metadata"
         )
     };
 }
@@ -132,10 +136,10 @@ pub(crate) use hold_columns;
 pub const RESERVE: &str = "update wallets set held = held + $2 \
      where id = $1 and closed_at is null and balance - held >= $2 returning id";
 
-/// `$1` wallet, `$2` amount, `$3` now, `$4` expires at.
+/// `$1` wallet, `$2` amount, `$3` now, `$4` expires at, `$5`–`$7` reference, description, metadata.
 pub const INSERT_HOLD: &str = concat!(
-    "insert into holds (wallet_id, amount, status, expires_at, created_at) values ($1, $2, 'pending', $4, $3) \
-     returning ",
+    "insert into holds (wallet_id, amount, status, expires_at, created_at, reference, description, metadata) \
+     values ($1, $2, 'pending', $4, $3, $5, $6, $7) returning ",
     hold_columns!("$3")
 );
 
@@ -173,3 +177,62 @@ pub const WALLETS_WITH_DUE_HOLDS: &str = "select distinct wallet_id from holds \
 
 /// The money held in open wallets, by currency (a gauge).
 pub const HELD_BY_CURRENCY: &str = "select currency, cast(sum(held) as bigint) as held from wallets where closed_at is null group by currency";
+
+/// How far an entry's `created_at` may run ahead of a later entry's in the same wallet. Entries of a wallet are
+/// written one after another under its lock, but `created_at` is read from the clock before the statement that
+/// takes the lock, which waits at most `lock_timeout` (4 s) within `statement_timeout` (5 s); the rest is margin
+/// for clock adjustments and replicas' clocks.
+pub const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// The id of the wallet's last entry in time before instant `$2`: every entry at or after `$2 + CLOCK_SLACK` has a
+/// larger id.
+pub const LAST_ID_BEFORE: &str = "select id from transactions where wallet_id = $1 and created_at < $2 \
+     order by created_at desc, id desc limit 1";
+
+/// The id of the wallet's first entry in time at or after instant `$2`: every entry before `$2 - CLOCK_SLACK` has a
+/// smaller id.
+pub const FIRST_ID_FROM: &str = "select id from transactions where wallet_id = $1 and created_at >= $2 \
+     order by created_at, id limit 1";
+
+/// A page of a wallet's entries with only the filters that are set (so the planner sees plain predicates it can
+/// match to an index). `$1` wallet, `$2` and `$3` the ids it lies strictly between (the cursor, and the period's
+/// id range), `$4` limit, then in order whichever of kind, reference, from (inclusive) and to (exclusive) the
+/// filter has.
+pub fn list_entries(filter: &super::HistoryFilter, ascending: bool) -> String {
+    let mut statement = format!(
+        "select {ENTRY_COLUMNS} from transactions where wallet_id = $1 and id > $2 and id < $3"
+    );
+    let mut n = 4;
+    let mut add = |predicate: &str| {
+        n += 1;
+        statement.push_str(&format!(" and {predicate} ${n}"));
+    };
+    if filter.kind.is_some() {
+        add("kind =");
+    }
+    if filter.reference.is_some() {
+        add("reference =");
+    }
+    if filter.from.is_some() {
+        add("created_at >=");
+    }
+    if filter.to.is_some() {
+        add("created_at <");
+    }
+    statement.push_str(if ascending {
+        " order by id limit $4"
+    } else {
+        " order by id desc limit $4"
+    });
+    statement
+}
+
+/// The last entry of a wallet at (when `inclusive`) or before instant `$2`: one probe of
+/// `transactions_by_wallet_time`.
+pub fn entry_as_of(inclusive: bool) -> String {
+    let compare = if inclusive { "<=" } else { "<" };
+    format!(
+        "select {ENTRY_COLUMNS} from transactions where wallet_id = $1 and created_at {compare} $2 \
+         order by created_at desc, id desc limit 1"
+    )
+}

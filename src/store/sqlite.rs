@@ -20,8 +20,8 @@ use super::events::{Feed, count_written};
 use super::idempotency::{FailedClaims, KeyRow, cutoff};
 use super::shared::{acquire, shared_statements};
 use super::{
-    Capture, Claim, Finish, Hold, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, NewApiKey, Result,
-    StoreError, StoreOptions, StoredResponse, Transfer, sql,
+    Capture, Claim, Finish, Hold, IDEMPOTENCY_RETENTION, LedgerEntry, Memo, Movement, NewApiKey,
+    Result, StoreError, StoreOptions, StoredResponse, Transfer, sql,
 };
 use crate::domain::{Amount, Currency, HoldId, LedgerEntryKind, WalletId};
 
@@ -112,12 +112,12 @@ impl SqliteStore {
         owner: &str,
         currency: Currency,
         initial: Amount,
-        actor: Option<&str>,
+        memo: &Memo,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
         let created = self
             .write(async |conn| {
-                let created = insert_wallet(conn, owner, currency, initial, actor).await?;
+                let created = insert_wallet(conn, owner, currency, initial, memo).await?;
                 record(conn, finish, &created).await?;
                 Ok(created)
             })
@@ -137,12 +137,12 @@ impl SqliteStore {
         id: WalletId,
         kind: LedgerEntryKind,
         amount: Amount,
-        actor: Option<&str>,
+        memo: &Memo,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
         self.write(async |conn| {
             let wallet = change_balance(conn, id, kind, amount).await?;
-            let entry = insert_entry(conn, &wallet, kind, amount, None, actor).await?;
+            let entry = insert_entry(conn, &wallet, kind, amount, None, memo).await?;
             let movement = Movement { wallet, entry };
             record(conn, finish, &movement).await?;
             Ok(movement)
@@ -155,7 +155,7 @@ impl SqliteStore {
         from: WalletId,
         to: WalletId,
         amount: Amount,
-        actor: Option<&str>,
+        memo: &Memo,
         finish: Option<Finish<'_, Transfer>>,
     ) -> Result<Transfer> {
         self.write(async |conn| {
@@ -165,7 +165,7 @@ impl SqliteStore {
                     .await?
                     .ok_or(StoreError::WalletNotFound(id))?;
             }
-            let transfer = apply_transfer(conn, from, to, amount, actor).await?;
+            let transfer = apply_transfer(conn, from, to, amount, memo).await?;
             record(conn, finish, &transfer).await?;
             Ok(transfer)
         })
@@ -175,11 +175,11 @@ impl SqliteStore {
     pub async fn close_wallet(
         &self,
         id: WalletId,
-        actor: Option<&str>,
+        memo: &Memo,
         finish: Option<Finish<'_, Option<LedgerEntry>>>,
     ) -> Result<Option<LedgerEntry>> {
         self.write(async |conn| {
-            let payout = apply_close(conn, id, actor).await?;
+            let payout = apply_close(conn, id, memo).await?;
             record(conn, finish, &payout).await?;
             Ok(payout)
         })
@@ -197,10 +197,11 @@ impl SqliteStore {
         wallet: WalletId,
         amount: Amount,
         expires_at: chrono::DateTime<Utc>,
+        memo: &Memo,
         finish: Option<Finish<'_, Hold>>,
     ) -> Result<Hold> {
         self.write(async |conn| {
-            let hold = apply_hold(conn, wallet, amount, expires_at).await?;
+            let hold = apply_hold(conn, wallet, amount, expires_at, memo).await?;
             record(conn, finish, &hold).await?;
             Ok(hold)
         })
@@ -221,12 +222,12 @@ impl SqliteStore {
         id: HoldId,
         amount: Amount,
         to: Option<WalletId>,
-        actor: Option<&str>,
+        memo: &Memo,
         finish: Option<Finish<'_, Capture>>,
     ) -> Result<Capture> {
         self.write(async |conn| {
             let hold = finish_hold(conn, id, Some(amount)).await?;
-            let capture = apply_capture(conn, hold, amount, to, actor).await?;
+            let capture = apply_capture(conn, hold, amount, to, memo).await?;
             record(conn, finish, &capture).await?;
             Ok(capture)
         })
@@ -385,7 +386,7 @@ mod tests {
         let eur = Currency::parse("EUR").expect("EUR");
         let created = tokio::time::timeout(
             Duration::from_secs(60),
-            store.create_wallet("writer", eur, Amount::ZERO, None, None),
+            store.create_wallet("writer", eur, Amount::ZERO, &Memo::default(), None),
         )
         .await
         .expect("the write finished");

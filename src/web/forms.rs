@@ -153,6 +153,45 @@ pub fn mark_refused<const N: usize>(refusals: [(&mut Field, Option<Refusal>); N]
     first.unwrap_or(ProblemKind::InvalidRequest)
 }
 
+/// The optional reference and description of a money form, kept as typed in `fields`: blank means none (a
+/// reference is trimmed; a description is kept as typed). A broken rule is a refusal beside its field.
+pub fn read_memo(
+    form: &FormBody,
+    fields: &mut super::views::MemoFields,
+) -> Result<crate::domain::Memo, ProblemKind> {
+    use crate::domain::{Description, Memo, Reference};
+    fields.reference = super::views::Field::typed(form.get("reference"));
+    fields.description = super::views::Field::typed(form.get("description"));
+    let refusal = |error: crate::domain::MemoError| {
+        let mut message = error.to_string();
+        if let Some(first) = message.get_mut(..1) {
+            first.make_ascii_uppercase();
+        }
+        Refusal::new(ProblemKind::InvalidRequest, format!("{message}."))
+    };
+    let reference = Some(form.get("reference").trim())
+        .filter(|text| !text.is_empty())
+        .map(Reference::parse)
+        .transpose()
+        .map_err(refusal);
+    let description = Some(form.get("description"))
+        .filter(|text| !text.trim().is_empty())
+        .map(Description::parse)
+        .transpose()
+        .map_err(refusal);
+    match (reference, description) {
+        (Ok(reference), Ok(description)) => Ok(Memo {
+            reference,
+            description,
+            metadata: None,
+        }),
+        (reference, description) => Err(mark_refused([
+            (&mut fields.reference, reference.err()),
+            (&mut fields.description, description.err()),
+        ])),
+    }
+}
+
 /// A form sent again with other values under the same key.
 pub fn resubmitted() -> Refusal {
     Refusal::new(

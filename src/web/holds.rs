@@ -13,14 +13,14 @@ use super::error::{PageError, html, replayed, see_other};
 use super::forms::{self, FormBody, Posted, Refusal, counted, mark_refused};
 use super::query::Segment;
 use super::session::SignedIn;
-use super::views::{Field, WalletForms, display_amount, display_time};
-use super::wallet::{page_wallet_id, visible_currency, wallet_page};
+use super::views::{Field, MemoFields, WalletForms, display_amount, display_time};
+use super::wallet::{HistoryQuery, page_wallet_id, visible_currency, wallet_page};
 use crate::auth::Caller;
 use crate::domain::{Amount, Currency, HoldId, HoldLifetime, HoldStatus, WalletId, rfc3339};
 use crate::idempotency::{Ran, run_once};
 use crate::outcome::{Operation, OperationKind, ProblemKind};
 use crate::state::AppState;
-use crate::store::{Capture, Hold, StoreError, Wallet};
+use crate::store::{Capture, Hold, Memo, StoreError, Wallet};
 
 /// Pending holds listed on the wallet page, newest first; beyond this many, the section says so.
 pub const PENDING_SHOWN: u32 = 50;
@@ -36,6 +36,7 @@ pub struct HoldsSection {
     pub place_amount: Field,
     /// Hours until the hold releases itself; empty means the default.
     pub place_hours: Field,
+    pub place_memo: MemoFields,
     pub default_hours: u32,
     pub max_hours: u32,
     pub pending: Vec<PendingHold>,
@@ -60,6 +61,12 @@ pub struct PendingHold {
     pub to_id: String,
     pub capture_amount: Field,
     pub capture_to: Field,
+    /// The capture's optional reference and description (on the entries it writes), and their ids' prefix.
+    pub capture_memo: MemoFields,
+    pub memo_prefix: String,
+    /// What the hold was placed with.
+    pub reference: Option<String>,
+    pub description: Option<String>,
     pub void_key: String,
 }
 
@@ -76,6 +83,7 @@ impl HoldsSection {
             place_key: forms::new_key(),
             place_amount: Field::default(),
             place_hours: Field::default(),
+            place_memo: MemoFields::default(),
             default_hours: DEFAULT_HOURS,
             max_hours: MAX_HOURS,
             pending: page
@@ -92,10 +100,12 @@ impl HoldsSection {
         self.error.is_some()
             || self.place_amount.error.is_some()
             || self.place_hours.error.is_some()
-            || self
-                .pending
-                .iter()
-                .any(|hold| hold.capture_amount.error.is_some() || hold.capture_to.error.is_some())
+            || self.place_memo.has_error()
+            || self.pending.iter().any(|hold| {
+                hold.capture_amount.error.is_some()
+                    || hold.capture_to.error.is_some()
+                    || hold.capture_memo.has_error()
+            })
     }
 
     fn pending_mut(&mut self, id: HoldId) -> Option<&mut PendingHold> {
@@ -118,6 +128,10 @@ impl PendingHold {
             to_id: format!("hold-{id}-to"),
             capture_amount: Field::default(),
             capture_to: Field::default(),
+            capture_memo: MemoFields::default(),
+            memo_prefix: format!("hold-{id}"),
+            reference: hold.reference.clone(),
+            description: hold.description.clone(),
             void_key: forms::new_key(),
             id,
         }
@@ -160,6 +174,8 @@ enum Beside {
 struct Typed<'a> {
     amount: &'a str,
     second: &'a str,
+    /// The place form's reference and description, as typed (and refused, if they were).
+    memo: MemoFields,
 }
 
 /// The wallet page again, with the typed values kept and the refusal beside its field.
@@ -174,7 +190,7 @@ async fn refused(
         app,
         caller,
         id,
-        None,
+        &HistoryQuery::default(),
         None,
         WalletForms::blank(forms::new_key),
     )
@@ -191,16 +207,28 @@ async fn refused(
         Beside::Place(amount, hours) => {
             holds.place_amount = Field::typed(typed.amount);
             holds.place_hours = Field::typed(typed.second);
-            mark_refused([
-                (&mut holds.place_amount, amount),
-                (&mut holds.place_hours, hours),
-            ])
+            let memo_refused = typed.memo.has_error();
+            holds.place_memo = typed.memo;
+            match (amount, hours) {
+                (None, None) if memo_refused => ProblemKind::InvalidRequest,
+                (amount, hours) => mark_refused([
+                    (&mut holds.place_amount, amount),
+                    (&mut holds.place_hours, hours),
+                ]),
+            }
         }
         Beside::Capture(hold, amount, to) => match holds.pending_mut(hold) {
             Some(row) => {
                 row.capture_amount = Field::typed(typed.amount);
                 row.capture_to = Field::typed(typed.second);
-                mark_refused([(&mut row.capture_amount, amount), (&mut row.capture_to, to)])
+                let memo_refused = typed.memo.has_error();
+                row.capture_memo = typed.memo;
+                match (amount, to) {
+                    (None, None) if memo_refused => ProblemKind::InvalidRequest,
+                    (amount, to) => {
+                        mark_refused([(&mut row.capture_amount, amount), (&mut row.capture_to, to)])
+                    }
+                }
             }
             None => section_refusal(holds, amount.or(to)),
         },
@@ -228,26 +256,29 @@ pub async fn place(
     let posted = async {
         let id = page_wallet_id(&id)?;
         let currency = op.currency(visible_currency(&app, &caller, id).await?);
-        let typed = Typed {
+        let mut typed = Typed {
             amount: form.get("amount"),
             second: form.get("expires_in_hours"),
+            memo: MemoFields::default(),
         };
+        let memo = forms::read_memo(&form, &mut typed.memo);
         let amount = Amount::parse_positive(typed.amount.trim(), currency)
             .map_err(|error| forms::amount_refusal(error, currency));
         let lifetime = lifetime(typed.second);
-        let (amount, lifetime) = match (amount, lifetime) {
-            (Ok(amount), Ok(lifetime)) => (op.amount(amount), lifetime),
-            (amount, lifetime) => {
+        let (amount, lifetime, memo) = match (amount, lifetime, memo) {
+            (Ok(amount), Ok(lifetime), Ok(memo)) => (op.amount(amount), lifetime, memo),
+            (amount, lifetime, _) => {
                 let beside = Beside::Place(amount.err(), lifetime.err());
                 return Ok(refused(&app, &caller, id, typed, beside).await);
             }
         };
+        let memo = Memo::new(caller.actor(), memo);
         let location = format!("/ui/wallets/{id}?notice=held");
         let render = |_: &Hold| forms::redirect(location.clone());
         let store = &app.store;
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
             let expires_at = Utc::now() + TimeDelta::seconds(i64::from(lifetime.seconds()));
-            store.place_hold(id, amount, expires_at, finish).await
+            store.place_hold(id, amount, expires_at, &memo, finish).await
         })
         .await;
         let refusal = match result {
@@ -340,9 +371,17 @@ pub async fn capture(
         let id = page_wallet_id(&id)?;
         let currency = op.currency(visible_currency(&app, &caller, id).await?);
         let hold = hold_of(&app, id, &hold).await?;
-        let typed = Typed {
+        let mut typed = Typed {
             amount: form.get("amount"),
             second: form.get("to"),
+            memo: MemoFields::default(),
+        };
+        let memo = match forms::read_memo(&form, &mut typed.memo) {
+            Ok(memo) => Memo::new(caller.actor(), memo),
+            Err(_) => {
+                let beside = Beside::Capture(hold.id, None, None);
+                return Ok(refused(&app, &caller, id, typed, beside).await);
+            }
         };
         // A hold no longer pending goes to the store all the same, so that a form sent twice is answered as the
         // first time was (the store then refuses it, with the words for the hold's state).
@@ -362,10 +401,9 @@ pub async fn capture(
         let hold_id = hold.id;
         let location = format!("/ui/wallets/{id}?notice=captured");
         let render = |_: &Capture| forms::redirect(location.clone());
-        let (store, actor) = (&app.store, caller.actor());
-        // The integrator passes the signed-in caller's actor here once the web app has sessions.
+        let (store, memo) = (&app.store, &memo);
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
-            store.capture_hold(hold_id, amount, to, actor, finish).await
+            store.capture_hold(hold_id, amount, to, memo, finish).await
         })
         .await;
         let beside = match result {
@@ -489,6 +527,7 @@ pub async fn void(
         let typed = Typed {
             amount: "",
             second: "",
+            memo: MemoFields::default(),
         };
         let hold_id = hold.id;
         let location = format!("/ui/wallets/{id}?notice=voided");

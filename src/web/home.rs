@@ -14,7 +14,7 @@ use crate::domain::{Amount, Currency, Owner, WalletId};
 use crate::idempotency::{Ran, run_once};
 use crate::outcome::{Operation, OperationKind, ProblemKind};
 use crate::state::AppState;
-use crate::store::{Movement, StoreError, WalletFilter};
+use crate::store::{Memo, Movement, StoreError, WalletFilter};
 
 /// Wallets per page on the home page.
 pub const WALLETS_PER_PAGE: u32 = 20;
@@ -147,10 +147,10 @@ pub async fn create_wallet(
         let render = |created: &Movement| {
             forms::redirect(format!("/ui/wallets/{}?notice=created", created.wallet.id))
         };
-        let (store, actor) = (&app.store, caller.actor());
+        let (store, memo) = (&app.store, &Memo::actor(caller.actor()));
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
             store
-                .create_wallet(owner.as_ref(), currency, initial, actor, finish)
+                .create_wallet(owner.as_ref(), currency, initial, memo, finish)
                 .await
         })
         .await;

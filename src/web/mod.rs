@@ -41,6 +41,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/ui/wallets/{id}", get(wallet::show_wallet))
         .route(
+            "/ui/wallets/{id}/statement.csv",
+            get(wallet::download_statement),
+        )
+        .route(
             "/ui/wallets/{id}/deposit",
             get(wallet::redirect_to_wallet).post(operations::deposit),
         )

@@ -8,14 +8,14 @@ use super::error::{PageError, replayed, see_other};
 use super::forms::{self, FormBody, Posted, Refusal, counted, mark_refused};
 use super::query::Segment;
 use super::session::SignedIn;
-use super::views::{Field, WalletForms, display_amount};
+use super::views::{Field, MemoFields, WalletForms, display_amount};
 use super::wallet::{page_wallet_id, refused_wallet, visible_currency};
 use crate::auth::Caller;
 use crate::domain::{Amount, Currency, WalletId};
 use crate::idempotency::{Ran, run_once};
 use crate::outcome::{Operation, OperationKind, ProblemKind};
 use crate::state::AppState;
-use crate::store::{LedgerEntry, Movement, StoreError, Transfer, Wallet};
+use crate::store::{LedgerEntry, Memo, Movement, StoreError, Transfer, Wallet};
 
 /// `POST /ui/wallets/{id}/deposit`.
 pub async fn deposit(
@@ -52,12 +52,17 @@ async fn move_money(
         OperationKind::Withdrawal => |forms| &mut forms.withdraw_amount,
         _ => |forms| &mut forms.deposit_amount,
     };
+    let memo_field: fn(&mut WalletForms) -> &mut MemoFields = match kind {
+        OperationKind::Withdrawal => |forms| &mut forms.withdraw_memo,
+        _ => |forms| &mut forms.deposit_memo,
+    };
     let mut op = Operation::new(kind);
     let posted = async {
         let id = page_wallet_id(&id)?;
         let currency = op.currency(visible_currency(&app, &caller, id).await?);
         let mut forms = WalletForms::blank(forms::new_key);
         *amount_field(&mut forms) = Field::typed(form.get("amount"));
+        let memo = forms::read_memo(&form, memo_field(&mut forms));
         let amount = match Amount::parse_positive(form.get("amount").trim(), currency) {
             Ok(amount) => op.amount(amount),
             Err(error) => {
@@ -65,13 +70,20 @@ async fn move_money(
                 return Ok(refused(&app, &caller, id, forms, amount_field, refusal).await);
             }
         };
+        let memo = match memo {
+            Ok(memo) => Memo::new(caller.actor(), memo),
+            Err(kind) => {
+                let page = refused_wallet(&app, &caller, id, forms, kind.status()).await;
+                return Ok(Posted::Refused(kind, page));
+            }
+        };
         let location = format!("/ui/wallets/{id}?notice={notice}");
         let render = |_: &Movement| forms::redirect(location.clone());
-        let (store, actor) = (&app.store, caller.actor());
+        let (store, memo) = (&app.store, &memo);
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
             match kind {
-                OperationKind::Withdrawal => store.withdraw(id, amount, actor, finish).await,
-                _ => store.deposit(id, amount, actor, finish).await,
+                OperationKind::Withdrawal => store.withdraw(id, amount, memo, finish).await,
+                _ => store.deposit(id, amount, memo, finish).await,
             }
         })
         .await;
@@ -137,6 +149,7 @@ pub async fn transfer(
         let mut forms = WalletForms::blank(forms::new_key);
         forms.transfer_to = Field::typed(form.get("to"));
         forms.transfer_amount = Field::typed(form.get("amount"));
+        let memo = forms::read_memo(&form, &mut forms.transfer_memo);
 
         let to = destination(&app, from, currency, form.get("to")).await?;
         let amount = Amount::parse_positive(form.get("amount").trim(), currency)
@@ -152,11 +165,18 @@ pub async fn transfer(
                 return Ok(Posted::Refused(kind, page));
             }
         };
+        let memo = match memo {
+            Ok(memo) => Memo::new(caller.actor(), memo),
+            Err(kind) => {
+                let page = refused_wallet(&app, &caller, from, forms, kind.status()).await;
+                return Ok(Posted::Refused(kind, page));
+            }
+        };
         let location = format!("/ui/wallets/{from}?notice=transferred");
         let render = |_: &Transfer| forms::redirect(location.clone());
-        let (store, actor) = (&app.store, caller.actor());
+        let (store, memo) = (&app.store, &memo);
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
-            store.transfer(from, to, amount, actor, finish).await
+            store.transfer(from, to, amount, memo, finish).await
         })
         .await;
         let to_field: FieldOf = |forms| &mut forms.transfer_to;
@@ -274,9 +294,9 @@ pub async fn close_wallet(
         }
         let location = "/?notice=closed";
         let render = |_: &Option<LedgerEntry>| forms::redirect(location.to_owned());
-        let (store, actor) = (&app.store, caller.actor());
+        let (store, memo) = (&app.store, &Memo::actor(caller.actor()));
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
-            store.close_wallet(id, actor, finish).await
+            store.close_wallet(id, memo, finish).await
         })
         .await;
         match result {

@@ -102,6 +102,19 @@ impl Field {
     }
 }
 
+/// The optional reference and description of a money form.
+#[derive(Debug, Clone, Default)]
+pub struct MemoFields {
+    pub reference: Field,
+    pub description: Field,
+}
+
+impl MemoFields {
+    pub fn has_error(&self) -> bool {
+        self.reference.error.is_some() || self.description.error.is_some()
+    }
+}
+
 /// The create-wallet form on the home page.
 #[derive(Debug, Clone)]
 pub struct CreateForm {
@@ -128,11 +141,14 @@ impl CreateForm {
 pub struct WalletForms {
     pub deposit_key: String,
     pub deposit_amount: Field,
+    pub deposit_memo: MemoFields,
     pub withdraw_key: String,
     pub withdraw_amount: Field,
+    pub withdraw_memo: MemoFields,
     pub transfer_key: String,
     pub transfer_to: Field,
     pub transfer_amount: Field,
+    pub transfer_memo: MemoFields,
     pub close_key: String,
     pub close_confirm: Field,
 }
@@ -142,11 +158,14 @@ impl WalletForms {
         Self {
             deposit_key: key(),
             deposit_amount: Field::default(),
+            deposit_memo: MemoFields::default(),
             withdraw_key: key(),
             withdraw_amount: Field::default(),
+            withdraw_memo: MemoFields::default(),
             transfer_key: key(),
             transfer_to: Field::default(),
             transfer_amount: Field::default(),
+            transfer_memo: MemoFields::default(),
             close_key: key(),
             close_confirm: Field::default(),
         }
@@ -162,6 +181,9 @@ impl WalletForms {
         ]
         .iter()
         .any(|field| field.error.is_some())
+            || [&self.deposit_memo, &self.withdraw_memo, &self.transfer_memo]
+                .iter()
+                .any(|memo| memo.has_error())
     }
 }
 
@@ -291,6 +313,8 @@ pub struct EntryView {
     pub balance: String,
     /// The id of the API key that caused the entry, or `—` (authentication off when it was made).
     pub actor: String,
+    pub reference: Option<String>,
+    pub description: Option<String>,
 }
 
 impl EntryView {
@@ -316,6 +340,8 @@ impl EntryView {
             credit,
             balance: display_amount(entry.balance_after, currency),
             actor: entry.actor.clone().unwrap_or_else(|| "—".to_owned()),
+            reference: entry.reference.clone(),
+            description: entry.description.clone(),
         }
     }
 }
@@ -333,6 +359,20 @@ pub struct WalletPage {
     pub forms: WalletForms,
     pub allowed: Allowed,
     pub holds: super::holds::HoldsSection,
+    pub filter: HistoryFilterView,
+}
+
+/// The history filter form as the page shows it, and the statement link for the same dates.
+pub struct HistoryFilterView {
+    /// The entry type picked (empty: all).
+    pub kind: String,
+    /// Dates as `YYYY-MM-DD` (empty: open-ended); `to` is the last day shown.
+    pub from: String,
+    pub to: String,
+    pub kinds: Vec<(&'static str, &'static str)>,
+    pub active: bool,
+    pub clear_url: String,
+    pub statement_url: String,
 }
 
 #[derive(Template)]

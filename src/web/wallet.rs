@@ -2,19 +2,22 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::error::{PageError, html, see_other};
 use super::forms;
 use super::query::{QueryParams, Segment, url_with};
 use super::session::SignedIn;
 use super::views::{
-    Allowed, Candidate, Chrome, EntryView, TransferTarget, WalletForms, WalletPage, WalletView,
+    Allowed, Candidate, Chrome, EntryView, HistoryFilterView, TransferTarget, WalletForms,
+    WalletPage, WalletView,
 };
 use crate::auth::Caller;
-use crate::domain::{Currency, WalletId};
+use crate::domain::{Currency, LedgerEntryKind, WalletId, rfc3339};
+use crate::http::{StatementQuery, statement_response};
 use crate::state::AppState;
-use crate::store::WalletFilter;
+use crate::store::{HistoryFilter, WalletFilter};
 
 /// Ledger entries per page on the wallet page.
 pub const ENTRIES_PER_PAGE: u32 = 20;
@@ -50,8 +53,8 @@ pub async fn show_wallet(
     let result = async {
         let id = page_wallet_id(&id)?;
         let forms = WalletForms::blank(forms::new_key);
-        let (before, notice) = (query.cursor("before"), query.notice());
-        wallet_page(&app, &caller, id, before, notice, forms).await
+        let history = HistoryQuery::read(&query);
+        wallet_page(&app, &caller, id, &history, query.notice(), forms).await
     }
     .await;
     match result {
@@ -64,21 +67,27 @@ pub(super) async fn wallet_page(
     app: &AppState,
     caller: &Caller,
     id: WalletId,
-    before: Option<i64>,
+    history_query: &HistoryQuery,
     notice: Option<&'static str>,
     forms: WalletForms,
 ) -> Result<WalletPage, PageError> {
+    let before = history_query.before;
     let wallet = app.store.get_wallet(id).await?;
     if !caller.sees(&wallet.owner) {
         return Err(PageError::WalletNotFound);
     }
     let currency = wallet.currency;
     let allowed = Allowed::of(caller);
-    let history = app.store.history(id, before, ENTRIES_PER_PAGE).await?;
+    let history = app
+        .store
+        .history(id, &history_query.filter(), before, ENTRIES_PER_PAGE)
+        .await?;
     let view = WalletView::new(&wallet);
-    let older_url = history
-        .next
-        .map(|before| url_with(&view.url, &[("before", &before.to_string())]));
+    let older_url = history.next.map(|before| {
+        let mut pairs = history_query.pairs();
+        pairs.push(("before", before.to_string()));
+        url_with_owned(&view.url, &pairs)
+    });
     // One more than the list may show, counting this wallet: more than that, and the form asks for a number.
     // An owner-bound key may transfer into any owner's wallet but never sees the others: it types the number.
     let (others, listed_all) = if allowed.write && allowed.owner.is_none() {
@@ -121,7 +130,8 @@ pub(super) async fn wallet_page(
         holds: super::holds::HoldsSection::load(app, &wallet).await?,
         chrome: Chrome::new(app),
         notice,
-        newest_url: before.map(|_| view.url.clone()),
+        newest_url: before.map(|_| url_with_owned(&view.url, &history_query.pairs())),
+        filter: history_query.view(&view.url),
         older_url,
         entries: history
             .items
@@ -143,9 +153,133 @@ pub async fn refused_wallet(
     forms: WalletForms,
     status: StatusCode,
 ) -> Response {
-    match wallet_page(app, caller, id, None, None, forms).await {
+    match wallet_page(app, caller, id, &HistoryQuery::default(), None, forms).await {
         Ok(page) => html(status, &page),
         Err(error) => error.render(app),
+    }
+}
+
+/// The wallet page's history query: a page cursor and the filter form's type and dates (`YYYY-MM-DD`, UTC days;
+/// `to` is the last day shown). Read leniently like every page query: anything unreadable is no filter.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    pub before: Option<i64>,
+    pub kind: Option<LedgerEntryKind>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+/// The entry types the filter offers, with their labels.
+const KINDS: [(&str, &str); 6] = [
+    ("opening", "Opening balance"),
+    ("deposit", "Deposits"),
+    ("withdrawal", "Withdrawals"),
+    ("transfer_in", "Transfers in"),
+    ("transfer_out", "Transfers out"),
+    ("closing", "Closing payout"),
+];
+
+impl HistoryQuery {
+    pub fn read(query: &QueryParams) -> Self {
+        let date = |name| {
+            query
+                .get(name)
+                .and_then(|text| NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok())
+        };
+        Self {
+            before: query.cursor("before"),
+            kind: query.get("type").and_then(LedgerEntryKind::parse),
+            from: date("from"),
+            to: date("to"),
+        }
+    }
+
+    /// The start of the first day, inclusive.
+    fn start(&self) -> Option<DateTime<Utc>> {
+        self.from
+            .and_then(|day| day.and_hms_opt(0, 0, 0))
+            .map(|at| at.and_utc())
+    }
+
+    /// The start of the day after the last, exclusive.
+    fn end(&self) -> Option<DateTime<Utc>> {
+        self.to
+            .and_then(|day| day.succ_opt())
+            .and_then(|day| day.and_hms_opt(0, 0, 0))
+            .map(|at| at.and_utc())
+    }
+
+    pub fn filter(&self) -> HistoryFilter {
+        HistoryFilter {
+            kind: self.kind,
+            reference: None,
+            from: self.start(),
+            to: self.end(),
+        }
+    }
+
+    /// The filter as query pairs (for the pager's links).
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::new();
+        pairs.extend(self.kind.map(|kind| ("type", kind.as_str().to_owned())));
+        pairs.extend(self.from.map(|day| ("from", day.to_string())));
+        pairs.extend(self.to.map(|day| ("to", day.to_string())));
+        pairs
+    }
+
+    fn view(&self, wallet_url: &str) -> HistoryFilterView {
+        let mut period = Vec::new();
+        period.extend(self.start().map(|at| ("from", rfc3339(at))));
+        period.extend(self.end().map(|at| ("to", rfc3339(at))));
+        HistoryFilterView {
+            kind: self
+                .kind
+                .map(|kind| kind.as_str().to_owned())
+                .unwrap_or_default(),
+            from: self.from.map(|day| day.to_string()).unwrap_or_default(),
+            to: self.to.map(|day| day.to_string()).unwrap_or_default(),
+            kinds: KINDS.to_vec(),
+            active: self.kind.is_some() || self.from.is_some() || self.to.is_some(),
+            clear_url: wallet_url.to_owned(),
+            statement_url: url_with_owned(&format!("{wallet_url}/statement.csv"), &period),
+        }
+    }
+}
+
+fn url_with_owned(path: &str, pairs: &[(&str, String)]) -> String {
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    url_with(path, &pairs)
+}
+
+/// `GET /ui/wallets/{id}/statement.csv`: the API's statement (`http::statement_response`) for the signed-in key;
+/// `from` and `to` are the instants the wallet page's link carries.
+pub async fn download_statement(
+    State(app): State<AppState>,
+    SignedIn(caller): SignedIn,
+    Segment(id): Segment,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = QueryParams::parse(query.as_deref());
+    let result = async {
+        let id = page_wallet_id(&id)?;
+        let wallet = app.store.get_wallet(id).await?;
+        if !caller.sees(&wallet.owner) {
+            return Err(PageError::WalletNotFound);
+        }
+        Ok(id)
+    }
+    .await;
+    let id = match result {
+        Ok(id) => id,
+        Err(error) => return error.render(&app),
+    };
+    let period = StatementQuery {
+        from: query.get("from").map(str::to_owned),
+        to: query.get("to").map(str::to_owned),
+    };
+    match statement_response(&app, &caller, id, &period).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
     }
 }
 

@@ -331,10 +331,21 @@ async fn operations_endpoints_answer(backend: Backend) {
         "/wallet/withdraw",
         "/wallet/transfer",
         "/wallet/{id}/transactions",
+        "/wallet/{id}/statement.csv",
     ] {
         assert!(
             doc.body["paths"][path].is_object(),
             "{path} missing from the OpenAPI document"
         );
+    }
+    let history = &doc.body["paths"]["/wallet/{id}/transactions"]["get"]["parameters"];
+    let names: Vec<&str> = history
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for name in ["type", "reference", "from", "to", "before", "limit"] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
     }
 }

@@ -15,6 +15,7 @@ crate::on_both_backends!(
     a_whole_capture_is_a_withdrawal_and_a_repeated_form_moves_money_once,
     a_hold_of_another_wallet_is_no_page,
     a_withdrawal_past_what_is_available_says_what_is_held,
+    a_hold_and_its_capture_carry_their_reference_and_description,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -402,4 +403,69 @@ async fn a_withdrawal_past_what_is_available_says_what_is_held(backend: Backend)
         reply.text
     );
     assert_eq!(money(&app, &wallet).await[0], "100.00");
+}
+
+// Issue 16 on the hold forms: what a hold was placed with is shown beside it, and a capture's reference and
+// description land on the entry it writes; a bad one is refused beside its field and changes nothing.
+async fn a_hold_and_its_capture_carry_their_reference_and_description(backend: Backend) {
+    let app = app(backend).await;
+    let ada = app.create_wallet("Ada", "EUR", "100.00").await;
+    let path = format!("/ui/wallets/{ada}/holds");
+    let key = uuid::Uuid::new_v4().to_string();
+    let fields = [
+        ("key", key.as_str()),
+        ("amount", "30.00"),
+        ("expires_in_hours", ""),
+        ("reference", "booking-7"),
+        ("description", "Room 12, two nights"),
+    ];
+    let reply = post_form(&app, &path, &fields).await;
+    assert_eq!(reply.status, 303, "{}", reply.text);
+    let placed = pending(&app, &ada).await[0].clone();
+    assert_eq!(placed["reference"], "booking-7", "{placed}");
+    let id = placed["id"].as_str().expect("id").to_owned();
+    let shown = page(&app, &ada).await;
+    assert!(shown.contains("<code>booking-7</code>"), "{shown}");
+    assert!(shown.contains("Room 12, two nights"), "{shown}");
+
+    let capture_path = format!("/ui/wallets/{ada}/holds/{id}/capture");
+    let before = snapshot(&app, &[&ada]).await;
+    let too_long = "r".repeat(129);
+    let key = uuid::Uuid::new_v4().to_string();
+    let fields = [
+        ("key", key.as_str()),
+        ("amount", ""),
+        ("to", ""),
+        ("reference", too_long.as_str()),
+        ("description", ""),
+    ];
+    let reply = post_form(&app, &capture_path, &fields).await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert!(
+        reply
+            .text
+            .contains(&format!(r#"id="hold-{id}-reference-error""#)),
+        "{}",
+        reply.text
+    );
+    assert_eq!(snapshot(&app, &[&ada]).await, before);
+
+    let key = uuid::Uuid::new_v4().to_string();
+    let fields = [
+        ("key", key.as_str()),
+        ("amount", ""),
+        ("to", ""),
+        ("reference", "checkout-7"),
+        ("description", "Checkout, minibar \"extra\""),
+    ];
+    let reply = post_form(&app, &capture_path, &fields).await;
+    assert_eq!(reply.status, 303, "{}", reply.text);
+    let entry = app.history(&ada).await[0].clone();
+    assert_eq!(entry["reference"], "checkout-7", "{entry}");
+    assert_eq!(
+        entry["description"], "Checkout, minibar \"extra\"",
+        "{entry}"
+    );
+    assert_eq!(hold(&app, &id).await["status"], "captured");
+    assert_eq!(app.audit_findings().await, 0);
 }

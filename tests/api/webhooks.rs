@@ -710,7 +710,13 @@ async fn leases_fan_out_and_retention_hold_in_the_store(backend: Backend) {
         let eur = revwallet::domain::Currency::parse("EUR").expect("EUR");
         for owner in ["old-1", "old-2"] {
             store
-                .create_wallet(owner, eur, revwallet::domain::Amount::ZERO, None, None)
+                .create_wallet(
+                    owner,
+                    eur,
+                    revwallet::domain::Amount::ZERO,
+                    &revwallet::store::Memo::default(),
+                    None,
+                )
                 .await
                 .expect("wallet");
         }
@@ -728,7 +734,13 @@ async fn leases_fan_out_and_retention_hold_in_the_store(backend: Backend) {
         let left = store.events_after(0, 100, None).await.expect("feed");
         assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), vec![top]);
         store
-            .create_wallet("new", eur, revwallet::domain::Amount::ZERO, None, None)
+            .create_wallet(
+                "new",
+                eur,
+                revwallet::domain::Amount::ZERO,
+                &revwallet::store::Memo::default(),
+                None,
+            )
             .await
             .expect("wallet");
         let next = store.events_after(top, 100, None).await.expect("feed");

@@ -17,13 +17,13 @@ use tokio::sync::oneshot;
 use super::{apply_movement, apply_movement_releasing, deposit_all, move_once};
 use crate::domain::{Amount, LedgerEntryKind, WalletId};
 use crate::store::shared::acquire;
-use crate::store::{Movement, Result, StoreError};
+use crate::store::{Memo, Movement, Result, StoreError};
 
 /// One queued deposit or withdrawal and where its answer goes.
 struct Queued {
     kind: LedgerEntryKind,
     amount: Amount,
-    actor: Option<String>,
+    memo: Memo,
     reply: oneshot::Sender<Result<Movement>>,
 }
 
@@ -48,13 +48,13 @@ impl Coalescer {
         id: WalletId,
         kind: LedgerEntryKind,
         amount: Amount,
-        actor: Option<&str>,
+        memo: &Memo,
     ) -> Result<Movement> {
         let (reply, answer) = oneshot::channel();
         let queued = Queued {
             kind,
             amount,
-            actor: actor.map(str::to_owned),
+            memo: memo.clone(),
             reply,
         };
         let first = {
@@ -124,14 +124,14 @@ async fn apply(pool: &PgPool, id: WalletId, mut batch: Vec<Queued>) {
     metrics::histogram!("revwallet_coalesced_batch_size").record(batch.len() as f64);
     if batch.len() == 1 {
         let Some(only) = batch.pop() else { return };
-        let result = move_once(pool, id, only.kind, only.amount, only.actor.as_deref()).await;
+        let result = move_once(pool, id, only.kind, only.amount, &only.memo).await;
         let _ = only.reply.send(result);
         return;
     }
     if batch.iter().all(|q| q.kind == LedgerEntryKind::Deposit) {
         let amounts: Vec<i64> = batch.iter().map(|q| q.amount.minor_units()).collect();
-        let actors: Vec<Option<String>> = batch.iter().map(|q| q.actor.clone()).collect();
-        match deposit_all(pool, id, &amounts, &actors).await {
+        let memos: Vec<Memo> = batch.iter().map(|q| q.memo.clone()).collect();
+        match deposit_all(pool, id, &amounts, &memos).await {
             Ok(Some(movements)) if movements.len() == batch.len() => {
                 for (queued, movement) in batch.into_iter().zip(movements) {
                     let _ = queued.reply.send(Ok(movement));
@@ -153,9 +153,9 @@ async fn one_by_one(pool: &PgPool, id: WalletId, batch: Vec<Queued>) {
         let mut conn = acquire(pool).await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         for queued in &batch {
-            let actor = queued.actor.as_deref();
+            let memo = &queued.memo;
             let moved =
-                apply_movement(&mut tx, id, queued.kind, queued.amount, actor, Utc::now()).await?;
+                apply_movement(&mut tx, id, queued.kind, queued.amount, memo, Utc::now()).await?;
             results.push(match moved {
                 Some(movement) => Ok(movement),
                 // Refused: released expired holds may cover it; otherwise explained.
@@ -165,7 +165,7 @@ async fn one_by_one(pool: &PgPool, id: WalletId, batch: Vec<Queued>) {
                         id,
                         queued.kind,
                         queued.amount,
-                        queued.actor.as_deref(),
+                        &queued.memo,
                     )
                     .await
                     {
@@ -190,8 +190,8 @@ async fn one_by_one(pool: &PgPool, id: WalletId, batch: Vec<Queued>) {
         // The server refused a statement, so nothing was committed: give each operation its own try.
         Err(StoreError::Database(_)) => {
             for queued in batch {
-                let actor = queued.actor.as_deref();
-                let result = move_once(pool, id, queued.kind, queued.amount, actor).await;
+                let memo = &queued.memo;
+                let result = move_once(pool, id, queued.kind, queued.amount, memo).await;
                 let _ = queued.reply.send(result);
             }
         }

@@ -16,14 +16,15 @@ use crate::domain::{Amount, HoldId, WalletId};
 use crate::store::rows::HoldRow;
 use crate::store::shared::acquire;
 use crate::store::sql::{self, hold_columns, wallet_columns};
-use crate::store::{Capture, Finish, Hold, Movement, Result, StoreError};
+use crate::store::{Capture, Finish, Hold, Memo, Movement, Result, StoreError};
 
-/// Reserve and insert in one statement. `$1` wallet, `$2` amount, `$3` now, `$4` expires at.
+/// Reserve and insert in one statement. `$1` wallet, `$2` amount, `$3` now, `$4` expires at, `$5`–`$7`
+/// reference, description, metadata.
 static PLACE_HOLD: LazyLock<String> = LazyLock::new(|| {
     format!(
         "with reserved as ({reserve}) \
-         insert into holds (wallet_id, amount, status, expires_at, created_at) \
-         select id, $2, 'pending', $4, $3 from reserved returning {columns}",
+         insert into holds (wallet_id, amount, status, expires_at, created_at, reference, description, metadata) \
+         select id, $2, 'pending', $4, $3, $5, $6, $7 from reserved returning {columns}",
         reserve = sql::RESERVE,
         columns = hold_columns!("$3"),
     )
@@ -41,22 +42,26 @@ static VOID_HOLD: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Capture as a withdrawal in one statement: the hold, the wallet (balance down by the capture, held down by
-/// the whole hold) and the ledger entry. `$1` hold, `$2` 'captured', `$3` now, `$4` amount, `$5` actor.
+/// the whole hold) and the ledger entry. `$1` hold, `$2` 'captured', `$3` now, `$4` amount, `$5`–`$8` the
+/// capture's memo (actor, reference, description, metadata).
 static CAPTURE_HOLD: LazyLock<String> = LazyLock::new(|| {
     format!(
         "with finished as ({finish}), moved as ( \
              update wallets set balance = balance - $4, held = held - f.amount \
              from finished f where wallets.id = f.wallet_id returning {wallet}), \
          entry as ( \
-             insert into transactions (wallet_id, kind, amount, balance_after, created_at, actor) \
-             select id, 'withdrawal', $4, balance, $3, $5 from moved \
-             returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor) \
+             insert into transactions (wallet_id, kind, amount, balance_after, created_at, actor, \
+                                       reference, description, metadata) \
+             select id, 'withdrawal', $4, balance, $3, $5, $6, $7, $8 from moved \
+             returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor, \
+                       reference, description, metadata) \
          select f.id as hold_id, f.wallet_id as hold_wallet_id, f.amount as hold_amount, \
                 f.status as hold_status, f.captured as hold_captured, f.expires_at as hold_expires_at, \
-                f.created_at as hold_created_at, \
+                f.created_at as hold_created_at, f.reference as hold_reference, \
+                f.description as hold_description, f.metadata as hold_metadata, \
                 m.id, m.owner, m.currency, m.balance, m.held, m.created_at, \
                 e.id as entry_id, e.wallet_id, e.kind, e.amount, e.balance_after, e.counterparty_id, \
-                e.created_at as entry_created_at, e.actor \
+                e.created_at as entry_created_at, e.actor, e.reference, e.description, e.metadata \
          from finished f cross join moved m cross join entry e",
         finish = sql::FINISH_HOLD,
         wallet = wallet_columns!("$3"),
@@ -72,6 +77,9 @@ struct CaptureRow {
     hold_captured: Option<i64>,
     hold_expires_at: DateTime<Utc>,
     hold_created_at: DateTime<Utc>,
+    hold_reference: Option<String>,
+    hold_description: Option<String>,
+    hold_metadata: Option<String>,
     #[sqlx(flatten)]
     movement: MovementRow,
 }
@@ -87,6 +95,9 @@ impl TryFrom<CaptureRow> for Capture {
             captured: row.hold_captured,
             expires_at: row.hold_expires_at,
             created_at: row.hold_created_at,
+            reference: row.hold_reference,
+            description: row.hold_description,
+            metadata: row.hold_metadata,
         };
         Ok(Capture {
             hold: hold.try_into()?,
@@ -101,12 +112,16 @@ async fn place_once(
     wallet: WalletId,
     amount: Amount,
     expires_at: DateTime<Utc>,
+    memo: &Memo,
 ) -> Result<Option<Hold>> {
     sqlx::query_as::<_, HoldRow>(PLACE_HOLD.as_str())
         .bind(wallet.get())
         .bind(amount.minor_units())
         .bind(Utc::now())
         .bind(expires_at)
+        .bind(memo.reference.as_deref())
+        .bind(memo.description.as_deref())
+        .bind(memo.metadata.as_deref())
         .fetch_optional(conn)
         .await?
         .map(Hold::try_from)
@@ -131,14 +146,17 @@ async fn capture_once(
     conn: &mut PgConnection,
     id: HoldId,
     amount: Amount,
-    actor: Option<&str>,
+    memo: &Memo,
 ) -> Result<Capture> {
     let row: Option<CaptureRow> = sqlx::query_as(CAPTURE_HOLD.as_str())
         .bind(id.get())
         .bind("captured")
         .bind(Utc::now())
         .bind(amount.minor_units())
-        .bind(actor)
+        .bind(memo.actor.as_deref())
+        .bind(memo.reference.as_deref())
+        .bind(memo.description.as_deref())
+        .bind(memo.metadata.as_deref())
         .fetch_optional(&mut *conn)
         .await?;
     match row {
@@ -153,20 +171,21 @@ impl PgStore {
         wallet: WalletId,
         amount: Amount,
         expires_at: DateTime<Utc>,
+        memo: &Memo,
         finish: Option<Finish<'_, Hold>>,
     ) -> Result<Hold> {
         let mut conn = acquire(&self.pool).await?;
         if finish.is_none()
-            && let Some(hold) = place_once(&mut conn, wallet, amount, expires_at).await?
+            && let Some(hold) = place_once(&mut conn, wallet, amount, expires_at, memo).await?
         {
             self.feed.wrote();
             return Ok(hold);
         }
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let hold = match place_once(&mut tx, wallet, amount, expires_at).await? {
+        let hold = match place_once(&mut tx, wallet, amount, expires_at, memo).await? {
             Some(hold) => hold,
             // Refused: explained, or placed after releasing expired holds.
-            None => apply_hold(&mut tx, wallet, amount, expires_at).await?,
+            None => apply_hold(&mut tx, wallet, amount, expires_at, memo).await?,
         };
         record(&mut tx, finish, &hold).await?;
         tx.commit().await?;
@@ -194,15 +213,15 @@ impl PgStore {
         id: HoldId,
         amount: Amount,
         to: Option<WalletId>,
-        actor: Option<&str>,
+        memo: &Memo,
         finish: Option<Finish<'_, Capture>>,
     ) -> Result<Capture> {
         let mut conn = acquire(&self.pool).await?;
         let capture = match (to, finish) {
-            (None, None) => capture_once(&mut conn, id, amount, actor).await,
+            (None, None) => capture_once(&mut conn, id, amount, memo).await,
             (None, Some(finish)) => {
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                let capture = capture_once(&mut tx, id, amount, actor).await?;
+                let capture = capture_once(&mut tx, id, amount, memo).await?;
                 record(&mut tx, Some(finish), &capture).await?;
                 tx.commit().await?;
                 Ok(capture)
@@ -223,7 +242,7 @@ impl PgStore {
                         return Err(StoreError::WalletNotFound(wallet));
                     }
                 }
-                let capture = apply_capture(&mut tx, hold, amount, Some(to), actor).await?;
+                let capture = apply_capture(&mut tx, hold, amount, Some(to), memo).await?;
                 record(&mut tx, finish, &capture).await?;
                 tx.commit().await?;
                 Ok(capture)

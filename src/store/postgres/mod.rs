@@ -21,8 +21,8 @@ use super::rows::{EntryRow, WalletRow};
 use super::shared::{acquire, is_debit, refused_movement, shared_statements};
 use super::sql::wallet_columns;
 use super::{
-    Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Movement, NewApiKey, Result, StoreError,
-    StoreOptions, StoredResponse, Transfer, sql,
+    Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Memo, Movement, NewApiKey, Result,
+    StoreError, StoreOptions, StoredResponse, Transfer, sql,
 };
 use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
 
@@ -42,16 +42,18 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 static MOVE_CREDIT: LazyLock<String> = LazyLock::new(|| movement_statement(sql::CREDIT));
 static MOVE_DEBIT: LazyLock<String> = LazyLock::new(|| movement_statement(sql::DEBIT));
 
-/// `$1` wallet, `$2` amount, `$3` now, `$4` kind.
+/// `$1` wallet, `$2` amount, `$3` now, `$4` kind, `$5`–`$8` the memo (actor, reference, description, metadata).
 fn movement_statement(update: &str) -> String {
     format!(
         "with moved as ({update}), entry as ( \
-             insert into transactions (wallet_id, kind, amount, balance_after, created_at, actor) \
-             select id, $4, $2, balance, $3, $5 from moved \
-             returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor) \
+             insert into transactions (wallet_id, kind, amount, balance_after, created_at, actor, \
+                                       reference, description, metadata) \
+             select id, $4, $2, balance, $3, $5, $6, $7, $8 from moved \
+             returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor, \
+                       reference, description, metadata) \
          select m.id, m.owner, m.currency, m.balance, m.held, m.created_at, \
                 e.id as entry_id, e.wallet_id, e.kind, e.amount, e.balance_after, e.counterparty_id, \
-                e.created_at as entry_created_at, e.actor \
+                e.created_at as entry_created_at, e.actor, e.reference, e.description, e.metadata \
          from moved m cross join entry e"
     )
 }
@@ -79,6 +81,9 @@ struct MovementRow {
     counterparty_id: Option<i64>,
     entry_created_at: chrono::DateTime<Utc>,
     actor: Option<String>,
+    reference: Option<String>,
+    description: Option<String>,
+    metadata: Option<String>,
 }
 
 impl TryFrom<MovementRow> for Movement {
@@ -93,6 +98,9 @@ impl TryFrom<MovementRow> for Movement {
             counterparty_id: row.counterparty_id,
             created_at: row.entry_created_at,
             actor: row.actor,
+            reference: row.reference,
+            description: row.description,
+            metadata: row.metadata,
         };
         Ok(Movement {
             wallet: row.wallet.try_into()?,
@@ -151,12 +159,12 @@ impl PgStore {
         owner: &str,
         currency: Currency,
         initial: Amount,
-        actor: Option<&str>,
+        memo: &Memo,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
         let mut conn = acquire(&self.pool).await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let created = insert_wallet(&mut tx, owner, currency, initial, actor).await?;
+        let created = insert_wallet(&mut tx, owner, currency, initial, memo).await?;
         record(&mut tx, finish, &created).await?;
         tx.commit().await?;
         self.feed.wrote();
@@ -175,21 +183,21 @@ impl PgStore {
         id: WalletId,
         kind: LedgerEntryKind,
         amount: Amount,
-        actor: Option<&str>,
+        memo: &Memo,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
         let Some(finish) = finish else {
             // The hot path: one statement, or one transaction for a queue of operations on a busy wallet.
             let result = self
                 .coalescer
-                .submit(&self.pool, id, kind, amount, actor)
+                .submit(&self.pool, id, kind, amount, memo)
                 .await;
             self.feed.wrote();
             return result;
         };
         let mut conn = acquire(&self.pool).await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let movement = apply_movement_releasing(&mut tx, id, kind, amount, actor).await?;
+        let movement = apply_movement_releasing(&mut tx, id, kind, amount, memo).await?;
         record(&mut tx, Some(finish), &movement).await?;
         tx.commit().await?;
         self.feed.wrote();
@@ -201,7 +209,7 @@ impl PgStore {
         from: WalletId,
         to: WalletId,
         amount: Amount,
-        actor: Option<&str>,
+        memo: &Memo,
         finish: Option<Finish<'_, Transfer>>,
     ) -> Result<Transfer> {
         let mut conn = acquire(&self.pool).await?;
@@ -219,7 +227,7 @@ impl PgStore {
                 return Err(StoreError::WalletNotFound(id));
             }
         }
-        let transfer = apply_transfer(&mut tx, from, to, amount, actor).await?;
+        let transfer = apply_transfer(&mut tx, from, to, amount, memo).await?;
         record(&mut tx, finish, &transfer).await?;
         tx.commit().await?;
         self.feed.wrote();
@@ -229,7 +237,7 @@ impl PgStore {
     pub async fn close_wallet(
         &self,
         id: WalletId,
-        actor: Option<&str>,
+        memo: &Memo,
         finish: Option<Finish<'_, Option<LedgerEntry>>>,
     ) -> Result<Option<LedgerEntry>> {
         let mut conn = acquire(&self.pool).await?;
@@ -239,7 +247,7 @@ impl PgStore {
             .bind(id.get())
             .execute(&mut *tx)
             .await?;
-        let payout = apply_close(&mut tx, id, actor).await?;
+        let payout = apply_close(&mut tx, id, memo).await?;
         record(&mut tx, finish, &payout).await?;
         tx.commit().await?;
         self.feed.wrote();
@@ -332,15 +340,15 @@ async fn move_once(
     id: WalletId,
     kind: LedgerEntryKind,
     amount: Amount,
-    actor: Option<&str>,
+    memo: &Memo,
 ) -> Result<Movement> {
     let mut conn = acquire(pool).await?;
-    if let Some(movement) = apply_movement(&mut conn, id, kind, amount, actor, Utc::now()).await? {
+    if let Some(movement) = apply_movement(&mut conn, id, kind, amount, memo, Utc::now()).await? {
         return Ok(movement);
     }
     // Refused: perhaps only because holds past their expiry still count. Release them and try once more.
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    let movement = apply_movement_releasing(&mut tx, id, kind, amount, actor).await?;
+    let movement = apply_movement_releasing(&mut tx, id, kind, amount, memo).await?;
     tx.commit().await?;
     Ok(movement)
 }
@@ -352,14 +360,14 @@ async fn apply_movement_releasing(
     id: WalletId,
     kind: LedgerEntryKind,
     amount: Amount,
-    actor: Option<&str>,
+    memo: &Memo,
 ) -> Result<Movement> {
-    if let Some(movement) = apply_movement(conn, id, kind, amount, actor, Utc::now()).await? {
+    if let Some(movement) = apply_movement(conn, id, kind, amount, memo, Utc::now()).await? {
         return Ok(movement);
     }
     if is_debit(kind)
         && expire_due_holds(conn, id, Utc::now()).await? > 0
-        && let Some(movement) = apply_movement(conn, id, kind, amount, actor, Utc::now()).await?
+        && let Some(movement) = apply_movement(conn, id, kind, amount, memo, Utc::now()).await?
     {
         return Ok(movement);
     }
@@ -373,7 +381,7 @@ async fn apply_movement(
     id: WalletId,
     kind: LedgerEntryKind,
     amount: Amount,
-    actor: Option<&str>,
+    memo: &Memo,
     at: chrono::DateTime<Utc>,
 ) -> Result<Option<Movement>> {
     let statement = if is_debit(kind) {
@@ -386,7 +394,10 @@ async fn apply_movement(
         .bind(amount.minor_units())
         .bind(at)
         .bind(kind.as_str())
-        .bind(actor)
+        .bind(memo.actor.as_deref())
+        .bind(memo.reference.as_deref())
+        .bind(memo.description.as_deref())
+        .bind(memo.metadata.as_deref())
         .fetch_optional(conn)
         .await?
         .map(Movement::try_from)
@@ -399,13 +410,20 @@ async fn deposit_all(
     pool: &PgPool,
     id: WalletId,
     amounts: &[i64],
-    actors: &[Option<String>],
+    memos: &[Memo],
 ) -> Result<Option<Vec<Movement>>> {
+    // One array per memo field, unnested side by side with the amounts.
+    let column = |field: fn(&Memo) -> &Option<String>| -> Vec<Option<String>> {
+        memos.iter().map(|m| field(m).clone()).collect()
+    };
     let rows: Vec<MovementRow> = sqlx::query_as(DEPOSIT_ALL)
         .bind(id.get())
         .bind(amounts)
         .bind(Utc::now())
-        .bind(actors)
+        .bind(column(|m| &m.actor))
+        .bind(column(|m| &m.reference))
+        .bind(column(|m| &m.description))
+        .bind(column(|m| &m.metadata))
         .fetch_all(&mut *acquire(pool).await?)
         .await?;
     if rows.is_empty() {
@@ -426,7 +444,9 @@ async fn deposit_all(
 /// amounts are positive, so ordering the answers by `balance_after` restores the order of the requests.
 const DEPOSIT_ALL: &str = concat!(
     "with input as ( \
-         select amount, actor, ord from unnest($2::bigint[], $4::text[]) with ordinality as i(amount, actor, ord) \
+         select amount, actor, reference, description, metadata, ord \
+         from unnest($2::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+              with ordinality as i(amount, actor, reference, description, metadata, ord) \
      ), total as ( \
          select sum(amount)::bigint as amount from input \
      ), moved as ( \
@@ -436,16 +456,18 @@ const DEPOSIT_ALL: &str = concat!(
     wallet_columns!("$3"),
     " \
      ), entries as ( \
-         insert into transactions (wallet_id, kind, amount, balance_after, created_at, actor) \
+         insert into transactions (wallet_id, kind, amount, balance_after, created_at, actor, \
+                                   reference, description, metadata) \
          select m.id, 'deposit', i.amount, \
                 (m.balance - (select amount from total) + sum(i.amount) over (order by i.ord))::bigint, $3, \
-                i.actor \
+                i.actor, i.reference, i.description, i.metadata \
          from moved m cross join input i \
          order by i.ord \
-         returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor) \
+         returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor, \
+                   reference, description, metadata) \
      select m.id, m.owner, m.currency, m.balance, m.held, m.created_at, \
             e.id as entry_id, e.wallet_id, e.kind, e.amount, e.balance_after, e.counterparty_id, \
-            e.created_at as entry_created_at, e.actor \
+            e.created_at as entry_created_at, e.actor, e.reference, e.description, e.metadata \
      from moved m cross join entries e order by e.balance_after"
 );
 

@@ -32,7 +32,16 @@ fn copied() -> [Copied; 2] {
             file: "deposit_revwallet.sql",
             source: "MOVE_CREDIT",
             statement: MOVE_CREDIT.clone(),
-            params: &["id", "amount", "now", "kind", "actor"],
+            params: &[
+                "id",
+                "amount",
+                "now",
+                "kind",
+                "actor",
+                "reference",
+                "description",
+                "metadata",
+            ],
             comment: "A deposit exactly as revwallet sends it: MOVE_CREDIT, one data-modifying statement in its own\n\
                       -- implicit transaction (src/store/postgres/mod.rs movement_statement(sql::CREDIT)).",
         },
