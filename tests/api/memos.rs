@@ -148,6 +148,34 @@ async fn every_money_moving_post_stores_and_returns_its_reference_description_an
         received[2].get("reference").is_none(),
         "an entry without a memo has none"
     );
+
+    // The event feed carries them too: each entry's event as the history shows it, the hold's with its own.
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        let feed = app.get("/wallet/events?after=0&limit=1000").await;
+        assert_eq!(feed.status, 200, "{}", feed.text);
+        events = feed.body.as_array().expect("events").clone();
+        let entries = events
+            .iter()
+            .filter(|e| e["type"] == "transaction.created")
+            .count();
+        if entries == history.len() + received.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for entry in history.iter().chain(&received) {
+        let event = events
+            .iter()
+            .find(|e| e["type"] == "transaction.created" && e["data"]["id"] == entry["id"])
+            .unwrap_or_else(|| panic!("an event for {entry} in {events:?}"));
+        assert_eq!(&event["data"], entry);
+    }
+    let placed = events
+        .iter()
+        .find(|e| e["type"] == "hold.created" && e["data"]["id"] == hold_id.as_str())
+        .expect("hold.created");
+    assert_memo(&placed["data"], "hold-1");
 }
 
 /// Every way a memo can break a rule.
