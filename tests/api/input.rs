@@ -36,7 +36,12 @@ async fn send(
     headers: &[(&str, &[u8])],
     body: Option<Vec<u8>>,
 ) -> Reply {
-    let mut request = app.client.request(method, app.url(path_and_query));
+    // A fresh connection each time: after some malformed requests the server closes theirs, and a pooled
+    // connection it is closing at that moment fails the next request with `IncompleteMessage`.
+    let mut request = app
+        .client
+        .request(method, app.url(path_and_query))
+        .header(reqwest::header::CONNECTION, "close");
     for (name, value) in headers {
         request = request.header(
             HeaderName::from_bytes(name.as_bytes()).expect("header name"),
