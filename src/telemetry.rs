@@ -84,6 +84,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                         BATCH_BUCKETS,
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("revwallet_write_batch_size".to_owned()),
+                        BATCH_BUCKETS,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -179,6 +185,10 @@ fn describe_metrics() {
     describe_histogram!(
         "revwallet_coalesced_batch_size",
         "Deposits and withdrawals on one wallet applied together in one transaction (PostgreSQL)"
+    );
+    describe_histogram!(
+        "revwallet_write_batch_size",
+        "Writes committed together in one transaction (SQLite group commit)"
     );
 }
 

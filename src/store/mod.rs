@@ -52,6 +52,8 @@ pub struct PoolState {
 pub struct StoreOptions {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// Concurrent writes share a transaction and its commit (group commit; SQLite). Off: one commit per write.
+    pub batch_writes: bool,
 }
 
 /// The one storage seam: the backend is chosen from the URL scheme. A closed enum rather than a trait object

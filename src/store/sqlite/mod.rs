@@ -1,8 +1,11 @@
 //! SQLite backend: the embedded default for one machine. WAL with `synchronous=FULL` so an acknowledged
-//! operation survives a crash; writers take the lock up front (`BEGIN IMMEDIATE`) and queue in process
-//! behind one async mutex, so they wait their turn instead of failing with `SQLITE_BUSY`. The writer in turn has a
-//! connection of its own, apart from the readers' pool: WAL lets readers and the one writer run side by side,
-//! so a write never waits for a reader to give a connection back.
+//! operation survives a crash; writers take the lock up front (`BEGIN IMMEDIATE`) and queue in process for one
+//! writer connection, so they wait their turn instead of failing with `SQLITE_BUSY`, and the writes queued
+//! together share a commit (`group_commit`). The writer has a connection of its own, apart from the readers'
+//! pool: WAL lets readers and the one writer run side by side, so a write never waits for a reader to give a
+//! connection back.
+
+mod group_commit;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -13,7 +16,6 @@ use sqlx::SqliteConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use tokio::sync::Mutex;
 
 use super::cache::{FactsCache, WalletFacts};
 use super::events::{Feed, count_written};
@@ -45,9 +47,8 @@ const EXPIRE_DUE_HOLDS: &str = "update holds set status = 'expired', finished_at
 pub struct SqliteStore {
     /// Reads, and migrations.
     pub(in crate::store) pool: SqlitePool,
-    /// One connection, taken only by the holder of `writer`.
-    write_pool: SqlitePool,
-    writer: Arc<Mutex<()>>,
+    /// The one writer connection and its batches.
+    writer: Arc<group_commit::GroupCommit>,
     facts: FactsCache,
     failed_claims: FailedClaims,
     feed: Feed,
@@ -73,18 +74,22 @@ impl SqliteStore {
             .acquire_timeout(options.acquire_timeout)
             .test_before_acquire(false)
             .connect_lazy_with(connect);
+        let feed = Feed::default();
         Ok(Self {
             pool,
-            write_pool,
-            writer: Arc::new(Mutex::new(())),
+            writer: Arc::new(group_commit::GroupCommit::new(
+                write_pool,
+                options.batch_writes,
+                feed.clone(),
+            )),
             facts: FactsCache::default(),
             failed_claims: FailedClaims::default(),
-            feed: Feed::default(),
+            feed,
         })
     }
 
     pub async fn close(&self) {
-        self.write_pool.close().await;
+        self.writer.close().await;
         self.pool.close().await;
     }
 
@@ -93,18 +98,12 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Runs `work` in a write transaction. The in-process queue keeps writers from spinning on SQLite's lock.
+    /// Runs `work` in a write transaction (shared with the writes queued beside it) and answers once committed.
     pub(in crate::store) async fn write<T>(
         &self,
         work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
     ) -> Result<T> {
-        let _turn = self.writer.lock().await;
-        let mut conn = acquire(&self.write_pool).await?;
-        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-        let value = work(&mut *tx).await?;
-        tx.commit().await?;
-        self.feed.wrote();
-        Ok(value)
+        self.writer.write(work).await
     }
 
     pub async fn create_wallet(
@@ -371,6 +370,7 @@ mod tests {
             max_connections: 2,
             // Long enough for a busy machine; the readers below never give their connections back anyway.
             acquire_timeout: Duration::from_secs(5),
+            batch_writes: true,
         };
         let store = SqliteStore::connect(&url, &options).expect("store");
         store.migrate().await.expect("migrate");

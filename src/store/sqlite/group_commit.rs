@@ -1,0 +1,453 @@
+//! Group commit for SQLite's one writer.
+//!
+//! A SQLite commit in WAL mode with `synchronous=FULL` costs an fsync, and there is one writer: committing each
+//! operation alone caps the embedded default at one operation per fsync. Here every write runs on the writer's
+//! connection inside a savepoint of the transaction that is open at the time, and the transaction commits when no
+//! other write is queued behind it (or when it holds `MAX_BATCH` operations). So a batch is whatever queued while
+//! the previous one ran: a lone write commits at once and pays nothing, a busy server shares one fsync among
+//! many. Each operation keeps its own outcome (a refused one rolls back to its savepoint only), and every answer
+//! waits for the commit that makes it true; if that commit fails, every operation of the batch is answered as
+//! unavailable (its outcome unknown), never as done.
+//!
+//! Requests can be cancelled at any await (a client that goes away): the commit runs in a task of its own, and
+//! a write dropped before it has decided whether to commit hands that decision to a task too, so a batch is never
+//! left open behind a cancelled request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sqlx::sqlite::SqlitePool;
+use sqlx::{Sqlite, SqliteConnection, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard, watch};
+
+use crate::store::events::Feed;
+use crate::store::{Result, StoreError};
+
+/// Most operations in one transaction: bounds how long a batch holds the write lock and how much one failed
+/// commit can take with it.
+const MAX_BATCH: usize = 256;
+
+/// What a batch's commit came to; every member reads it.
+type Outcome = std::result::Result<(), String>;
+
+#[derive(Debug)]
+pub(super) struct GroupCommit {
+    /// One connection: the writer's.
+    pool: SqlitePool,
+    open: Arc<Mutex<OpenBatch>>,
+    /// Writes waiting for `open`: while there are some, the batch stays open for them.
+    queued: Arc<AtomicUsize>,
+    /// `1` without batching: every write commits alone.
+    max_batch: usize,
+    feed: Feed,
+    /// Transactions committed (or tried): fewer than writes when batching works.
+    commits: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Debug, Default)]
+struct OpenBatch {
+    tx: Option<Transaction<'static, Sqlite>>,
+    committed: Option<watch::Sender<Option<Outcome>>>,
+    members: usize,
+}
+
+impl GroupCommit {
+    pub(super) fn new(pool: SqlitePool, batching: bool, feed: Feed) -> Self {
+        Self {
+            pool,
+            open: Arc::default(),
+            queued: Arc::default(),
+            max_batch: if batching { MAX_BATCH } else { 1 },
+            feed,
+            commits: Arc::default(),
+        }
+    }
+
+    pub(super) async fn close(&self) {
+        // A batch being committed finishes first: its task holds the lock until then.
+        drop(self.open.lock().await);
+        self.pool.close().await;
+    }
+
+    /// Runs `work` in the open batch (a savepoint of its transaction) and answers once that batch committed.
+    pub(super) async fn write<T>(
+        &self,
+        work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
+    ) -> Result<T> {
+        let mut turn = Turn::queue(self);
+        let mut open = self.open.clone().lock_owned().await;
+        turn.started();
+        if open.tx.is_none() {
+            open.tx = Some(self.pool.begin_with("BEGIN IMMEDIATE").await?);
+            open.committed = Some(watch::channel(None).0);
+            open.members = 0;
+        }
+        let (result, broken) = match open.tx.as_mut() {
+            Some(tx) => in_savepoint(tx, work).await,
+            None => (
+                Err(StoreError::Internal("no write transaction".to_owned())),
+                true,
+            ),
+        };
+        open.members += 1;
+        let mut committed = match &open.committed {
+            Some(sender) => sender.subscribe(),
+            None => watch::channel(Some(Err("no batch".to_owned()))).1,
+        };
+        if broken {
+            // The savepoint itself failed: the transaction cannot be trusted, so the batch ends here, undone.
+            turn.decided();
+            end_batch(open, Err("the write transaction failed".to_owned()));
+            return result;
+        }
+        if self.queued.load(Ordering::SeqCst) == 0 || open.members >= self.max_batch {
+            tokio::spawn(commit(open, self.feed.clone(), self.commits.clone()));
+        } else {
+            drop(open);
+        }
+        turn.decided();
+        let outcome = committed
+            .wait_for(Option::is_some)
+            .await
+            .map(|outcome| outcome.clone())
+            .ok()
+            .flatten();
+        match outcome {
+            Some(Ok(())) => result,
+            Some(Err(error)) => Err(unknown(error)),
+            None => Err(unknown("the batch ended without a commit".to_owned())),
+        }
+    }
+}
+
+/// `work` inside a savepoint: released on success, rolled back on failure. `true` when the savepoint's own
+/// statements failed (the enclosing transaction is then in doubt).
+async fn in_savepoint<T>(
+    tx: &mut Transaction<'static, Sqlite>,
+    work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
+) -> (Result<T>, bool) {
+    let mut savepoint = match sqlx::Connection::begin(&mut **tx).await {
+        Ok(savepoint) => savepoint,
+        Err(error) => return (Err(error.into()), true),
+    };
+    match work(&mut *savepoint).await {
+        Ok(value) => match savepoint.commit().await {
+            Ok(()) => (Ok(value), false),
+            Err(error) => (Err(error.into()), true),
+        },
+        Err(refused) => match savepoint.rollback().await {
+            Ok(()) => (Err(refused), false),
+            Err(_) => (Err(refused), true),
+        },
+    }
+}
+
+/// Commits the batch and tells its members; holding the lock meanwhile, so writes arriving during the fsync
+/// queue up for the next batch.
+async fn commit(
+    mut open: OwnedMutexGuard<OpenBatch>,
+    feed: Feed,
+    commits: Arc<std::sync::atomic::AtomicU64>,
+) {
+    metrics::histogram!("revwallet_write_batch_size").record(open.members as f64);
+    commits.fetch_add(1, Ordering::SeqCst);
+    let outcome = match open.tx.take() {
+        Some(tx) => tx.commit().await.map_err(|error| error.to_string()),
+        None => Ok(()),
+    };
+    end_batch(open, outcome);
+    feed.wrote();
+}
+
+/// Rolls back whatever is still open (dropping the transaction does) and gives the batch its outcome.
+fn end_batch(mut open: OwnedMutexGuard<OpenBatch>, outcome: Outcome) {
+    open.tx = None;
+    open.members = 0;
+    if let Some(committed) = open.committed.take() {
+        committed.send_replace(Some(outcome));
+    }
+}
+
+/// Commits a batch left open by a write that was cancelled before deciding, unless another write is queued (it
+/// decides in turn).
+async fn settle(group: Settle) {
+    let open = group.open.lock_owned().await;
+    if open.tx.is_some() && group.queued.load(Ordering::SeqCst) == 0 {
+        commit(open, group.feed, group.commits).await;
+    }
+}
+
+/// What `settle` needs of the group, owned (it runs in a task of its own).
+struct Settle {
+    open: Arc<Mutex<OpenBatch>>,
+    queued: Arc<AtomicUsize>,
+    feed: Feed,
+    commits: Arc<std::sync::atomic::AtomicU64>,
+}
+
+fn unknown(error: String) -> StoreError {
+    StoreError::Unavailable(sqlx::Error::Protocol(format!(
+        "the batch's commit failed, so its outcome is unknown: {error}"
+    )))
+}
+
+/// One write's place in the queue, until it has decided whether its batch commits. Dropped before then (the
+/// request was cancelled), it leaves the queue and has the decision taken by a task.
+struct Turn<'a> {
+    group: &'a GroupCommit,
+    queued: bool,
+    decided: bool,
+}
+
+impl<'a> Turn<'a> {
+    fn queue(group: &'a GroupCommit) -> Self {
+        group.queued.fetch_add(1, Ordering::SeqCst);
+        Self {
+            group,
+            queued: true,
+            decided: false,
+        }
+    }
+
+    fn started(&mut self) {
+        if std::mem::take(&mut self.queued) {
+            self.group.queued.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn decided(&mut self) {
+        self.decided = true;
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.started();
+        if !self.decided {
+            let group = self.group;
+            tokio::spawn(settle(Settle {
+                open: group.open.clone(),
+                queued: group.queued.clone(),
+                feed: group.feed.clone(),
+                commits: group.commits.clone(),
+            }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+    use std::time::Duration;
+
+    use sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
+
+    use super::*;
+
+    /// A group on a scratch database with two tables, `parent` (ids 1 and 2) and `child` referring to it.
+    async fn group(dir: &tempfile::TempDir, batching: bool) -> (Arc<GroupCommit>, SqlitePool) {
+        let url = format!("sqlite://{}", dir.path().join("g.db").display());
+        let connect = SqliteConnectOptions::from_str(&url)
+            .expect("url")
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true);
+        let reader = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect.clone())
+            .await
+            .expect("reader");
+        for statement in [
+            "create table parent (id integer primary key)",
+            "create table child (id integer primary key, parent integer not null references parent (id), \
+             note text not null unique)",
+            "insert into parent (id) values (1), (2)",
+        ] {
+            sqlx::query(statement)
+                .execute(&reader)
+                .await
+                .expect("schema");
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(connect);
+        let group = Arc::new(GroupCommit::new(writer, batching, Feed::default()));
+        (group, reader)
+    }
+
+    async fn add_child(group: &GroupCommit, parent: i64, note: &str) -> Result<()> {
+        group
+            .write(async |conn| {
+                sqlx::query("insert into child (parent, note) values ($1, $2)")
+                    .bind(parent)
+                    .bind(note)
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn notes(reader: &SqlitePool) -> Vec<String> {
+        sqlx::query_scalar("select note from child order by id")
+            .fetch_all(reader)
+            .await
+            .expect("notes")
+    }
+
+    /// Holds the writer while the writes queue behind it, in order, then lets them all go: they form one batch.
+    async fn one_batch(
+        group: &Arc<GroupCommit>,
+        writes: &[(i64, &'static str)],
+    ) -> Vec<Result<()>> {
+        let held = group.open.clone().lock_owned().await;
+        let mut tasks = Vec::new();
+        for (n, &(parent, note)) in writes.iter().enumerate() {
+            let writer = group.clone();
+            tasks.push(tokio::spawn(async move {
+                add_child(&writer, parent, note).await
+            }));
+            while group.queued.load(Ordering::SeqCst) < n + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(held);
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.expect("task"));
+        }
+        results
+    }
+
+    fn commits(group: &GroupCommit) -> u64 {
+        group.commits.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn queued_writes_share_one_commit_and_a_refused_one_leaves_its_neighbours_alone() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (group, reader) = group(&dir, true).await;
+        // The third repeats a unique note and the fifth names no parent: both fail inside the batch.
+        let results = one_batch(
+            &group,
+            &[(1, "a"), (2, "b"), (1, "a"), (1, "c"), (9, "d"), (2, "e")],
+        )
+        .await;
+        let failed: Vec<bool> = results.iter().map(Result::is_err).collect();
+        assert_eq!(failed, [false, false, true, false, true, false]);
+        assert_eq!(notes(&reader).await, ["a", "b", "c", "e"]);
+        assert_eq!(commits(&group), 1, "six writes, one commit");
+
+        // Alone, a write commits at once.
+        add_child(&group, 1, "alone").await.expect("alone");
+        assert_eq!(commits(&group), 2);
+    }
+
+    #[tokio::test]
+    async fn without_batching_every_write_commits_alone() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (group, reader) = group(&dir, false).await;
+        let results = one_batch(&group, &[(1, "a"), (2, "b"), (1, "a"), (1, "c")]).await;
+        assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+        assert_eq!(notes(&reader).await, ["a", "b", "c"]);
+        assert_eq!(commits(&group), 4);
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_answers_every_write_of_the_batch_unknown_and_applies_none() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (group, reader) = group(&dir, true).await;
+        let held = group.open.clone().lock_owned().await;
+        let first = {
+            let writer = group.clone();
+            tokio::spawn(async move { add_child(&writer, 1, "before").await })
+        };
+        while group.queued.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        // A deferred foreign key passes its own statement and its savepoint, and fails the COMMIT.
+        let breaking = {
+            let writer = group.clone();
+            tokio::spawn(async move {
+                writer
+                    .write(async |conn| {
+                        sqlx::query("pragma defer_foreign_keys = on")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("insert into child (parent, note) values (99, 'orphan')")
+                            .execute(&mut *conn)
+                            .await?;
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        while group.queued.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        for task in [first, breaking] {
+            let result = task.await.expect("task");
+            assert!(
+                matches!(result, Err(StoreError::Unavailable(_))),
+                "answered as unknown: {result:?}"
+            );
+        }
+        assert!(
+            notes(&reader).await.is_empty(),
+            "nothing of the batch applied"
+        );
+        // The writer goes on.
+        add_child(&group, 2, "after").await.expect("after");
+        assert_eq!(notes(&reader).await, ["after"]);
+    }
+
+    #[tokio::test]
+    async fn a_write_cancelled_inside_its_batch_leaves_it_to_be_committed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (group, reader) = group(&dir, true).await;
+        let held = group.open.clone().lock_owned().await;
+        let first = {
+            let writer = group.clone();
+            tokio::spawn(async move { add_child(&writer, 1, "kept").await })
+        };
+        while group.queued.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        // The second starts its work and never finishes it: its request goes away mid-write.
+        let (started, inside) = tokio::sync::oneshot::channel::<()>();
+        let cancelled = {
+            let writer = group.clone();
+            tokio::spawn(async move {
+                let mut started = Some(started);
+                writer
+                    .write(async |conn| {
+                        sqlx::query("insert into child (parent, note) values (2, 'dropped')")
+                            .execute(&mut *conn)
+                            .await?;
+                        if let Some(started) = started.take() {
+                            let _ = started.send(());
+                        }
+                        std::future::pending::<Result<()>>().await
+                    })
+                    .await
+            })
+        };
+        while group.queued.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        inside.await.expect("the second write started");
+        cancelled.abort();
+        // The first saw the second queued and left the commit to it; the cancelled write hands it to a task.
+        let kept = tokio::time::timeout(Duration::from_secs(30), first)
+            .await
+            .expect("the batch was committed")
+            .expect("task");
+        assert!(kept.is_ok(), "{kept:?}");
+        assert_eq!(notes(&reader).await, ["kept"]);
+    }
+}
