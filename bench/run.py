@@ -265,10 +265,27 @@ class Bench:
                 for clients in self.clients:
                     self.measure_wrk(server, "revwallet-sqlite", workload, clients, ids, None)
             server.terminate()
+            self.sqlite_unbatched(database_url, ids)
             self.audit("SQLite", database_url)
         finally:
             server.terminate()
             shutil.rmtree(directory, ignore_errors=True)
+
+    def sqlite_unbatched(self, database_url: str, ids: tuple[int, int]) -> None:
+        """The write workloads again on the same database with REVWALLET_WRITE_BATCHING=false: group commit's
+        baseline, at the highest client count."""
+        server = Server(self.binary, database_url, RAW / "revwallet-sqlite-unbatched.log", pool_size=self.args.pool_size,
+                        extra_env={"REVWALLET_WRITE_BATCHING": "false"})
+        clients = max(self.clients)
+        try:
+            server.start()
+            self.warm_up(server, ids)
+            for workload in report.BATCHING_WORKLOADS:
+                self.measure_wrk(server, report.UNBATCHED_SQLITE, workload, clients, ids, None)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+            self.problems.append(f"{report.UNBATCHED_SQLITE}: {error}")
+        finally:
+            server.terminate()
 
     def resilience(self) -> dict[str, dict]:
         out: dict[str, dict] = {}
@@ -360,6 +377,7 @@ def main() -> int:
     measurements = [m.to_dict() for m in bench.measurements]
     ratio_rows = report.ratios(measurements, bench.clients)
     auth_cost_rows = report.auth_cost(measurements, bench.clients)
+    batching_rows = report.batching(measurements, bench.clients)
     results = {
         "started": started.strftime("%Y-%m-%d %H:%M UTC"),
         "wall_s": round(time.monotonic() - clock, 1),
@@ -372,7 +390,9 @@ def main() -> int:
         "measurements": measurements,
         "ratios": ratio_rows,
         "auth_cost": auth_cost_rows,
-        "targets": report.targets(measurements, ratio_rows, bench.clients, auth_cost_rows) if measurements else [],
+        "batching": batching_rows,
+        "targets": report.targets(measurements, ratio_rows, bench.clients, auth_cost_rows, batching_rows)
+        if measurements else [],
         "resilience": resilience_results,
         "problems": bench.problems,
     }

@@ -25,13 +25,16 @@ def results():
                m(report.AUTH_OFF_TARGET, "reads", c, 6600 if c == 16 else 10000, rss=19),
                m(report.AUTH_OFF_TARGET, "deposits", c, 1600, rss=21),
                m("revwallet-postgres", "keyed", c, 3000, rss=24), m("revwallet-postgres", "zipf", c, 2500, p99=70),
-               m("revwallet-sqlite", "holds", c, 900, p99=12)]
+               m("revwallet-sqlite", "holds", c, 900, p99=12), m("revwallet-sqlite", "keyed", c, 3000)]
+    ms += [m(report.UNBATCHED_SQLITE, "keyed", 64, 500), m(report.UNBATCHED_SQLITE, "holds", 64, 450)]
     ratio_rows = report.ratios(ms, [16, 64])
     auth_cost_rows = report.auth_cost(ms, [16, 64])
+    batching_rows = report.batching(ms, [16, 64])
     return {"started": "2026-01-01 00:00 UTC", "wall_s": 600, "machine": {"summary": "2 cores", "postgres": "15",
             "wrk": "wrk 4.1.0", "pgbench": "pgbench 15", "revwallet": "revwallet 0.1.0", "commit": "abc"},
             "config": {"duration_s": 10, "clients": [16, 64]}, "measurements": ms, "ratios": ratio_rows,
-            "auth_cost": auth_cost_rows, "targets": report.targets(ms, ratio_rows, [16, 64], auth_cost_rows),
+            "auth_cost": auth_cost_rows, "batching": batching_rows,
+            "targets": report.targets(ms, ratio_rows, [16, 64], auth_cost_rows, batching_rows),
             "resilience": {"kill9_postgres": {"passed": True, "acknowledged": 10, "lost_acknowledged": 0,
                                               "applied_twice": 0, "half_transfers": 0, "audit_clean": True, "kills": 2,
                                               "restart_s": [0.4, 0.4], "unanswered": 3, "unresolved_keys": 1}}}
@@ -127,3 +130,22 @@ def test_the_table_says_what_a_key_check_costs():
     assert "| 2. deposits, spread | 16 | 1,600 | 1,600 | 1.00× |" in section
     assert "| 1. balance reads, spread | 16 | revwallet on PostgreSQL, auth off | 6,600 |" in table
     assert "| reads with an API key ≥ 0.8× auth off at 64 | 0.60× | **no** |" in table
+
+
+def test_group_commit_divides_sqlite_batched_by_unbatched_at_the_highest_client_count():
+    rows = {r["workload"]: r for r in results()["batching"]}
+    assert rows["keyed"]["ratio"] == 6.0  # 3000 / 500
+    assert rows["keyed"]["met"] is True
+    assert rows["holds"]["ratio"] == 2.0 and rows["holds"]["met"] is None  # shown, no target
+    assert rows["deposits"]["ratio"] is None  # no unbatched run
+    targets = {t["name"]: t for t in results()["targets"]}
+    assert targets["keyed on SQLite ≥ 5.0× batching off at 64"]["met"] is True
+    assert "batching off req/s" in report.markdown(results())
+
+
+def test_a_missing_unbatched_run_is_an_unmet_batching_target():
+    ms = [m("revwallet-sqlite", "keyed", 64, 3000)]
+    rows = report.batching(ms, [64])
+    targets = {t["name"]: t for t in report.targets(ms, [], [64], [], rows)}
+    assert targets["keyed on SQLite ≥ 5.0× batching off at 64"] == {
+        "name": "keyed on SQLite ≥ 5.0× batching off at 64", "figure": "no measurement", "met": False}
