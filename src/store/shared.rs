@@ -161,13 +161,21 @@ macro_rules! shared_statements {
                 key: &str,
                 response: StoredResponse,
             ) -> Result<()> {
-                sqlx::query(sql::STORE_RESPONSE)
+                let recorded = sqlx::query(sql::STORE_RESPONSE)
                     .bind(key)
                     .bind(i32::from(response.status))
                     .bind(response.location)
                     .bind(response.body)
                     .execute(conn)
-                    .await?;
+                    .await?
+                    .rows_affected();
+                // The claim's row is gone only if its own commit failed (SQLite answers a claim before its
+                // commit): the operation must then not happen unprotected.
+                if recorded == 0 {
+                    return Err(StoreError::Unavailable(sqlx::Error::Protocol(
+                        "the idempotency key's claim was not committed".to_owned(),
+                    )));
+                }
                 Ok(())
             }
 

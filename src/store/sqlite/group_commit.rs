@@ -74,6 +74,18 @@ impl GroupCommit {
         &self,
         work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
     ) -> Result<T> {
+        self.write_answering_early(work, |_| false).await
+    }
+
+    /// As `write`, but a result for which `early` is true is answered before the commit. Only for a result whose
+    /// truth the caller's next write depends on anyway: that write runs on this same transaction or a later one
+    /// and fails if this one's work did not commit (an idempotency claim: the operation's answer is recorded on
+    /// the claim's row, and recording it fails when the row is not there).
+    pub(super) async fn write_answering_early<T>(
+        &self,
+        work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
+        early: impl FnOnce(&Result<T>) -> bool,
+    ) -> Result<T> {
         let mut turn = Turn::queue(self);
         let mut open = self.open.clone().lock_owned().await;
         turn.started();
@@ -106,6 +118,9 @@ impl GroupCommit {
             drop(open);
         }
         turn.decided();
+        if early(&result) {
+            return result;
+        }
         let outcome = committed
             .wait_for(Option::is_some)
             .await
@@ -449,5 +464,60 @@ mod tests {
             .expect("task");
         assert!(kept.is_ok(), "{kept:?}");
         assert_eq!(notes(&reader).await, ["kept"]);
+    }
+
+    #[tokio::test]
+    async fn a_result_answered_early_returns_before_its_batch_commits() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (group, reader) = group(&dir, true).await;
+        let held = group.open.clone().lock_owned().await;
+        let claim = {
+            let writer = group.clone();
+            tokio::spawn(async move {
+                writer
+                    .write_answering_early(
+                        async |conn| {
+                            sqlx::query("insert into child (parent, note) values (1, 'claim')")
+                                .execute(conn)
+                                .await?;
+                            Ok(())
+                        },
+                        |result| result.is_ok(),
+                    )
+                    .await
+            })
+        };
+        while group.queued.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let operation = {
+            let writer = group.clone();
+            tokio::spawn(async move {
+                let mut wait = Some(wait);
+                writer
+                    .write(async |conn| {
+                        if let Some(wait) = wait.take() {
+                            let _ = wait.await;
+                        }
+                        sqlx::query("insert into child (parent, note) values (1, 'operation')")
+                            .execute(conn)
+                            .await?;
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        while group.queued.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        claim.await.expect("task").expect("claimed");
+        assert_eq!(commits(&group), 0, "answered with its batch still open");
+        assert!(notes(&reader).await.is_empty(), "not committed yet");
+        let _ = go.send(());
+        operation.await.expect("task").expect("operation");
+        assert_eq!(commits(&group), 1);
+        assert_eq!(notes(&reader).await, ["claim", "operation"]);
     }
 }

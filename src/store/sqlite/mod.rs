@@ -238,40 +238,48 @@ impl SqliteStore {
             .await
     }
 
+    /// A new claim is answered before its commit, so that a keyed operation waits for one commit, not two:
+    /// the operation records its answer on the claim's row in the same transaction or a later one, and that
+    /// fails (changing nothing) if the claim did not commit. A replay or a key in use waits for the commit.
     pub async fn claim_key(&self, key: &str, request_hash: &str) -> Result<Claim> {
-        self.write(async |conn| {
-            let now = Utc::now();
-            let inserted = sqlx::query(sql::CLAIM_KEY)
-                .bind(key)
-                .bind(request_hash)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-            if inserted == 1 {
-                return Ok(Claim::New);
-            }
-            let existing: KeyRow = sqlx::query_as(sql::GET_KEY)
-                .bind(key)
-                .fetch_one(&mut *conn)
-                .await?;
-            let abandoned = existing.is_abandoned(now) || self.failed_claims.contains(key);
-            if let Some(claim) = existing.into_claim(request_hash)? {
-                return Ok(claim);
-            }
-            if abandoned {
-                sqlx::query(sql::TAKE_OVER_ABANDONED_KEY)
-                    .bind(key)
-                    .bind(now)
-                    .bind(self.failed_claims.take_over_before(key))
-                    .execute(&mut *conn)
-                    .await?;
-                self.failed_claims.remove(key);
-                return Ok(Claim::New);
-            }
-            Err(StoreError::IdempotencyKeyInUse)
-        })
-        .await
+        let early = |claim: &Result<Claim>| matches!(claim, Ok(Claim::New));
+        self.writer
+            .write_answering_early(
+                async |conn| {
+                    let now = Utc::now();
+                    let inserted = sqlx::query(sql::CLAIM_KEY)
+                        .bind(key)
+                        .bind(request_hash)
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                    if inserted == 1 {
+                        return Ok(Claim::New);
+                    }
+                    let existing: KeyRow = sqlx::query_as(sql::GET_KEY)
+                        .bind(key)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    let abandoned = existing.is_abandoned(now) || self.failed_claims.contains(key);
+                    if let Some(claim) = existing.into_claim(request_hash)? {
+                        return Ok(claim);
+                    }
+                    if abandoned {
+                        sqlx::query(sql::TAKE_OVER_ABANDONED_KEY)
+                            .bind(key)
+                            .bind(now)
+                            .bind(self.failed_claims.take_over_before(key))
+                            .execute(&mut *conn)
+                            .await?;
+                        self.failed_claims.remove(key);
+                        return Ok(Claim::New);
+                    }
+                    Err(StoreError::IdempotencyKeyInUse)
+                },
+                early,
+            )
+            .await
     }
 
     pub async fn store_answer(&self, key: &str, answer: StoredResponse) -> Result<()> {
