@@ -61,6 +61,7 @@ CONTRACT_HISTOGRAMS = {
     "revwallet_http_request_duration_seconds",
     "revwallet_db_pool_acquire_duration_seconds",
     "revwallet_coalesced_batch_size",
+    "revwallet_write_batch_size",
 }
 CONTRACT_METRICS = CONTRACT_COUNTERS_AND_GAUGES | {
     h + suffix for h in CONTRACT_HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")
