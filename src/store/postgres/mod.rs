@@ -118,6 +118,11 @@ pub struct PgStore {
     feed: Feed,
     /// The events listener's own connection (`sequencer`), apart from the pool requests use.
     listen_pool: PgPool,
+    /// Idempotency claims, committed without waiting for their WAL flush (`synchronous_commit = off`): a keyed
+    /// write then waits for one flush, its operation's, not two. Safe because WAL is flushed in order: the
+    /// operation's durable commit comes after the claim's in the WAL, so it makes the claim durable too; a claim
+    /// lost in a crash had no operation committed behind it, and the client's retry claims the key afresh.
+    claims_pool: PgPool,
 }
 
 impl PgStore {
@@ -134,12 +139,18 @@ impl PgStore {
             // that died is found on use instead (that request answers 503) and is then discarded.
             .test_before_acquire(false)
             .connect_lazy_with(connect.clone());
+        let claims_pool = PgPoolOptions::new()
+            .max_connections((options.max_connections / 4).max(2))
+            .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(false)
+            .connect_lazy_with(connect.clone().options([("synchronous_commit", "off")]));
         let listen_pool = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(options.acquire_timeout)
             .connect_lazy_with(connect);
         Ok(Self {
             pool,
+            claims_pool,
             facts: FactsCache::default(),
             failed_claims: FailedClaims::default(),
             coalescer: coalesce::Coalescer::default(),
@@ -272,7 +283,7 @@ impl PgStore {
             .bind(key)
             .bind(request_hash)
             .bind(now)
-            .execute(&mut *acquire(&self.pool).await?)
+            .execute(&mut *acquire(&self.claims_pool).await?)
             .await?
             .rows_affected();
         if inserted == 1 {
@@ -280,7 +291,7 @@ impl PgStore {
         }
         let Some(existing) = sqlx::query_as::<_, KeyRow>(sql::GET_KEY)
             .bind(key)
-            .fetch_optional(&mut *acquire(&self.pool).await?)
+            .fetch_optional(&mut *acquire(&self.claims_pool).await?)
             .await?
         else {
             // Released between our insert and read: let the client retry.
@@ -295,7 +306,7 @@ impl PgStore {
                 .bind(key)
                 .bind(now)
                 .bind(self.failed_claims.take_over_before(key))
-                .execute(&mut *acquire(&self.pool).await?)
+                .execute(&mut *acquire(&self.claims_pool).await?)
                 .await?
                 .rows_affected();
             if taken == 1 {
@@ -474,6 +485,7 @@ const DEPOSIT_ALL: &str = concat!(
 impl PgStore {
     pub async fn close(&self) {
         self.listen_pool.close().await;
+        self.claims_pool.close().await;
         self.pool.close().await;
     }
 }
