@@ -347,7 +347,8 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_0(backend: Backend) {
 
 async fn clients_hanging_up_mid_request_leave_nothing_locked(backend: Backend) {
     let app = TestApp::spawn(backend).await.expect("backend configured");
-    let id = app.create_wallet("hangups", "EUR", "1000.00").await;
+    // Enough that the bursts' withdrawals and transfers never drain it (batched SQLite writes are fast).
+    let id = app.create_wallet("hangups", "EUR", "1000000.00").await;
     let other = app.create_wallet("other", "EUR", "0").await;
     // Bursts of 64 clients sending writes back to back, all cut off mid-request when the burst ends, the way a
     // load generator stops. A handler dropped inside a transaction used to leave SQLite's write lock held.
