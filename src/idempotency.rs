@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::store::{Claim, Finish, Store, StoreError, StoredResponse};
+use crate::store::{Claim, Finish, Render, Store, StoreError, StoredResponse};
 
 /// Prefix of the web app's form keys in the shared key table, so a form and an API client never meet.
 pub const FORM_KEY_PREFIX: &str = "ui:";
@@ -85,7 +85,7 @@ pub enum Ran<T> {
 pub async fn run_once<'a, T, E, F, Fut>(
     store: &Store,
     key: Option<&'a IdempotencyKey>,
-    render: &'a (dyn Fn(&T) -> StoredResponse + Send + Sync),
+    render: &'a Render<T>,
     operation: F,
 ) -> Result<Ran<T>, E>
 where

@@ -1,6 +1,8 @@
 //! Holds under `/wallet/holds`: reserve money now, capture it (as a withdrawal or into another wallet) or void it
 //! later; a hold past its expiry releases itself (docs/adr/0100-holds-model.md).
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -22,7 +24,7 @@ use crate::domain::{Currency, HoldId, HoldLifetime, HoldStatus, rfc3339};
 use crate::idempotency::run_once;
 use crate::outcome::{Operation, OperationKind, ProblemKind};
 use crate::state::AppState;
-use crate::store::{Capture, Hold};
+use crate::store::{Capture, Hold, Render};
 use serde_json::value::RawValue;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -251,7 +253,8 @@ pub async fn place_hold(
         Ok(prepared) => prepared,
         Err(error) => return refused(op, error),
     };
-    let render = move |hold: &Hold| hold_response(StatusCode::CREATED, hold, code);
+    let render: Render<Hold> =
+        Arc::new(move |hold: &Hold| hold_response(StatusCode::CREATED, hold, code));
     let (store, memo) = (&app.store, &memo);
     let result = run_once(store, request.idempotency.as_ref(), &render, move |finish| async move {
         let lifetime_seconds = chrono::TimeDelta::seconds(i64::from(lifetime.seconds()));
@@ -262,7 +265,7 @@ pub async fn place_hold(
         Ok(hold)
     })
     .await;
-    counted(op, result, &render)
+    counted(op, result, &*render)
 }
 
 /// Counts an operation refused before it reached the store.
@@ -340,12 +343,15 @@ pub async fn capture_hold(
     OptionalJsonBody(request): OptionalJsonBody<CaptureHoldRequest>,
 ) -> Result<Response> {
     let mut op = Operation::new(OperationKind::Capture);
-    let render = |capture: &Capture| {
-        json_response(
-            StatusCode::OK,
-            None,
-            &CaptureResponse::new(capture, &caller),
-        )
+    let render: Render<Capture> = {
+        let caller = caller.clone();
+        Arc::new(move |capture: &Capture| {
+            json_response(
+                StatusCode::OK,
+                None,
+                &CaptureResponse::new(capture, &caller),
+            )
+        })
     };
     let result = async {
         let memo = request.value.memo(caller.actor())?;
@@ -384,7 +390,7 @@ pub async fn capture_hold(
         .await
     }
     .await;
-    counted(op, result, &render)
+    counted(op, result, &*render)
 }
 
 /// Void a pending hold: its whole amount is available again.
@@ -409,7 +415,8 @@ pub async fn void_hold(
         Ok(code) => code,
         Err(error) => return refused(op, error),
     };
-    let render = move |hold: &Hold| hold_response(StatusCode::OK, hold, code);
+    let render: Render<Hold> =
+        Arc::new(move |hold: &Hold| hold_response(StatusCode::OK, hold, code));
     let store = &app.store;
     let result = run_once(store, request.idempotency.as_ref(), &render, move |finish| async move {
         let voided = store.void_hold(id, finish).await?;
@@ -417,5 +424,5 @@ pub async fn void_hold(
         Ok(voided)
     })
     .await;
-    counted(op, result, &render)
+    counted(op, result, &*render)
 }

@@ -1,6 +1,8 @@
 //! The wallet API under `/wallet`: the original project's routes (docs/api.md, "Compatibility") plus history,
 //! transfers and paging.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -25,7 +27,7 @@ use crate::idempotency::{Ran, run_once};
 use crate::outcome::{Operation, OperationKind, ProblemKind};
 use crate::state::AppState;
 use crate::store::{
-    HistoryFilter, Memo, Movement, StoredResponse, Transfer, WalletFacts, WalletFilter,
+    HistoryFilter, Memo, Movement, Render, StoredResponse, Transfer, WalletFacts, WalletFilter,
 };
 
 /// A wallet's currency and owner, if the caller may see it: another owner's wallet is as absent as an unknown one.
@@ -63,14 +65,14 @@ pub async fn create_wallet(
     request: JsonBody<CreateWalletRequest>,
 ) -> Result<Response> {
     let mut op = Operation::new(OperationKind::Open);
-    let render = |created: &Movement| {
+    let render: Render<Movement> = Arc::new(|created: &Movement| {
         let location = format!("/wallet/{}", created.wallet.id);
         json_response(
             StatusCode::CREATED,
             Some(location),
             &WalletResponse::of_movement(created),
         )
-    };
+    });
     let result = async {
         let body = &request.value;
         let owner = Owner::parse(&body.owner)?;
@@ -95,7 +97,7 @@ pub async fn create_wallet(
         .await
     }
     .await;
-    counted(op, result, &render)
+    counted(op, result, &*render)
 }
 
 /// List open wallets, oldest first, a page at a time.
@@ -209,11 +211,12 @@ async fn move_money(
     kind: OperationKind,
 ) -> Result<Response> {
     let mut op = Operation::new(kind);
-    let render =
-        |moved: &Movement| json_response(StatusCode::OK, None, &WalletResponse::of_movement(moved));
+    let render: Render<Movement> = Arc::new(|moved: &Movement| {
+        json_response(StatusCode::OK, None, &WalletResponse::of_movement(moved))
+    });
     let memo = match request.value.memo(caller.actor()) {
         Ok(memo) => memo,
-        Err(error) => return counted(op, Err(error), &render),
+        Err(error) => return counted(op, Err(error), &*render),
     };
     let (store, actor, op_ref, memo) = (&app.store, caller.actor(), &mut op, &memo);
     let (app, caller, body) = (&app, &caller, &request.value);
@@ -231,7 +234,7 @@ async fn move_money(
             Ok(moved)
         })
         .await;
-    counted(op, result, &render)
+    counted(op, result, &*render)
 }
 
 /// Deposit into a wallet.
@@ -271,21 +274,24 @@ pub async fn transfer(
     request: JsonBody<TransferRequest>,
 ) -> Result<Response> {
     let mut op = Operation::new(OperationKind::Transfer);
-    let render = |t: &Transfer| {
-        let body = TransferResponse {
-            from: WalletResponse::of_movement(&t.from),
-            to: TransferTarget::of(&t.to, &caller),
-        };
-        json_response(StatusCode::OK, None, &body)
+    let render: Render<Transfer> = {
+        let caller = caller.clone();
+        Arc::new(move |t: &Transfer| {
+            let body = TransferResponse {
+                from: WalletResponse::of_movement(&t.from),
+                to: TransferTarget::of(&t.to, &caller),
+            };
+            json_response(StatusCode::OK, None, &body)
+        })
     };
     let (from, to) = (request.value.from_id.0, request.value.to_id.0);
     if from == to {
         let error = ApiError::invalid_request("cannot transfer a wallet to itself");
-        return counted(op, Err(error), &render);
+        return counted(op, Err(error), &*render);
     }
     let memo = match request.value.memo(caller.actor()) {
         Ok(memo) => memo,
-        Err(error) => return counted(op, Err(error), &render),
+        Err(error) => return counted(op, Err(error), &*render),
     };
     let (store, actor, op_ref, memo) = (&app.store, caller.actor(), &mut op, &memo);
     let (app, caller_ref, body) = (&app, &caller, &request.value);
@@ -309,7 +315,7 @@ pub async fn transfer(
         },
     )
     .await;
-    counted(op, result, &render)
+    counted(op, result, &*render)
 }
 
 /// A wallet's ledger, newest first.

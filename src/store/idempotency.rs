@@ -31,10 +31,14 @@ pub enum Claim {
     Replay(StoredResponse),
 }
 
+/// How a keyed operation's answer is rendered from its outcome. Shared, not borrowed: a batch of writes runs in a
+/// task of its own and records each member's answer there, in the batch's transaction.
+pub type Render<T> = Arc<dyn Fn(&T) -> StoredResponse + Send + Sync>;
+
 /// Records the response of an idempotent request in the same transaction as its operation.
 pub struct Finish<'a, T> {
     pub key: &'a str,
-    pub render: &'a (dyn Fn(&T) -> StoredResponse + Send + Sync),
+    pub render: &'a Render<T>,
 }
 
 // Written by hand: a derive would require `T: Clone`, and `Finish` holds only references.

@@ -26,7 +26,7 @@ pub use cache::WalletFacts;
 pub use error::{Result, StoreError};
 pub use events::{Event, EventKind, EventSubject, Feed};
 pub use idempotency::{
-    ABANDONED_CLAIM_AFTER, Claim, Finish, IDEMPOTENCY_RETENTION, StoredResponse,
+    ABANDONED_CLAIM_AFTER, Claim, Finish, IDEMPOTENCY_RETENTION, Render, StoredResponse,
 };
 pub use keys::{ApiKey, NewApiKey, WebSession};
 pub use model::{

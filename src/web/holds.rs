@@ -4,6 +4,8 @@
 //! with the refusal beside its field and the refusal's status, nothing changed. A hold that is no longer pending
 //! has no row to stand beside, so that refusal heads the holds section.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -20,7 +22,7 @@ use crate::domain::{Amount, Currency, HoldId, HoldLifetime, HoldStatus, WalletId
 use crate::idempotency::{Ran, run_once};
 use crate::outcome::{Operation, OperationKind, ProblemKind};
 use crate::state::AppState;
-use crate::store::{Capture, Hold, Memo, StoreError, Wallet};
+use crate::store::{Capture, Hold, Memo, Render, StoreError, Wallet};
 
 /// Pending holds listed on the wallet page, newest first; beyond this many, the section says so.
 pub const PENDING_SHOWN: u32 = 50;
@@ -274,7 +276,10 @@ pub async fn place(
         };
         let memo = Memo::new(caller.actor(), memo);
         let location = format!("/ui/wallets/{id}?notice=held");
-        let render = |_: &Hold| forms::redirect(location.clone());
+        let render: Render<Hold> = {
+            let location = location.clone();
+            Arc::new(move |_: &Hold| forms::redirect(location.clone()))
+        };
         let store = &app.store;
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
             let expires_at = Utc::now() + TimeDelta::seconds(i64::from(lifetime.seconds()));
@@ -400,7 +405,10 @@ pub async fn capture(
         };
         let hold_id = hold.id;
         let location = format!("/ui/wallets/{id}?notice=captured");
-        let render = |_: &Capture| forms::redirect(location.clone());
+        let render: Render<Capture> = {
+            let location = location.clone();
+            Arc::new(move |_: &Capture| forms::redirect(location.clone()))
+        };
         let (store, memo) = (&app.store, &memo);
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
             store.capture_hold(hold_id, amount, to, memo, finish).await
@@ -531,7 +539,10 @@ pub async fn void(
         };
         let hold_id = hold.id;
         let location = format!("/ui/wallets/{id}?notice=voided");
-        let render = |_: &Hold| forms::redirect(location.clone());
+        let render: Render<Hold> = {
+            let location = location.clone();
+            Arc::new(move |_: &Hold| forms::redirect(location.clone()))
+        };
         let store = &app.store;
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
             store.void_hold(hold_id, finish).await

@@ -1,5 +1,7 @@
 //! The home page: the wallets, a page at a time, optionally of one owner, and the form that opens a wallet.
 
+use std::sync::Arc;
+
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -14,7 +16,7 @@ use crate::domain::{Amount, Currency, Owner, WalletId};
 use crate::idempotency::{Ran, run_once};
 use crate::outcome::{Operation, OperationKind, ProblemKind};
 use crate::state::AppState;
-use crate::store::{Memo, Movement, StoreError, WalletFilter};
+use crate::store::{Memo, Movement, Render, StoreError, WalletFilter};
 
 /// Wallets per page on the home page.
 pub const WALLETS_PER_PAGE: u32 = 20;
@@ -144,9 +146,9 @@ pub async fn create_wallet(
                 return Ok(Posted::Refused(kind, refused_home(&app, &caller, create, kind.status()).await));
             }
         };
-        let render = |created: &Movement| {
+        let render: Render<Movement> = Arc::new(|created: &Movement| {
             forms::redirect(format!("/ui/wallets/{}?notice=created", created.wallet.id))
-        };
+        });
         let (store, memo) = (&app.store, &Memo::actor(caller.actor()));
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
             store

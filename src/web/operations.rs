@@ -1,6 +1,8 @@
 //! The wallet page's form posts: deposit, withdraw, transfer and close. Each answers with a 303 to a page showing a
 //! fixed notice, or with the wallet page again (what was typed kept, the refusal beside its field).
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::response::Response;
 
@@ -15,7 +17,7 @@ use crate::domain::{Amount, Currency, WalletId};
 use crate::idempotency::{Ran, run_once};
 use crate::outcome::{Operation, OperationKind, ProblemKind};
 use crate::state::AppState;
-use crate::store::{LedgerEntry, Memo, Movement, StoreError, Transfer, Wallet};
+use crate::store::{LedgerEntry, Memo, Movement, Render, StoreError, Transfer, Wallet};
 
 /// `POST /ui/wallets/{id}/deposit`.
 pub async fn deposit(
@@ -78,7 +80,10 @@ async fn move_money(
             }
         };
         let location = format!("/ui/wallets/{id}?notice={notice}");
-        let render = |_: &Movement| forms::redirect(location.clone());
+        let render: Render<Movement> = {
+            let location = location.clone();
+            Arc::new(move |_: &Movement| forms::redirect(location.clone()))
+        };
         let (store, memo) = (&app.store, &memo);
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
             match kind {
@@ -173,7 +178,10 @@ pub async fn transfer(
             }
         };
         let location = format!("/ui/wallets/{from}?notice=transferred");
-        let render = |_: &Transfer| forms::redirect(location.clone());
+        let render: Render<Transfer> = {
+            let location = location.clone();
+            Arc::new(move |_: &Transfer| forms::redirect(location.clone()))
+        };
         let (store, memo) = (&app.store, &memo);
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
             store.transfer(from, to, amount, memo, finish).await
@@ -293,7 +301,8 @@ pub async fn close_wallet(
             return Ok(refused(&app, &caller, id, forms, confirm, refusal).await);
         }
         let location = "/?notice=closed";
-        let render = |_: &Option<LedgerEntry>| forms::redirect(location.to_owned());
+        let render: Render<Option<LedgerEntry>> =
+            Arc::new(move |_: &Option<LedgerEntry>| forms::redirect(location.to_owned()));
         let (store, memo) = (&app.store, &Memo::actor(caller.actor()));
         let result = run_once(store, form.key.as_ref(), &render, |finish| async move {
             store.close_wallet(id, memo, finish).await

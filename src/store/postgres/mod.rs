@@ -2,7 +2,7 @@
 //! concurrent ones on a busy wallet are coalesced into one transaction (`coalesce`); transfers lock both rows in
 //! id order so that opposite transfers never deadlock.
 
-mod coalesce;
+mod group_commit;
 mod holds;
 #[cfg(test)]
 mod pgbench_scripts;
@@ -19,7 +19,6 @@ use super::events::Feed;
 use super::idempotency::{FailedClaims, KeyRow, cutoff};
 use super::rows::{EntryRow, WalletRow};
 use super::shared::{acquire, is_debit, refused_movement, shared_statements};
-use super::sql::wallet_columns;
 use super::{
     Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Memo, Movement, NewApiKey, Result,
     StoreError, StoreOptions, StoredResponse, Transfer, sql,
@@ -114,7 +113,8 @@ pub struct PgStore {
     pub(in crate::store) pool: PgPool,
     facts: FactsCache,
     failed_claims: FailedClaims,
-    coalescer: coalesce::Coalescer,
+    /// Deposits and withdrawals, batched across wallets into shared transactions.
+    writes: group_commit::GroupCommit,
     feed: Feed,
     /// The events listener's own connection (`sequencer`), apart from the pool requests use.
     listen_pool: PgPool,
@@ -153,7 +153,7 @@ impl PgStore {
             claims_pool,
             facts: FactsCache::default(),
             failed_claims: FailedClaims::default(),
-            coalescer: coalesce::Coalescer::default(),
+            writes: group_commit::GroupCommit::new(options.batch_writes),
             feed: Feed::default(),
             listen_pool,
         })
@@ -197,22 +197,12 @@ impl PgStore {
         memo: &Memo,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
-        let Some(finish) = finish else {
-            // The hot path: one statement, or one transaction for a queue of operations on a busy wallet.
-            let result = self
-                .coalescer
-                .submit(&self.pool, id, kind, amount, memo)
-                .await;
-            self.feed.wrote();
-            return result;
-        };
-        let mut conn = acquire(&self.pool).await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let movement = apply_movement_releasing(&mut tx, id, kind, amount, memo).await?;
-        record(&mut tx, Some(finish), &movement).await?;
-        tx.commit().await?;
+        let result = self
+            .writes
+            .submit(&self.pool, id, kind, amount, memo, finish)
+            .await;
         self.feed.wrote();
-        Ok(movement)
+        result
     }
 
     pub async fn transfer(
@@ -414,73 +404,6 @@ async fn apply_movement(
         .map(Movement::try_from)
         .transpose()
 }
-
-/// Several deposits to one wallet as one statement: one balance update, one ledger entry each, in order, each
-/// with the balance it produced. `None` when the wallet is missing or closed or the total would overflow.
-async fn deposit_all(
-    pool: &PgPool,
-    id: WalletId,
-    amounts: &[i64],
-    memos: &[Memo],
-) -> Result<Option<Vec<Movement>>> {
-    // One array per memo field, unnested side by side with the amounts.
-    let column = |field: fn(&Memo) -> &Option<String>| -> Vec<Option<String>> {
-        memos.iter().map(|m| field(m).clone()).collect()
-    };
-    let rows: Vec<MovementRow> = sqlx::query_as(DEPOSIT_ALL)
-        .bind(id.get())
-        .bind(amounts)
-        .bind(Utc::now())
-        .bind(column(|m| &m.actor))
-        .bind(column(|m| &m.reference))
-        .bind(column(|m| &m.description))
-        .bind(column(|m| &m.metadata))
-        .fetch_all(&mut *acquire(pool).await?)
-        .await?;
-    if rows.is_empty() {
-        return Ok(None);
-    }
-    rows.into_iter()
-        .map(|row| {
-            // Each answer shows the wallet as that deposit left it.
-            let mut movement = Movement::try_from(row)?;
-            movement.wallet.balance = movement.entry.balance_after;
-            Ok(movement)
-        })
-        .collect::<Result<Vec<_>>>()
-        .map(Some)
-}
-
-/// The running balance of each entry is the balance before the batch plus the deposits up to and including it;
-/// amounts are positive, so ordering the answers by `balance_after` restores the order of the requests.
-const DEPOSIT_ALL: &str = concat!(
-    "with input as ( \
-         select amount, actor, reference, description, metadata, ord \
-         from unnest($2::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
-              with ordinality as i(amount, actor, reference, description, metadata, ord) \
-     ), total as ( \
-         select sum(amount)::bigint as amount from input \
-     ), moved as ( \
-         update wallets set balance = balance + (select amount from total) \
-         where id = $1 and closed_at is null and balance <= 9223372036854775807 - (select amount from total) \
-         returning ",
-    wallet_columns!("$3"),
-    " \
-     ), entries as ( \
-         insert into transactions (wallet_id, kind, amount, balance_after, created_at, actor, \
-                                   reference, description, metadata) \
-         select m.id, 'deposit', i.amount, \
-                (m.balance - (select amount from total) + sum(i.amount) over (order by i.ord))::bigint, $3, \
-                i.actor, i.reference, i.description, i.metadata \
-         from moved m cross join input i \
-         order by i.ord \
-         returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor, \
-                   reference, description, metadata) \
-     select m.id, m.owner, m.currency, m.balance, m.held, m.created_at, \
-            e.id as entry_id, e.wallet_id, e.kind, e.amount, e.balance_after, e.counterparty_id, \
-            e.created_at as entry_created_at, e.actor, e.reference, e.description, e.metadata \
-     from moved m cross join entries e order by e.balance_after"
-);
 
 impl PgStore {
     pub async fn close(&self) {
