@@ -247,6 +247,7 @@ class Bench:
                     if workload in PGBENCH:
                         self.measure_pgbench(database_url, workload, clients, ids)
             server.terminate()
+            self.unbatched(database_url, ids, report.UNBATCHED_POSTGRES)
             self.audit("PostgreSQL", database_url)
         finally:
             server.terminate()
@@ -265,25 +266,25 @@ class Bench:
                 for clients in self.clients:
                     self.measure_wrk(server, "revwallet-sqlite", workload, clients, ids, None)
             server.terminate()
-            self.sqlite_unbatched(database_url, ids)
+            self.unbatched(database_url, ids, report.UNBATCHED_SQLITE)
             self.audit("SQLite", database_url)
         finally:
             server.terminate()
             shutil.rmtree(directory, ignore_errors=True)
 
-    def sqlite_unbatched(self, database_url: str, ids: tuple[int, int]) -> None:
+    def unbatched(self, database_url: str, ids: tuple[int, int], target: str) -> None:
         """The write workloads again on the same database with REVWALLET_WRITE_BATCHING=false: group commit's
         baseline, at the highest client count."""
-        server = Server(self.binary, database_url, RAW / "revwallet-sqlite-unbatched.log", pool_size=self.args.pool_size,
+        server = Server(self.binary, database_url, RAW / f"{target}.log", pool_size=self.args.pool_size,
                         extra_env={"REVWALLET_WRITE_BATCHING": "false"})
         clients = max(self.clients)
         try:
             server.start()
             self.warm_up(server, ids)
             for workload in report.BATCHING_WORKLOADS:
-                self.measure_wrk(server, report.UNBATCHED_SQLITE, workload, clients, ids, None)
+                self.measure_wrk(server, target, workload, clients, ids, database_url if "postgres" in target else None)
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
-            self.problems.append(f"{report.UNBATCHED_SQLITE}: {error}")
+            self.problems.append(f"{target}: {error}")
         finally:
             server.terminate()
 

@@ -36,8 +36,8 @@ pub struct DatabaseArgs {
     #[arg(long, env = "REVWALLET_DB_ACQUIRE_TIMEOUT_MS", default_value_t = DEFAULT_DB_ACQUIRE_TIMEOUT_MS)]
     pub db_acquire_timeout_ms: u64,
 
-    /// Group commit: writes that queue while a transaction runs share the next one and its commit (SQLite).
-    /// `false` commits every write alone (for comparison: `make bench` measures both).
+    /// Group commit: writes that queue while a transaction runs share the next one and its commit (SQLite: every
+    /// write; PostgreSQL: deposits and withdrawals). `false` commits every write alone (`make bench` measures both).
     #[arg(long, env = "REVWALLET_WRITE_BATCHING", default_value_t = true, action = clap::ArgAction::Set)]
     pub write_batching: bool,
 }

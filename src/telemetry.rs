@@ -80,12 +80,6 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(
-                        Matcher::Full("revwallet_coalesced_batch_size".to_owned()),
-                        BATCH_BUCKETS,
-                    )
-                })
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
                         Matcher::Full("revwallet_write_batch_size".to_owned()),
                         BATCH_BUCKETS,
                     )
@@ -183,12 +177,8 @@ fn describe_metrics() {
     describe_gauge!("revwallet_build_info", "Build information; always 1");
     crate::webhooks::describe_metrics();
     describe_histogram!(
-        "revwallet_coalesced_batch_size",
-        "Deposits and withdrawals on one wallet applied together in one transaction (PostgreSQL)"
-    );
-    describe_histogram!(
         "revwallet_write_batch_size",
-        "Writes committed together in one transaction (SQLite group commit)"
+        "Writes committed together in one transaction (group commit)"
     );
 }
 

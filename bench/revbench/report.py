@@ -23,19 +23,23 @@ CEILING_WORKLOAD = {"keyed": "deposits"}
 # revwallet-postgres and revwallet-sqlite run with access control on (clients send an API key); the auth-off
 # server is the same binary on the same database with REVWALLET_AUTH=off, measured for reads and deposits only.
 AUTH_OFF_TARGET = "revwallet-postgres-auth-off"
-# The same SQLite database served with REVWALLET_WRITE_BATCHING=false right after the batched runs: what group
-# commit buys, measured for the write workloads at the highest client count.
+# The same database served with REVWALLET_WRITE_BATCHING=false right after the batched runs, on each backend:
+# what group commit buys, measured for the write workloads at the highest client count.
 UNBATCHED_SQLITE = "revwallet-sqlite-unbatched"
+UNBATCHED_POSTGRES = "revwallet-postgres-unbatched"
+# batched target -> (its unbatched twin, the backend's name)
+UNBATCHED = {"revwallet-postgres": (UNBATCHED_POSTGRES, "PostgreSQL"), "revwallet-sqlite": (UNBATCHED_SQLITE, "SQLite")}
 BATCHING_WORKLOADS = ("keyed", "deposits", "zipf", "holds")
-# (workload, lowest acceptable batched/unbatched ratio); None: shown for information.
-BATCHING_TARGETS = {"keyed": 5.0}
-TARGETS = ("revwallet-postgres", AUTH_OFF_TARGET, "revwallet-sqlite", UNBATCHED_SQLITE, "pgbench-revwallet-sql",
-           "pgbench-textbook")
+# (batched target, workload) -> lowest acceptable batched/unbatched ratio; others are shown for information.
+BATCHING_TARGETS = {("revwallet-sqlite", "keyed"): 5.0}
+TARGETS = ("revwallet-postgres", AUTH_OFF_TARGET, UNBATCHED_POSTGRES, "revwallet-sqlite", UNBATCHED_SQLITE,
+           "pgbench-revwallet-sql", "pgbench-textbook")
 TARGET_TITLES = {
     "revwallet-postgres": "revwallet on PostgreSQL",
     AUTH_OFF_TARGET: "revwallet on PostgreSQL, auth off",
     "revwallet-sqlite": "revwallet on SQLite",
     UNBATCHED_SQLITE: "revwallet on SQLite, batching off",
+    UNBATCHED_POSTGRES: "revwallet on PostgreSQL, batching off",
     "pgbench-revwallet-sql": "pgbench, revwallet's SQL",
     "pgbench-textbook": "pgbench, textbook transaction",
 }
@@ -44,6 +48,7 @@ COLOURS = {
     AUTH_OFF_TARGET: "#79c0ff",
     "revwallet-sqlite": "#8250df",
     UNBATCHED_SQLITE: "#c297ff",
+    UNBATCHED_POSTGRES: "#a5d6ff",
     "pgbench-revwallet-sql": "#2da44e",
     "pgbench-textbook": "#bf8700",
 }
@@ -117,19 +122,22 @@ def auth_cost(measurements: list[dict], clients: list[int]) -> list[dict]:
 
 
 def batching(measurements: list[dict], clients: list[int]) -> list[dict]:
-    """SQLite with group commit / the same database with REVWALLET_WRITE_BATCHING=false, at the highest count."""
+    """Per backend: group commit on / the same database with REVWALLET_WRITE_BATCHING=false, at the highest count."""
     top = max(clients)
     rows = []
-    for workload in BATCHING_WORKLOADS:
-        on = find(measurements, "revwallet-sqlite", workload, top)
-        off = find(measurements, UNBATCHED_SQLITE, workload, top)
-        ratio = round(on["rps"] / off["rps"], 2) if on and off and off["rps"] else None
-        minimum = BATCHING_TARGETS.get(workload)
-        rows.append({
-            "workload": workload, "clients": top, "target": minimum, "ratio": ratio,
-            "batched_rps": on["rps"] if on else None, "unbatched_rps": off["rps"] if off else None,
-            "met": None if minimum is None or ratio is None else ratio >= minimum,
-        })
+    for batched, (unbatched, backend) in UNBATCHED.items():
+        for workload in BATCHING_WORKLOADS:
+            on = find(measurements, batched, workload, top)
+            off = find(measurements, unbatched, workload, top)
+            if on is None and off is None:
+                continue
+            ratio = round(on["rps"] / off["rps"], 2) if on and off and off["rps"] else None
+            minimum = BATCHING_TARGETS.get((batched, workload))
+            rows.append({
+                "backend": backend, "workload": workload, "clients": top, "target": minimum, "ratio": ratio,
+                "batched_rps": on["rps"] if on else None, "unbatched_rps": off["rps"] if off else None,
+                "met": None if minimum is None or ratio is None else ratio >= minimum,
+            })
     return rows
 
 
@@ -165,7 +173,7 @@ def targets(measurements: list[dict], ratio_rows: list[dict], clients: list[int]
         if row["target"] is None:
             continue
         out.append({
-            "name": f'{row["workload"]} on SQLite ≥ {row["target"]}× batching off at {row["clients"]}',
+            "name": f'{row["workload"]} on {row["backend"]} ≥ {row["target"]}× batching off at {row["clients"]}',
             "figure": "no measurement" if row["ratio"] is None else f'{row["ratio"]:.2f}×',
             "met": bool(row["met"]),
         })
@@ -233,15 +241,16 @@ def markdown(results: dict) -> str:
                          f"{_fmt(row['auth_off_rps'], 0)} | {ratio} | {_fmt(row['with_key_p99_ms'], 2)} / "
                          f"{_fmt(row['auth_off_p99_ms'], 2)} |")
     if results.get("batching"):
-        lines += ["", "Group commit: revwallet on SQLite with batching on, divided by the same database served with "
+        lines += ["", "Group commit: revwallet with batching on, divided by the same database served with "
                   "`REVWALLET_WRITE_BATCHING=false`, measured back to back:", "",
-                  "| workload | clients | batching on req/s | batching off req/s | ratio | target | met |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+                  "| backend | workload | clients | batching on req/s | batching off req/s | ratio | target | met |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
         for row in results["batching"]:
             target = "–" if row["target"] is None else f"≥ {row['target']}×"
             met = "–" if row["met"] is None else ("yes" if row["met"] else "**no**")
             ratio = "–" if row["ratio"] is None else f"{row['ratio']:.2f}×"
-            lines.append(f"| {WORKLOAD_TITLES[row['workload']]} | {row['clients']} | {_fmt(row['batched_rps'], 0)} | "
+            lines.append(f"| {row['backend']} | {WORKLOAD_TITLES[row['workload']]} | {row['clients']} | "
+                         f"{_fmt(row['batched_rps'], 0)} | "
                          f"{_fmt(row['unbatched_rps'], 0)} | {ratio} | {target} | {met} |")
     lines += ["", "Targets:", "", "| target | measured | met |", "| --- | ---: | --- |"]
     for t in results["targets"]:

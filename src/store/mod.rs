@@ -52,7 +52,7 @@ pub struct PoolState {
 pub struct StoreOptions {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
-    /// Concurrent writes share a transaction and its commit (group commit; SQLite). Off: one commit per write.
+    /// Concurrent writes share a transaction and its commit (group commit). Off: one commit per write.
     pub batch_writes: bool,
 }
 

@@ -1,7 +1,7 @@
 //! Concurrent requests behave like some serial order: nothing lost, no overdraft, no deadlock.
 
 use rand::Rng;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp};
 
@@ -10,6 +10,7 @@ crate::on_both_backends!(
     two_hundred_concurrent_withdrawals_never_overdraw,
     random_concurrent_transfers_keep_the_total_and_never_deadlock,
     concurrent_mixed_operations_on_one_wallet_each_answer_their_own_balance,
+    concurrent_keyed_writes_across_wallets_keep_their_own_answers_and_replay_them,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -131,5 +132,85 @@ async fn concurrent_mixed_operations_on_one_wallet_each_answer_their_own_balance
         expected_cents
     );
     assert_eq!(app.history(&id).await.len(), 1 + entry_ids.len());
+    assert_eq!(app.audit_findings().await, 0);
+}
+
+async fn concurrent_keyed_writes_across_wallets_keep_their_own_answers_and_replay_them(
+    backend: Backend,
+) {
+    let app = app(backend).await;
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        ids.push(app.create_wallet(&format!("k{n}"), "EUR", "2.00").await);
+    }
+    // Keyed deposits and withdrawals racing across six wallets (group commit batches them across wallets), a
+    // few into a wallet that does not exist: each answers for itself, and its key replays that answer.
+    let requests: Vec<(String, &str, Value)> = (0..180)
+        .map(|n| {
+            let route = if n % 4 == 3 {
+                "/wallet/withdraw"
+            } else {
+                "/wallet/deposit"
+            };
+            let id = if n % 45 == 44 {
+                "999999999".to_owned()
+            } else {
+                ids[n % ids.len()].clone()
+            };
+            (
+                format!("race-{n}"),
+                route,
+                json!({"id": id, "amount": "1.50"}),
+            )
+        })
+        .collect();
+    let first = futures::future::join_all(
+        requests
+            .iter()
+            .map(|(key, route, body)| app.post_with_key(route, key, body.clone())),
+    )
+    .await;
+    let mut moved_cents: std::collections::HashMap<String, i64> = Default::default();
+    for ((_, route, body), reply) in requests.iter().zip(&first) {
+        match reply.status {
+            200 => {
+                let entry = &reply.body["transaction"];
+                assert_eq!(reply.body["balance"], entry["balance_after"]);
+                assert_eq!(reply.body["id"], body["id"]);
+                let sign = if *route == "/wallet/withdraw" { -1 } else { 1 };
+                let wallet = body["id"].as_str().expect("id").to_owned();
+                *moved_cents.entry(wallet).or_default() += sign * 150;
+            }
+            404 => reply.assert_problem(404, "wallet_not_found"),
+            _ => reply.assert_problem(409, "insufficient_funds"),
+        }
+    }
+    assert!(first.iter().any(|r| r.status == 404));
+    let again = futures::future::join_all(
+        requests
+            .iter()
+            .map(|(key, route, body)| app.post_with_key(route, key, body.clone())),
+    )
+    .await;
+    for (reply, replayed) in first.iter().zip(&again) {
+        assert_eq!(
+            (reply.status, &reply.text),
+            (replayed.status, &replayed.text)
+        );
+    }
+    for id in &ids {
+        let cents: i64 = app
+            .balance(id)
+            .await
+            .replace('.', "")
+            .parse()
+            .expect("digits");
+        assert_eq!(
+            cents,
+            200 + moved_cents.get(id).copied().unwrap_or(0),
+            "wallet {id}"
+        );
+        assert!(cents >= 0);
+    }
     assert_eq!(app.audit_findings().await, 0);
 }

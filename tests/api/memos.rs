@@ -316,7 +316,7 @@ async fn a_repeated_key_with_another_memo_is_a_reused_key_not_a_replay(backend: 
     assert_eq!(app.balance(&id).await, "1.00");
 }
 
-/// Concurrent deposits on one wallet are coalesced into one statement on PostgreSQL: each keeps its own memo.
+/// Concurrent deposits on one wallet share one transaction (group commit): each keeps its own memo.
 async fn concurrent_deposits_on_one_wallet_each_keep_their_own_memo(backend: Backend) {
     let app = app(backend).await;
     let id = app.create_wallet("busy", "EUR", "0").await;

@@ -60,7 +60,6 @@ CONTRACT_COUNTERS_AND_GAUGES = {
 CONTRACT_HISTOGRAMS = {
     "revwallet_http_request_duration_seconds",
     "revwallet_db_pool_acquire_duration_seconds",
-    "revwallet_coalesced_batch_size",
     "revwallet_write_batch_size",
 }
 CONTRACT_METRICS = CONTRACT_COUNTERS_AND_GAUGES | {

@@ -1,6 +1,6 @@
-//! PostgreSQL backend. Deposits and withdrawals are one data-modifying statement (one round trip), and
-//! concurrent ones on a busy wallet are coalesced into one transaction (`coalesce`); transfers lock both rows in
-//! id order so that opposite transfers never deadlock.
+//! PostgreSQL backend. A lone deposit or withdrawal is one data-modifying statement (one round trip), and
+//! concurrent ones across wallets share one transaction and its commit (`group_commit`); transfers lock both rows
+//! in id order so that opposite transfers never deadlock.
 
 mod group_commit;
 mod holds;
