@@ -13,12 +13,12 @@
 //! `--write-batching false` turns this off (each write its own transaction), so the bench can measure both.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::oneshot;
 
+use super::batcher::Batcher;
 use super::{apply_movement_releasing, move_once, record};
 use crate::domain::{Amount, LedgerEntryKind, WalletId};
 use crate::store::rows::{EntryRow, WalletRow};
@@ -30,6 +30,10 @@ use crate::store::{
 
 /// Most writes in one transaction: bounds the arrays of one statement and what one failed commit takes with it.
 const MAX_BATCH: usize = 512;
+
+/// Batches in flight at once: while one waits for its commit's WAL flush, the next is already applied, and both
+/// commits can share a flush. Batches touching the same wallet still run one after the other (its row lock).
+const RUNNERS: usize = 2;
 
 /// The batch's wallets, locked in id order so that batches, transfers and other replicas never deadlock. `held`
 /// is what the wallet shows (due holds no longer count); `held_now` what its row holds until they are released.
@@ -54,14 +58,17 @@ const INSERT_ENTRIES: &str = "insert into transactions (wallet_id, kind, amount,
                description, metadata";
 
 /// One final balance per touched wallet: never two rows for one wallet (an `UPDATE … FROM` applies only one).
+/// `wallets.id = any($1)` lets the planner find the rows by index: it cannot see how short `unnest` is, and joined
+/// on `v.id` alone it may scan the whole table.
 const SET_BALANCES: &str = "update wallets set balance = v.balance \
-     from unnest($1::bigint[], $2::bigint[]) as v(id, balance) where wallets.id = v.id";
+     from unnest($1::bigint[], $2::bigint[]) as v(id, balance) \
+     where wallets.id = v.id and wallets.id = any($1)";
 
-/// Every keyed answer of the batch (keys are unique: each was claimed by one request).
+/// Every keyed answer of the batch (keys are unique: each was claimed by one request); `any($1)` as above.
 const STORE_RESPONSES: &str = "update idempotency_keys k \
      set status = v.status, location = v.location, body = v.body \
      from unnest($1::text[], $2::int[], $3::text[], $4::text[]) as v(key, status, location, body) \
-     where k.key = v.key";
+     where k.key = v.key and k.key = any($1)";
 
 /// The key and answer renderer of a keyed write, owned so that the batch's task can record the answer.
 struct Keyed {
@@ -87,31 +94,16 @@ struct Queued {
     reply: oneshot::Sender<Result<Movement>>,
 }
 
-#[derive(Default)]
-struct Waiting {
-    queued: Vec<Queued>,
-    /// A runner is applying a batch; what arrives meanwhile waits in `queued` for the next one.
-    running: bool,
-}
-
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(super) struct GroupCommit {
-    waiting: Arc<Mutex<Waiting>>,
+    queue: Batcher<Queued>,
     batching: bool,
-}
-
-impl std::fmt::Debug for GroupCommit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GroupCommit")
-            .field("batching", &self.batching)
-            .finish_non_exhaustive()
-    }
 }
 
 impl GroupCommit {
     pub(super) fn new(batching: bool) -> Self {
         Self {
-            waiting: Arc::default(),
+            queue: Batcher::new(RUNNERS, MAX_BATCH),
             batching,
         }
     }
@@ -140,48 +132,14 @@ impl GroupCommit {
             }),
             reply,
         };
-        let start = {
-            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-            waiting.queued.push(queued);
-            !std::mem::replace(&mut waiting.running, true)
-        };
-        if start {
-            // The runner owns the batch: a request that goes away does not cancel the writes batched with it.
-            tokio::spawn(run(pool.clone(), self.waiting.clone()));
-        }
+        let pool = pool.clone();
+        self.queue.push(queued, move |batch| {
+            let pool = pool.clone();
+            async move { apply(&pool, batch).await }
+        });
         answer
             .await
             .unwrap_or_else(|_| Err(StoreError::Internal("the write queue stopped".to_owned())))
-    }
-}
-
-/// Lets the next write start a runner if this one panics (its batch's members get an error, not a hang).
-struct RunnerGuard {
-    waiting: Arc<Mutex<Waiting>>,
-}
-
-impl Drop for RunnerGuard {
-    fn drop(&mut self) {
-        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-        waiting.running = false;
-    }
-}
-
-async fn run(pool: PgPool, waiting: Arc<Mutex<Waiting>>) {
-    let _guard = RunnerGuard {
-        waiting: waiting.clone(),
-    };
-    loop {
-        let batch: Vec<Queued> = {
-            let mut waiting = waiting.lock().unwrap_or_else(PoisonError::into_inner);
-            if waiting.queued.is_empty() {
-                waiting.running = false;
-                return;
-            }
-            let take = waiting.queued.len().min(MAX_BATCH);
-            waiting.queued.drain(..take).collect()
-        };
-        apply(&pool, batch).await;
     }
 }
 
@@ -504,49 +462,12 @@ fn answer_all(batch: Vec<Queued>, error: &StoreError) {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::sync::Arc;
 
     use super::*;
     use crate::domain::Currency;
-    use crate::store::{PgStore, StoreOptions};
-
-    /// A migrated scratch database on the test server, or `None` when no server is configured (a failure when
-    /// `REVWALLET_REQUIRE_POSTGRES=1`, as in CI).
-    async fn scratch() -> Option<(PgStore, String, String)> {
-        let Some(admin) = std::env::var("REVWALLET_TEST_POSTGRES_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            let required = std::env::var("REVWALLET_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
-            assert!(!required, "REVWALLET_TEST_POSTGRES_URL is not set");
-            return None;
-        };
-        let name = format!("revwallet_batch_{}", uuid::Uuid::new_v4().simple());
-        let admin_pool = PgPool::connect(&admin).await.expect("admin connection");
-        sqlx::query(&format!("create database {name}"))
-            .execute(&admin_pool)
-            .await
-            .expect("create database");
-        admin_pool.close().await;
-        let (base, _) = admin.rsplit_once('/').expect("a database path");
-        let options = StoreOptions {
-            max_connections: 4,
-            acquire_timeout: Duration::from_secs(10),
-            batch_writes: true,
-        };
-        let store = PgStore::connect(&format!("{base}/{name}"), &options).expect("store");
-        store.migrate().await.expect("migrate");
-        Some((store, admin, name))
-    }
-
-    async fn drop_scratch(store: PgStore, admin: &str, name: &str) {
-        store.close().await;
-        let admin_pool = PgPool::connect(admin).await.expect("admin connection");
-        sqlx::query(&format!("drop database if exists {name} with (force)"))
-            .execute(&admin_pool)
-            .await
-            .expect("drop database");
-    }
+    use crate::store::PgStore;
+    use crate::store::postgres::scratch::{drop_scratch, scratch};
 
     async fn wallet(store: &PgStore, cents: i64) -> WalletId {
         let eur = Currency::parse("EUR").expect("EUR");

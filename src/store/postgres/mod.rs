@@ -2,10 +2,14 @@
 //! concurrent ones across wallets share one transaction and its commit (`group_commit`); transfers lock both rows
 //! in id order so that opposite transfers never deadlock.
 
+mod batcher;
+mod claims;
 mod group_commit;
 mod holds;
 #[cfg(test)]
 mod pgbench_scripts;
+#[cfg(test)]
+mod scratch;
 mod sequencer;
 
 use std::sync::LazyLock;
@@ -123,6 +127,7 @@ pub struct PgStore {
     /// operation's durable commit comes after the claim's in the WAL, so it makes the claim durable too; a claim
     /// lost in a crash had no operation committed behind it, and the client's retry claims the key afresh.
     claims_pool: PgPool,
+    claims: claims::Claims,
 }
 
 impl PgStore {
@@ -151,6 +156,7 @@ impl PgStore {
         Ok(Self {
             pool,
             claims_pool,
+            claims: claims::Claims::new(),
             facts: FactsCache::default(),
             failed_claims: FailedClaims::default(),
             writes: group_commit::GroupCommit::new(options.batch_writes),
@@ -268,17 +274,14 @@ impl PgStore {
     }
 
     pub async fn claim_key(&self, key: &str, request_hash: &str) -> Result<Claim> {
-        let now = Utc::now();
-        let inserted = sqlx::query(sql::CLAIM_KEY)
-            .bind(key)
-            .bind(request_hash)
-            .bind(now)
-            .execute(&mut *acquire(&self.claims_pool).await?)
+        if self
+            .claims
+            .insert(&self.claims_pool, key, request_hash)
             .await?
-            .rows_affected();
-        if inserted == 1 {
+        {
             return Ok(Claim::New);
         }
+        let now = Utc::now();
         let Some(existing) = sqlx::query_as::<_, KeyRow>(sql::GET_KEY)
             .bind(key)
             .fetch_optional(&mut *acquire(&self.claims_pool).await?)
