@@ -1,6 +1,6 @@
-//! Group commit across wallets for deposits and withdrawals, keyed or not.
+//! Group commit across wallets for deposits, withdrawals and transfers, keyed or not.
 //!
-//! Each commit waits for a WAL flush, and each statement for a round trip: applied one by one, deposits are
+//! Each commit waits for a WAL flush, and each statement for a round trip: applied one by one, writes are
 //! limited by commits and statements per second whatever the server could do with them together. Here writes
 //! that arrive while a batch is running queue up, and the queue becomes the next batch: one transaction and a
 //! fixed handful of statements whatever its size (lock the wallets in id order, insert every entry from arrays,
@@ -15,17 +15,18 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Acquire, PgConnection, PgPool};
 use tokio::sync::oneshot;
 
 use super::batcher::Batcher;
-use super::{apply_movement_releasing, move_once, record};
+use super::{apply_movement_releasing, apply_transfer, move_once, record};
 use crate::domain::{Amount, LedgerEntryKind, WalletId};
 use crate::store::rows::{EntryRow, WalletRow};
 use crate::store::shared::{acquire, is_debit};
 use crate::store::sql::wallet_columns;
 use crate::store::{
-    Finish, LedgerEntry, Memo, Movement, Render, Result, StoreError, StoredResponse, Wallet,
+    Finish, LedgerEntry, Memo, Movement, Render, Result, StoreError, StoredResponse, Transfer,
+    Wallet,
 };
 
 /// Most writes in one transaction: bounds the arrays of one statement and what one failed commit takes with it.
@@ -47,12 +48,12 @@ const LOCK_WALLETS: &str = concat!(
 const LOCK_IDS: &str = "select id from wallets where id = any($1) order by id for update";
 
 /// Every entry of the batch from parallel arrays, in arrival order (identity values follow the select's order).
-const INSERT_ENTRIES: &str = "insert into transactions (wallet_id, kind, amount, balance_after, created_at, actor, reference, \
-                               description, metadata) \
-     select wallet_id, kind, amount, balance_after, $9, actor, reference, description, metadata \
-     from unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], \
-                 $8::text[]) with ordinality \
-          as i(wallet_id, kind, amount, balance_after, actor, reference, description, metadata, ord) \
+const INSERT_ENTRIES: &str = "insert into transactions (wallet_id, kind, amount, balance_after, counterparty_id, \
+                               created_at, actor, reference, description, metadata) \
+     select wallet_id, kind, amount, balance_after, counterparty_id, $10, actor, reference, description, metadata \
+     from unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], \
+                 $8::text[], $9::text[]) with ordinality \
+          as i(wallet_id, kind, amount, balance_after, counterparty_id, actor, reference, description, metadata, ord) \
      order by ord \
      returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor, reference, \
                description, metadata";
@@ -71,13 +72,20 @@ const STORE_RESPONSES: &str = "update idempotency_keys k \
      where k.key = v.key and k.key = any($1)";
 
 /// The key and answer renderer of a keyed write, owned so that the batch's task can record the answer.
-struct Keyed {
+struct Keyed<T> {
     key: String,
-    render: Render<Movement>,
+    render: Render<T>,
 }
 
-impl Keyed {
-    fn finish(&self) -> Finish<'_, Movement> {
+impl<T> Keyed<T> {
+    fn of(finish: Option<Finish<'_, T>>) -> Option<Self> {
+        finish.map(|f| Self {
+            key: f.key.to_owned(),
+            render: f.render.clone(),
+        })
+    }
+
+    fn finish(&self) -> Finish<'_, T> {
         Finish {
             key: &self.key,
             render: &self.render,
@@ -85,13 +93,100 @@ impl Keyed {
     }
 }
 
+/// A queued write and where its answer goes.
+enum Write {
+    Move {
+        wallet: WalletId,
+        kind: LedgerEntryKind,
+        keyed: Option<Keyed<Movement>>,
+        reply: oneshot::Sender<Result<Movement>>,
+    },
+    Transfer {
+        from: WalletId,
+        to: WalletId,
+        keyed: Option<Keyed<Transfer>>,
+        reply: oneshot::Sender<Result<Transfer>>,
+    },
+}
+
 struct Queued {
-    wallet: WalletId,
-    kind: LedgerEntryKind,
+    write: Write,
     amount: Amount,
     memo: Memo,
-    keyed: Option<Keyed>,
-    reply: oneshot::Sender<Result<Movement>>,
+}
+
+/// What a write came to, before its answer is sent. Lives only until then, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Done {
+    Moved(Movement),
+    Transferred(Transfer),
+}
+
+impl Queued {
+    fn wallets(&self) -> [WalletId; 2] {
+        match &self.write {
+            Write::Move { wallet, .. } => [*wallet, *wallet],
+            Write::Transfer { from, to, .. } => [*from, *to],
+        }
+    }
+
+    /// Sends the outcome to the request waiting for it.
+    fn answer(self, outcome: Result<Done>) {
+        match self.write {
+            Write::Move { reply, .. } => {
+                let _ = reply.send(outcome.and_then(|done| match done {
+                    Done::Moved(movement) => Ok(movement),
+                    Done::Transferred(_) => Err(mixed_up()),
+                }));
+            }
+            Write::Transfer { reply, .. } => {
+                let _ = reply.send(outcome.and_then(|done| match done {
+                    Done::Transferred(transfer) => Ok(transfer),
+                    Done::Moved(_) => Err(mixed_up()),
+                }));
+            }
+        }
+    }
+
+    /// The recorded answer of a keyed write that was applied.
+    fn stored_answer(&self, done: &Done) -> Option<(&str, StoredResponse)> {
+        match (&self.write, done) {
+            (Write::Move { keyed: Some(k), .. }, Done::Moved(m)) => Some((&k.key, (k.render)(m))),
+            (Write::Transfer { keyed: Some(k), .. }, Done::Transferred(t)) => {
+                Some((&k.key, (k.render)(t)))
+            }
+            _ => None,
+        }
+    }
+
+    /// This write alone, in its own transaction.
+    async fn alone(&self, pool: &PgPool) -> Result<Done> {
+        match &self.write {
+            Write::Move {
+                wallet,
+                kind,
+                keyed,
+                ..
+            } => {
+                let finish = keyed.as_ref().map(Keyed::finish);
+                move_alone(pool, *wallet, *kind, self.amount, &self.memo, finish)
+                    .await
+                    .map(Done::Moved)
+            }
+            Write::Transfer {
+                from, to, keyed, ..
+            } => {
+                let finish = keyed.as_ref().map(Keyed::finish);
+                transfer_alone(pool, *from, *to, self.amount, &self.memo, finish)
+                    .await
+                    .map(Done::Transferred)
+            }
+        }
+    }
+}
+
+fn mixed_up() -> StoreError {
+    StoreError::Internal("a write was answered with another's outcome".to_owned())
 }
 
 #[derive(Clone, Debug)]
@@ -108,7 +203,7 @@ impl GroupCommit {
         }
     }
 
-    pub(super) async fn submit(
+    pub(super) async fn submit_move(
         &self,
         pool: &PgPool,
         wallet: WalletId,
@@ -118,52 +213,72 @@ impl GroupCommit {
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
         if !self.batching {
-            return alone(pool, wallet, kind, amount, memo, finish).await;
+            return move_alone(pool, wallet, kind, amount, memo, finish).await;
         }
         let (reply, answer) = oneshot::channel();
-        let queued = Queued {
+        let write = Write::Move {
             wallet,
             kind,
+            keyed: Keyed::of(finish),
+            reply,
+        };
+        self.push(pool, write, amount, memo);
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    pub(super) async fn submit_transfer(
+        &self,
+        pool: &PgPool,
+        from: WalletId,
+        to: WalletId,
+        amount: Amount,
+        memo: &Memo,
+        finish: Option<Finish<'_, Transfer>>,
+    ) -> Result<Transfer> {
+        if !self.batching {
+            return transfer_alone(pool, from, to, amount, memo, finish).await;
+        }
+        let (reply, answer) = oneshot::channel();
+        let write = Write::Transfer {
+            from,
+            to,
+            keyed: Keyed::of(finish),
+            reply,
+        };
+        self.push(pool, write, amount, memo);
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    fn push(&self, pool: &PgPool, write: Write, amount: Amount, memo: &Memo) {
+        let queued = Queued {
+            write,
             amount,
             memo: memo.clone(),
-            keyed: finish.map(|f| Keyed {
-                key: f.key.to_owned(),
-                render: f.render.clone(),
-            }),
-            reply,
         };
         let pool = pool.clone();
         self.queue.push(queued, move |batch| {
             let pool = pool.clone();
             async move { apply(&pool, batch).await }
         });
-        answer
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Internal("the write queue stopped".to_owned())))
     }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Internal("the write queue stopped".to_owned())
 }
 
 async fn apply(pool: &PgPool, mut batch: Vec<Queued>) {
     metrics::histogram!("revwallet_write_batch_size").record(batch.len() as f64);
     if batch.len() == 1 {
         let Some(only) = batch.pop() else { return };
-        let finish = only.keyed.as_ref().map(Keyed::finish);
-        let result = alone(
-            pool,
-            only.wallet,
-            only.kind,
-            only.amount,
-            &only.memo,
-            finish,
-        )
-        .await;
-        let _ = only.reply.send(result);
+        let outcome = only.alone(pool).await;
+        only.answer(outcome);
         return;
     }
     match together(pool, &batch).await {
         Ok(Some(outcomes)) => {
             for (queued, outcome) in batch.into_iter().zip(outcomes) {
-                let _ = queued.reply.send(outcome);
+                queued.answer(outcome);
             }
         }
         // Nothing was committed: a statement was refused, or a write needs expired holds released first.
@@ -172,8 +287,8 @@ async fn apply(pool: &PgPool, mut batch: Vec<Queued>) {
     }
 }
 
-/// One write in its own transaction (one statement when it is not keyed).
-async fn alone(
+/// A deposit or withdrawal in its own transaction (one statement when it is not keyed).
+async fn move_alone(
     pool: &PgPool,
     wallet: WalletId,
     kind: LedgerEntryKind,
@@ -192,6 +307,35 @@ async fn alone(
     Ok(movement)
 }
 
+/// A transfer in its own transaction, both rows locked in id order: opposite transfers queue, never deadlock.
+async fn transfer_alone(
+    pool: &PgPool,
+    from: WalletId,
+    to: WalletId,
+    amount: Amount,
+    memo: &Memo,
+    finish: Option<Finish<'_, Transfer>>,
+) -> Result<Transfer> {
+    let mut conn = acquire(pool).await?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let locked: Vec<i64> = sqlx::query_scalar(
+        "select id from wallets where id in ($1, $2) and closed_at is null order by id for update",
+    )
+    .bind(from.get())
+    .bind(to.get())
+    .fetch_all(&mut *tx)
+    .await?;
+    for id in [from, to] {
+        if !locked.contains(&id.get()) {
+            return Err(StoreError::WalletNotFound(id));
+        }
+    }
+    let transfer = apply_transfer(&mut tx, from, to, amount, memo).await?;
+    record(&mut tx, finish, &transfer).await?;
+    tx.commit().await?;
+    Ok(transfer)
+}
+
 #[derive(sqlx::FromRow)]
 struct LockedRow {
     #[sqlx(flatten)]
@@ -206,17 +350,24 @@ struct Running {
     touched: bool,
 }
 
-/// A write the batch applies: its place in the batch and the entry it writes.
+/// An entry the batch writes: the write it belongs to, and the entry's columns.
 struct Planned {
     index: usize,
+    wallet: WalletId,
+    kind: LedgerEntryKind,
     balance_after: i64,
+    counterparty: Option<WalletId>,
 }
 
 /// The whole batch in one transaction. `Ok(None)`: nothing was committed and the batch must go one by one (a
-/// withdrawal that only releasing expired holds could allow, or a statement that did not do what it should).
-async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Option<Vec<Result<Movement>>>> {
+/// debit that only releasing expired holds could allow, or a statement that did not do what it should).
+async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Option<Vec<Result<Done>>>> {
     let now = Utc::now();
-    let mut ids: Vec<i64> = batch.iter().map(|q| q.wallet.get()).collect();
+    let mut ids: Vec<i64> = batch
+        .iter()
+        .flat_map(|q| q.wallets())
+        .map(|w| w.get())
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     let mut conn = acquire(pool).await?;
@@ -237,9 +388,13 @@ async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Option<Vec<Result<M
         };
         wallets.insert(running.wallet.id.get(), running);
     }
-    let Some((mut outcomes, planned)) = decide(batch, &mut wallets) else {
+    let Some((refusals, planned)) = decide(batch, &mut wallets) else {
         return Ok(None);
     };
+    let mut outcomes: Vec<Result<Done>> = refusals
+        .into_iter()
+        .map(|refusal| Err(refusal.unwrap_or_else(|| StoreError::Internal("not applied".into()))))
+        .collect();
     if !planned.is_empty() {
         let Some(entries) = insert_entries(&mut tx, batch, &planned, now).await? else {
             return Ok(None);
@@ -258,17 +413,9 @@ async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Option<Vec<Result<M
         if updated != touched.len() as u64 {
             return Ok(None);
         }
-        for (plan, entry) in planned.iter().zip(entries) {
-            let queued = &batch[plan.index];
-            let Some(running) = wallets.get(&queued.wallet.get()) else {
-                return Ok(None);
-            };
-            let wallet = Wallet {
-                balance: entry.balance_after,
-                ..running.wallet.clone()
-            };
-            outcomes[plan.index] = Ok(Movement { wallet, entry });
-        }
+        let Some(()) = assemble(batch, &planned, entries, &wallets, &mut outcomes) else {
+            return Ok(None);
+        };
         if !store_responses(&mut tx, batch, &outcomes).await? {
             return Ok(None);
         }
@@ -277,50 +424,119 @@ async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Option<Vec<Result<M
     Ok(Some(outcomes))
 }
 
-/// Each write's outcome in arrival order on the locked balances. `None` when a withdrawal would be refused while
-/// the wallet still counts holds past their expiry: releasing them is the one-by-one path's work.
+/// Each write's refusal, or its entries, decided in arrival order on the locked balances. `None` when a debit
+/// would be refused while its wallet still counts holds past their expiry: releasing them is the one-by-one
+/// path's work.
+#[allow(clippy::type_complexity)]
 fn decide(
     batch: &[Queued],
     wallets: &mut HashMap<i64, Running>,
-) -> Option<(Vec<Result<Movement>>, Vec<Planned>)> {
-    let mut outcomes = Vec::with_capacity(batch.len());
+) -> Option<(Vec<Option<StoreError>>, Vec<Planned>)> {
+    let mut refusals = Vec::with_capacity(batch.len());
     let mut planned = Vec::with_capacity(batch.len());
     for (index, queued) in batch.iter().enumerate() {
-        let amount = queued.amount.minor_units();
-        let Some(running) = wallets.get_mut(&queued.wallet.get()) else {
-            outcomes.push(Err(StoreError::WalletNotFound(queued.wallet)));
-            continue;
+        let legs: Vec<(WalletId, LedgerEntryKind, Option<WalletId>)> = match &queued.write {
+            Write::Move { wallet, kind, .. } => vec![(*wallet, *kind, None)],
+            Write::Transfer { from, to, .. } => vec![
+                (*from, LedgerEntryKind::TransferOut, Some(*to)),
+                (*to, LedgerEntryKind::TransferIn, Some(*from)),
+            ],
         };
-        let balance = running.wallet.balance.minor_units();
-        let next = if is_debit(queued.kind) {
-            (balance - running.held_now >= amount).then(|| balance - amount)
-        } else {
-            balance.checked_add(amount)
-        };
-        let Some(balance_after) = next.and_then(|b| Amount::from_minor(b).map(|a| (b, a))) else {
-            if is_debit(queued.kind) && running.held_now > running.wallet.held.minor_units() {
-                return None;
-            }
-            outcomes.push(Err(if is_debit(queued.kind) {
-                StoreError::InsufficientFunds {
-                    wallet: running.wallet.clone(),
-                    requested: queued.amount,
+        // Every leg is checked before any is applied, so a refused transfer changes neither wallet.
+        let mut balances = Vec::with_capacity(legs.len());
+        let mut refusal = None;
+        for (wallet, kind, _) in &legs {
+            match leg_balance(wallets, *wallet, *kind, queued.amount) {
+                Leg::Applies(balance) => balances.push(balance),
+                Leg::NeedsRelease => return None,
+                Leg::Refused(error) => {
+                    refusal = Some(error);
+                    break;
                 }
-            } else {
-                StoreError::BalanceTooLarge(queued.wallet)
-            }));
-            continue;
-        };
-        running.wallet.balance = balance_after.1;
-        running.touched = true;
-        planned.push(Planned {
-            index,
-            balance_after: balance_after.0,
-        });
-        // Replaced by the movement once its entry is written.
-        outcomes.push(Err(StoreError::Internal("not applied".to_owned())));
+            }
+        }
+        if refusal.is_none() {
+            for ((wallet, kind, counterparty), balance) in legs.into_iter().zip(balances) {
+                if let Some(running) = wallets.get_mut(&wallet.get()) {
+                    running.wallet.balance = balance;
+                    running.touched = true;
+                }
+                planned.push(Planned {
+                    index,
+                    wallet,
+                    kind,
+                    balance_after: balance.minor_units(),
+                    counterparty,
+                });
+            }
+        }
+        refusals.push(refusal);
     }
-    Some((outcomes, planned))
+    Some((refusals, planned))
+}
+
+enum Leg {
+    Applies(Amount),
+    NeedsRelease,
+    Refused(StoreError),
+}
+
+/// The balance one leg would leave on its wallet, as the batch has left it so far.
+fn leg_balance(
+    wallets: &HashMap<i64, Running>,
+    wallet: WalletId,
+    kind: LedgerEntryKind,
+    amount: Amount,
+) -> Leg {
+    let Some(running) = wallets.get(&wallet.get()) else {
+        return Leg::Refused(StoreError::WalletNotFound(wallet));
+    };
+    let (balance, amount_units) = (running.wallet.balance.minor_units(), amount.minor_units());
+    let next = if is_debit(kind) {
+        (balance - running.held_now >= amount_units).then(|| balance - amount_units)
+    } else {
+        balance.checked_add(amount_units)
+    };
+    match next.and_then(Amount::from_minor) {
+        Some(balance) => Leg::Applies(balance),
+        None if is_debit(kind) && running.held_now > running.wallet.held.minor_units() => {
+            Leg::NeedsRelease
+        }
+        None if is_debit(kind) => Leg::Refused(StoreError::InsufficientFunds {
+            wallet: running.wallet.clone(),
+            requested: amount,
+        }),
+        None => Leg::Refused(StoreError::BalanceTooLarge(wallet)),
+    }
+}
+
+/// Turns the written entries into each applied write's outcome. `None` if they do not match the plan.
+fn assemble(
+    batch: &[Queued],
+    planned: &[Planned],
+    entries: Vec<LedgerEntry>,
+    wallets: &HashMap<i64, Running>,
+    outcomes: &mut [Result<Done>],
+) -> Option<()> {
+    let mut movements = planned.iter().zip(entries).map(|(plan, entry)| {
+        let running = wallets.get(&plan.wallet.get())?;
+        let wallet = Wallet {
+            balance: entry.balance_after,
+            ..running.wallet.clone()
+        };
+        Some((plan.index, Movement { wallet, entry }))
+    });
+    while let Some(first) = movements.next() {
+        let (index, from) = first?;
+        outcomes[index] = Ok(match batch[index].write {
+            Write::Move { .. } => Done::Moved(from),
+            Write::Transfer { .. } => {
+                let (_, to) = movements.next()??;
+                Done::Transferred(Transfer { from, to })
+            }
+        });
+    }
+    Some(())
 }
 
 /// Inserts the planned entries; `None` if the database did not return one entry per plan.
@@ -330,15 +546,28 @@ async fn insert_entries(
     planned: &[Planned],
     now: DateTime<Utc>,
 ) -> Result<Option<Vec<LedgerEntry>>> {
-    let writes = || planned.iter().map(|p| &batch[p.index]);
     let memo = |field: fn(&Memo) -> &Option<String>| -> Vec<Option<String>> {
-        writes().map(|q| field(&q.memo).clone()).collect()
+        planned
+            .iter()
+            .map(|p| field(&batch[p.index].memo).clone())
+            .collect()
     };
     let mut rows: Vec<EntryRow> = sqlx::query_as(INSERT_ENTRIES)
-        .bind(writes().map(|q| q.wallet.get()).collect::<Vec<_>>())
-        .bind(writes().map(|q| q.kind.as_str()).collect::<Vec<_>>())
-        .bind(writes().map(|q| q.amount.minor_units()).collect::<Vec<_>>())
+        .bind(planned.iter().map(|p| p.wallet.get()).collect::<Vec<_>>())
+        .bind(planned.iter().map(|p| p.kind.as_str()).collect::<Vec<_>>())
+        .bind(
+            planned
+                .iter()
+                .map(|p| batch[p.index].amount.minor_units())
+                .collect::<Vec<_>>(),
+        )
         .bind(planned.iter().map(|p| p.balance_after).collect::<Vec<_>>())
+        .bind(
+            planned
+                .iter()
+                .map(|p| p.counterparty.map(|c| c.get()))
+                .collect::<Vec<_>>(),
+        )
         .bind(memo(|m| &m.actor))
         .bind(memo(|m| &m.reference))
         .bind(memo(|m| &m.description))
@@ -362,19 +591,19 @@ async fn insert_entries(
 async fn store_responses(
     tx: &mut PgConnection,
     batch: &[Queued],
-    outcomes: &[Result<Movement>],
+    outcomes: &[Result<Done>],
 ) -> Result<bool> {
     let answers: Vec<(&str, StoredResponse)> = batch
         .iter()
         .zip(outcomes)
-        .filter_map(|(queued, outcome)| match (&queued.keyed, outcome) {
-            (Some(keyed), Ok(movement)) => Some((keyed.key.as_str(), (keyed.render)(movement))),
-            _ => None,
-        })
+        .filter_map(|(queued, outcome)| queued.stored_answer(outcome.as_ref().ok()?))
         .collect();
     if answers.is_empty() {
         return Ok(true);
     }
+    let column = |f: fn(&StoredResponse) -> Option<&str>| -> Vec<Option<&str>> {
+        answers.iter().map(|(_, a)| f(a)).collect()
+    };
     let recorded = sqlx::query(STORE_RESPONSES)
         .bind(answers.iter().map(|(key, _)| *key).collect::<Vec<_>>())
         .bind(
@@ -383,48 +612,43 @@ async fn store_responses(
                 .map(|(_, a)| i32::from(a.status))
                 .collect::<Vec<_>>(),
         )
-        .bind(
-            answers
-                .iter()
-                .map(|(_, a)| a.location.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            answers
-                .iter()
-                .map(|(_, a)| a.body.as_str())
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(|a| a.location.as_deref()))
+        .bind(column(|a| Some(a.body.as_str())))
         .execute(&mut *tx)
         .await?
         .rows_affected();
     Ok(recorded == answers.len() as u64)
 }
 
-/// Applies each write in turn inside one transaction, each with its own outcome; used when the batch cannot be
-/// decided from the locked rows alone.
+/// Applies each write in turn inside one transaction, each in a savepoint with its own outcome; used when the
+/// batch cannot be decided from the locked rows alone.
 async fn one_by_one(pool: &PgPool, batch: Vec<Queued>) {
     let mut results = Vec::with_capacity(batch.len());
     let attempt: Result<()> = async {
         let mut conn = acquire(pool).await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let mut ids: Vec<i64> = batch.iter().map(|q| q.wallet.get()).collect();
+        let mut ids: Vec<i64> = batch
+            .iter()
+            .flat_map(|q| q.wallets())
+            .map(|w| w.get())
+            .collect();
         ids.sort_unstable();
         ids.dedup();
         sqlx::query(LOCK_IDS).bind(&ids).execute(&mut *tx).await?;
         for queued in &batch {
-            let (wallet, memo) = (queued.wallet, &queued.memo);
-            match apply_movement_releasing(&mut tx, wallet, queued.kind, queued.amount, memo).await
-            {
-                Ok(movement) => {
-                    let finish = queued.keyed.as_ref().map(Keyed::finish);
-                    record(&mut tx, finish, &movement).await?;
-                    results.push(Ok(movement));
+            let mut savepoint = tx.begin().await?;
+            match apply_one(&mut savepoint, queued).await {
+                Ok(done) => {
+                    savepoint.commit().await?;
+                    results.push(Ok(done));
                 }
                 Err(error @ (StoreError::Database(_) | StoreError::Unavailable(_))) => {
                     return Err(error);
                 }
-                Err(refused) => results.push(Err(refused)),
+                Err(refused) => {
+                    savepoint.rollback().await?;
+                    results.push(Err(refused));
+                }
             }
         }
         tx.commit().await?;
@@ -434,20 +658,42 @@ async fn one_by_one(pool: &PgPool, batch: Vec<Queued>) {
     match attempt {
         Ok(()) => {
             for (queued, result) in batch.into_iter().zip(results) {
-                let _ = queued.reply.send(result);
+                queued.answer(result);
             }
         }
         // The server refused a statement, so nothing was committed: give each write its own try.
         Err(StoreError::Database(_)) => {
             for queued in batch {
-                let finish = queued.keyed.as_ref().map(Keyed::finish);
-                let (wallet, memo) = (queued.wallet, &queued.memo);
-                let result = alone(pool, wallet, queued.kind, queued.amount, memo, finish).await;
-                let _ = queued.reply.send(result);
+                let outcome = queued.alone(pool).await;
+                queued.answer(outcome);
             }
         }
         // The connection failed, possibly during the commit: the outcome is unknown, so nothing is retried.
         Err(error) => answer_all(batch, &error),
+    }
+}
+
+/// One write and its recorded answer, inside the one-by-one path's transaction.
+async fn apply_one(conn: &mut PgConnection, queued: &Queued) -> Result<Done> {
+    let (amount, memo) = (queued.amount, &queued.memo);
+    match &queued.write {
+        Write::Move {
+            wallet,
+            kind,
+            keyed,
+            ..
+        } => {
+            let movement = apply_movement_releasing(conn, *wallet, *kind, amount, memo).await?;
+            record(conn, keyed.as_ref().map(Keyed::finish), &movement).await?;
+            Ok(Done::Moved(movement))
+        }
+        Write::Transfer {
+            from, to, keyed, ..
+        } => {
+            let transfer = apply_transfer(conn, *from, *to, amount, memo).await?;
+            record(conn, keyed.as_ref().map(Keyed::finish), &transfer).await?;
+            Ok(Done::Transferred(transfer))
+        }
     }
 }
 
@@ -456,7 +702,7 @@ async fn one_by_one(pool: &PgPool, batch: Vec<Queued>) {
 fn answer_all(batch: Vec<Queued>, error: &StoreError) {
     for queued in batch {
         let copy = StoreError::Unavailable(sqlx::Error::Protocol(error.to_string()));
-        let _ = queued.reply.send(Err(copy));
+        queued.answer(Err(copy));
     }
 }
 
@@ -495,21 +741,62 @@ mod tests {
                 m.entry.balance_after.minor_units()
             ),
         });
-        let queued = Queued {
+        let write = Write::Move {
             wallet,
             kind,
-            amount: Amount::from_minor(cents).expect("amount"),
-            memo: Memo::actor(Some("tester")),
             keyed: key.map(|key| Keyed {
                 key: key.to_owned(),
                 render,
             }),
             reply,
         };
-        (queued, answer)
+        (queued(write, cents), answer)
     }
 
-    fn balance_after(outcome: &Result<Movement>) -> Option<i64> {
+    fn queued(write: Write, cents: i64) -> Queued {
+        Queued {
+            write,
+            amount: Amount::from_minor(cents).expect("amount"),
+            memo: Memo::actor(Some("tester")),
+        }
+    }
+
+    /// A transfer whose answer nobody waits for (the tests read the batch's outcomes).
+    fn transfer(from: WalletId, to: WalletId, cents: i64, key: Option<&str>) -> Queued {
+        let render: Render<Transfer> = Arc::new(|t: &Transfer| StoredResponse {
+            status: 200,
+            location: None,
+            body: format!("transfer {} {}", t.from.entry.id, t.to.entry.id),
+        });
+        let write = Write::Transfer {
+            from,
+            to,
+            keyed: key.map(|key| Keyed {
+                key: key.to_owned(),
+                render,
+            }),
+            reply: oneshot::channel().0,
+        };
+        queued(write, cents)
+    }
+
+    /// The entries an outcome wrote: one for a deposit or withdrawal, both legs of a transfer.
+    fn movements(outcome: &Result<Done>) -> Vec<&Movement> {
+        match outcome {
+            Ok(Done::Moved(m)) => vec![m],
+            Ok(Done::Transferred(t)) => vec![&t.from, &t.to],
+            Err(_) => vec![],
+        }
+    }
+
+    /// The balance the write left on its (first) wallet.
+    fn balance_after(outcome: &Result<Done>) -> Option<i64> {
+        movements(outcome)
+            .first()
+            .map(|m| m.entry.balance_after.minor_units())
+    }
+
+    fn balance_after_movement(outcome: &Result<Movement>) -> Option<i64> {
         outcome
             .as_ref()
             .ok()
@@ -523,51 +810,64 @@ mod tests {
         };
         let (a, b) = (wallet(&store, 1_000).await, wallet(&store, 0).await);
         let missing = WalletId::from_db(a.get() + b.get() + 1_000);
-        for key in ["k1", "k2"] {
+        for key in ["k1", "k2", "k3"] {
             assert!(matches!(
                 store.claim_key(key, "hash").await.expect("claim"),
                 crate::store::Claim::New
             ));
         }
         use LedgerEntryKind::{Deposit, Withdrawal};
-        let batch: Vec<Queued> = [
-            write(a, Deposit, 500, Some("k1")),
-            write(b, Deposit, 300, None),
-            write(a, Withdrawal, 1_400, None),
-            write(a, Withdrawal, 200, None), // 100 left: refused, and nothing else changes
-            write(missing, Deposit, 1, None),
-            write(b, Withdrawal, 300, Some("k2")),
-            write(a, Deposit, 50, None),
-        ]
-        .into_iter()
-        .map(|(queued, _)| queued)
-        .collect();
+        let batch: Vec<Queued> = vec![
+            write(a, Deposit, 500, Some("k1")).0,
+            write(b, Deposit, 300, None).0,
+            transfer(b, a, 250, Some("k3")),
+            write(a, Withdrawal, 1_650, None).0,
+            write(a, Withdrawal, 200, None).0, // 100 left: refused, and nothing else changes
+            write(missing, Deposit, 1, None).0,
+            transfer(b, a, 100, None), // 50 left on b: refused, a unchanged too
+            write(b, Withdrawal, 50, Some("k2")).0,
+            write(a, Deposit, 50, None).0,
+            transfer(a, missing, 10, None),
+        ];
         let outcomes = together(&store.pool, &batch)
             .await
             .expect("the batch committed")
             .expect("decided without the one-by-one path");
         let balances: Vec<Option<i64>> = outcomes.iter().map(balance_after).collect();
-        assert_eq!(
-            balances,
-            [
-                Some(1_500),
-                Some(300),
-                Some(100),
-                None,
-                None,
-                Some(0),
-                Some(150)
-            ]
-        );
+        let expected = [
+            Some(1_500),
+            Some(300),
+            Some(50),
+            Some(100),
+            None,
+            None,
+            None,
+            Some(0),
+            Some(150),
+            None,
+        ];
+        assert_eq!(balances, expected);
         assert!(matches!(
-            &outcomes[3],
+            &outcomes[4],
             Err(StoreError::InsufficientFunds { wallet, .. }) if wallet.balance.minor_units() == 100
         ));
-        assert!(matches!(&outcomes[4], Err(StoreError::WalletNotFound(id)) if *id == missing));
+        assert!(matches!(&outcomes[5], Err(StoreError::WalletNotFound(id)) if *id == missing));
+        assert!(matches!(
+            &outcomes[6],
+            Err(StoreError::InsufficientFunds { wallet, .. }) if wallet.id == b && wallet.balance.minor_units() == 50
+        ));
+        assert!(matches!(&outcomes[9], Err(StoreError::WalletNotFound(id)) if *id == missing));
+        let Ok(Done::Transferred(moved)) = &outcomes[2] else {
+            panic!("the transfer applied");
+        };
+        assert_eq!((moved.from.wallet.id, moved.to.wallet.id), (b, a));
+        assert_eq!(moved.to.entry.balance_after.minor_units(), 1_750);
+        assert_eq!(moved.from.entry.counterparty_id, Some(a));
+        assert_eq!(moved.to.entry.counterparty_id, Some(b));
         // Entries in arrival order, one commit time, each wallet showing the balance its own write left.
-        let ids: Vec<i64> = outcomes.iter().flatten().map(|m| m.entry.id).collect();
-        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
-        let moved: Vec<&Movement> = outcomes.iter().flatten().collect();
+        let moved: Vec<&Movement> = outcomes.iter().flat_map(movements).collect();
+        assert_eq!(moved.len(), 7);
+        assert!(moved.windows(2).all(|w| w[0].entry.id < w[1].entry.id));
         assert!(
             moved
                 .iter()
@@ -588,16 +888,25 @@ mod tests {
         );
         assert!(store.audit().await.expect("audit").is_empty());
         // The keyed answers were recorded in the batch's transaction.
-        for (key, outcome) in [("k1", &outcomes[0]), ("k2", &outcomes[5])] {
+        for (key, outcome) in [
+            ("k1", &outcomes[0]),
+            ("k3", &outcomes[2]),
+            ("k2", &outcomes[7]),
+        ] {
             let Ok(crate::store::Claim::Replay(stored)) = store.claim_key(key, "hash").await else {
                 panic!("{key} has no recorded answer");
             };
-            let movement = outcome.as_ref().expect("applied");
-            let expected = format!(
-                "entry {} balance {}",
-                movement.entry.id,
-                movement.entry.balance_after.minor_units()
-            );
+            let expected = match outcome {
+                Ok(Done::Moved(m)) => format!(
+                    "entry {} balance {}",
+                    m.entry.id,
+                    m.entry.balance_after.minor_units()
+                ),
+                Ok(Done::Transferred(t)) => {
+                    format!("transfer {} {}", t.from.entry.id, t.to.entry.id)
+                }
+                Err(error) => panic!("{key}: {error}"),
+            };
             assert_eq!(stored.body, expected);
         }
         drop_scratch(store, &admin, &name).await;
@@ -630,16 +939,34 @@ mod tests {
             store.get_wallet(a).await.expect("a").balance.minor_units(),
             1_000
         );
-        let (queued, answers): (Vec<Queued>, Vec<_>) = batch().into_iter().unzip();
+        // With a transfer whose credit cannot apply (the target would overflow): its debit is undone too.
+        let full = wallet(&store, i64::MAX - 1).await;
+        let (mut queued, answers): (Vec<Queued>, Vec<_>) = batch().into_iter().unzip();
+        let (reply, refused) = oneshot::channel();
+        let write = Write::Transfer {
+            from: a,
+            to: full,
+            keyed: None,
+            reply,
+        };
+        queued.push(self::queued(write, 5));
         apply(&store.pool, queued).await;
+        assert!(matches!(
+            refused.await.expect("answered"),
+            Err(StoreError::BalanceTooLarge(id)) if id == full
+        ));
         let mut answers = answers.into_iter();
         let (Some(first_answer), Some(second_answer)) = (answers.next(), answers.next()) else {
             panic!("two answers");
         };
         let first = first_answer.await.expect("answered");
         let second = second_answer.await.expect("answered");
-        assert_eq!(balance_after(&first), Some(1_010));
-        assert_eq!(balance_after(&second), Some(110));
+        assert_eq!(balance_after_movement(&first), Some(1_010));
+        assert_eq!(balance_after_movement(&second), Some(110));
+        assert_eq!(
+            store.get_wallet(a).await.expect("a").balance.minor_units(),
+            110
+        );
         assert!(store.audit().await.expect("audit").is_empty());
         drop_scratch(store, &admin, &name).await;
     }
@@ -661,7 +988,7 @@ mod tests {
             let wallet = wallets[n % wallets.len()];
             async move {
                 group
-                    .submit(pool, wallet, LedgerEntryKind::Deposit, one, memo, None)
+                    .submit_move(pool, wallet, LedgerEntryKind::Deposit, one, memo, None)
                     .await
             }
         });

@@ -117,7 +117,7 @@ pub struct PgStore {
     pub(in crate::store) pool: PgPool,
     facts: FactsCache,
     failed_claims: FailedClaims,
-    /// Deposits and withdrawals, batched across wallets into shared transactions.
+    /// Deposits, withdrawals and transfers, batched across wallets into shared transactions.
     writes: group_commit::GroupCommit,
     feed: Feed,
     /// The events listener's own connection (`sequencer`), apart from the pool requests use.
@@ -205,7 +205,7 @@ impl PgStore {
     ) -> Result<Movement> {
         let result = self
             .writes
-            .submit(&self.pool, id, kind, amount, memo, finish)
+            .submit_move(&self.pool, id, kind, amount, memo, finish)
             .await;
         self.feed.wrote();
         result
@@ -219,26 +219,12 @@ impl PgStore {
         memo: &Memo,
         finish: Option<Finish<'_, Transfer>>,
     ) -> Result<Transfer> {
-        let mut conn = acquire(&self.pool).await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        // Lock both rows in id order: two opposite transfers then queue instead of deadlocking.
-        let locked: Vec<i64> = sqlx::query_scalar(
-            "select id from wallets where id in ($1, $2) and closed_at is null order by id for update",
-        )
-        .bind(from.get())
-        .bind(to.get())
-        .fetch_all(&mut *tx)
-        .await?;
-        for id in [from, to] {
-            if !locked.contains(&id.get()) {
-                return Err(StoreError::WalletNotFound(id));
-            }
-        }
-        let transfer = apply_transfer(&mut tx, from, to, amount, memo).await?;
-        record(&mut tx, finish, &transfer).await?;
-        tx.commit().await?;
+        let result = self
+            .writes
+            .submit_transfer(&self.pool, from, to, amount, memo, finish)
+            .await;
         self.feed.wrote();
-        Ok(transfer)
+        result
     }
 
     pub async fn close_wallet(
