@@ -37,7 +37,7 @@ pub struct DatabaseArgs {
     pub db_acquire_timeout_ms: u64,
 
     /// Group commit: writes that queue while a transaction runs share the next one and its commit (SQLite: every
-    /// write; PostgreSQL: deposits and withdrawals). `false` commits every write alone (`make bench` measures both).
+    /// write; PostgreSQL: deposits, withdrawals and transfers). `false` commits every write alone (`make bench` measures both).
     #[arg(long, env = "REVWALLET_WRITE_BATCHING", default_value_t = true, action = clap::ArgAction::Set)]
     pub write_batching: bool,
 }
