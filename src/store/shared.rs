@@ -66,9 +66,9 @@ macro_rules! shared_statements {
             use crate::store::rows::{AuditRow, EntryRow, HoldRow, WalletRow};
             use crate::store::shared::{acquire, is_debit, refused_movement, update_for};
             use crate::store::{
-                ApiKey, AuditFinding, Capture, Finish, HistoryFilter, Hold, LedgerEntry, Memo,
-                Movement, NewApiKey, PoolState, Result, StoreError, StoredResponse, Transfer,
-                Wallet, WalletFilter, WebSession, sql,
+                ApiKey, AuditFinding, Capture, HistoryFilter, Hold, LedgerEntry, Memo, Movement,
+                NewApiKey, PoolState, Result, StoreError, StoredResponse, Transfer, Wallet,
+                WalletFilter, WebSession, sql,
             };
 
             type Conn = $conn;
@@ -142,18 +142,6 @@ macro_rules! shared_statements {
                     .fetch_one(conn)
                     .await?
                     .try_into()
-            }
-
-            /// Stores the answer of an idempotent request in the transaction of its operation.
-            pub(in crate::store) async fn record<T>(
-                conn: &mut Conn,
-                finish: Option<Finish<'_, T>>,
-                outcome: &T,
-            ) -> Result<()> {
-                match finish {
-                    Some(finish) => record_answer(conn, finish.key, (finish.render)(outcome)).await,
-                    None => Ok(()),
-                }
             }
 
             pub(in crate::store) async fn record_answer(

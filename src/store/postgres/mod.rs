@@ -403,3 +403,16 @@ impl PgStore {
 }
 
 shared_statements!(PgStore, sqlx::PgConnection);
+
+/// Stores the answer of an idempotent request in the transaction of its operation. (SQLite records a batch's
+/// answers together at its commit instead.)
+pub(super) async fn record<T>(
+    conn: &mut PgConnection,
+    finish: Option<Finish<'_, T>>,
+    outcome: &T,
+) -> Result<()> {
+    match finish {
+        Some(finish) => record_answer(conn, finish.key, (finish.render)(outcome)).await,
+        None => Ok(()),
+    }
+}

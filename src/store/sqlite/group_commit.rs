@@ -21,7 +21,7 @@ use sqlx::{Sqlite, SqliteConnection, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use crate::store::events::Feed;
-use crate::store::{Result, StoreError};
+use crate::store::{Finish, Result, StoreError, StoredResponse};
 
 /// Most operations in one transaction: bounds how long a batch holds the write lock and how much one failed
 /// commit can take with it.
@@ -49,6 +49,8 @@ struct OpenBatch {
     tx: Option<Transaction<'static, Sqlite>>,
     committed: Option<watch::Sender<Option<Outcome>>>,
     members: usize,
+    /// Keyed answers of the batch's writes that succeeded, recorded together just before the commit.
+    answers: Vec<(String, StoredResponse)>,
 }
 
 impl GroupCommit {
@@ -74,7 +76,19 @@ impl GroupCommit {
         &self,
         work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
     ) -> Result<T> {
-        self.write_answering_early(work, |_| false).await
+        self.run(work, |_| false, Isolation::Savepoint, None).await
+    }
+
+    /// As `write`, with `isolation` chosen by the caller; when `work` succeeds under an idempotency key, its
+    /// answer is recorded on the key's claim in the same transaction: with the answers of the whole batch, in one
+    /// statement just before the commit.
+    pub(super) async fn write_keyed<T>(
+        &self,
+        isolation: Isolation,
+        finish: Option<Finish<'_, T>>,
+        work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
+    ) -> Result<T> {
+        self.run(work, |_| false, isolation, finish).await
     }
 
     /// As `write`, but a result for which `early` is true is answered before the commit. Only for a result whose
@@ -83,8 +97,19 @@ impl GroupCommit {
     /// the claim's row, and recording it fails when the row is not there).
     pub(super) async fn write_answering_early<T>(
         &self,
+        isolation: Isolation,
         work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
         early: impl FnOnce(&Result<T>) -> bool,
+    ) -> Result<T> {
+        self.run(work, early, isolation, None).await
+    }
+
+    async fn run<T>(
+        &self,
+        work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
+        early: impl FnOnce(&Result<T>) -> bool,
+        isolation: Isolation,
+        finish: Option<Finish<'_, T>>,
     ) -> Result<T> {
         let mut turn = Turn::queue(self);
         let mut open = self.open.clone().lock_owned().await;
@@ -93,15 +118,31 @@ impl GroupCommit {
             open.tx = Some(self.pool.begin_with("BEGIN IMMEDIATE").await?);
             open.committed = Some(watch::channel(None).0);
             open.members = 0;
+            open.answers.clear();
         }
-        let (result, broken) = match open.tx.as_mut() {
-            Some(tx) => in_savepoint(tx, work).await,
-            None => (
+        let (result, broken) = match (open.tx.as_mut(), isolation) {
+            (Some(tx), Isolation::Savepoint) => in_savepoint(tx, work).await,
+            (Some(tx), Isolation::Bare) => {
+                let result = work(&mut **tx).await;
+                let broken = matches!(
+                    result,
+                    Err(StoreError::Database(_)
+                        | StoreError::Unavailable(_)
+                        | StoreError::Corrupt(_)
+                        | StoreError::Internal(_))
+                );
+                (result, broken)
+            }
+            (None, _) => (
                 Err(StoreError::Internal("no write transaction".to_owned())),
                 true,
             ),
         };
         open.members += 1;
+        if let (Ok(value), Some(finish)) = (&result, finish) {
+            open.answers
+                .push((finish.key.to_owned(), (finish.render)(value)));
+        }
         let mut committed = match &open.committed {
             Some(sender) => sender.subscribe(),
             None => watch::channel(Some(Err("no batch".to_owned()))).1,
@@ -135,6 +176,18 @@ impl GroupCommit {
     }
 }
 
+/// How a write's work is kept apart from its neighbours' in the batch's transaction.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Isolation {
+    /// In a savepoint: a refusal at any step undoes the write's earlier statements.
+    Savepoint,
+    /// Bare, for work whose statements are each atomic and which refuses only before its first change, or after
+    /// changes that are true whatever it decides (expired holds released). A savepoint costs two round trips to
+    /// the database thread, as much as a deposit's own statements. A database error (or a row that cannot be
+    /// read back) from bare work ends its batch undone: nothing says what of the transaction survived it.
+    Bare,
+}
+
 /// `work` inside a savepoint: released on success, rolled back on failure. `true` when the savepoint's own
 /// statements failed (the enclosing transaction is then in doubt).
 async fn in_savepoint<T>(
@@ -166,18 +219,74 @@ async fn commit(
 ) {
     metrics::histogram!("revwallet_write_batch_size").record(open.members as f64);
     commits.fetch_add(1, Ordering::SeqCst);
+    let answers = std::mem::take(&mut open.answers);
     let outcome = match open.tx.take() {
-        Some(tx) => tx.commit().await.map_err(|error| error.to_string()),
+        Some(mut tx) => match record_answers(&mut tx, &answers).await {
+            // Dropping the transaction rolls it back: no write of the batch applies.
+            Err(error) => Err(error),
+            Ok(()) => tx.commit().await.map_err(|error| error.to_string()),
+        },
         None => Ok(()),
     };
     end_batch(open, outcome);
     feed.wrote();
 }
 
+/// Records every keyed answer of a batch on its claim in one statement. A claim missing (its own batch's commit
+/// failed after it was answered early) fails the whole batch: its operation must not happen unprotected.
+async fn record_answers(
+    tx: &mut Transaction<'static, Sqlite>,
+    answers: &[(String, StoredResponse)],
+) -> Outcome {
+    if answers.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<AnswerRow<'_>> = answers
+        .iter()
+        .map(|(key, answer)| AnswerRow {
+            key,
+            status: answer.status,
+            location: answer.location.as_deref(),
+            body: &answer.body,
+        })
+        .collect();
+    let json = serde_json::to_string(&rows).map_err(|error| error.to_string())?;
+    let recorded = sqlx::query(STORE_RESPONSES)
+        .bind(json)
+        .execute(&mut **tx)
+        .await
+        .map_err(|error| error.to_string())?
+        .rows_affected();
+    if recorded == answers.len() as u64 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} of {} idempotency keys' claims were not committed",
+            answers.len() as u64 - recorded,
+            answers.len()
+        ))
+    }
+}
+
+/// One keyed answer, as the JSON array `STORE_RESPONSES` reads.
+#[derive(serde::Serialize)]
+struct AnswerRow<'a> {
+    key: &'a str,
+    status: u16,
+    location: Option<&'a str>,
+    body: &'a str,
+}
+
+/// Keys are unique within a batch: each was claimed once, and only a write that succeeded records its answer.
+const STORE_RESPONSES: &str = "update idempotency_keys set status = a.value ->> 'status', \
+     location = a.value ->> 'location', body = a.value ->> 'body' \
+     from json_each($1) as a where idempotency_keys.key = a.value ->> 'key'";
+
 /// Rolls back whatever is still open (dropping the transaction does) and gives the batch its outcome.
 fn end_batch(mut open: OwnedMutexGuard<OpenBatch>, outcome: Outcome) {
     open.tx = None;
     open.members = 0;
+    open.answers.clear();
     if let Some(committed) = open.committed.take() {
         committed.send_replace(Some(outcome));
     }
@@ -280,6 +389,8 @@ mod tests {
             "create table child (id integer primary key, parent integer not null references parent (id), \
              note text not null unique)",
             "insert into parent (id) values (1), (2)",
+            "create table idempotency_keys (key text primary key, request_hash text not null, \
+             status integer, location text, body text, created_at text)",
         ] {
             sqlx::query(statement)
                 .execute(&reader)
@@ -476,6 +587,7 @@ mod tests {
             tokio::spawn(async move {
                 writer
                     .write_answering_early(
+                        Isolation::Savepoint,
                         async |conn| {
                             sqlx::query("insert into child (parent, note) values (1, 'claim')")
                                 .execute(conn)
@@ -519,5 +631,200 @@ mod tests {
         operation.await.expect("task").expect("operation");
         assert_eq!(commits(&group), 1);
         assert_eq!(notes(&reader).await, ["claim", "operation"]);
+    }
+
+    type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
+
+    /// Holds the writer while `writes` queue behind it, in order, then lets them all go: they form one batch.
+    async fn in_one_batch(group: &Arc<GroupCommit>, writes: Vec<Pending>) -> Vec<Result<()>> {
+        let held = group.open.clone().lock_owned().await;
+        let mut tasks = Vec::new();
+        for (n, write) in writes.into_iter().enumerate() {
+            tasks.push(tokio::spawn(write));
+            while group.queued.load(Ordering::SeqCst) < n + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(held);
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.expect("task"));
+        }
+        results
+    }
+
+    /// A child added under an idempotency key, its answer rendered from the note.
+    fn keyed_child(
+        group: &Arc<GroupCommit>,
+        key: &'static str,
+        parent: i64,
+        note: &'static str,
+    ) -> Pending {
+        let group = group.clone();
+        Box::pin(async move {
+            let render: crate::store::Render<String> = Arc::new(|note: &String| StoredResponse {
+                status: 201,
+                location: Some(format!("/child/{note}")),
+                body: note.clone(),
+            });
+            group
+                .write_keyed(
+                    Isolation::Savepoint,
+                    Some(Finish {
+                        key,
+                        render: &render,
+                    }),
+                    async |conn| {
+                        sqlx::query("insert into child (parent, note) values ($1, $2)")
+                            .bind(parent)
+                            .bind(note)
+                            .execute(conn)
+                            .await?;
+                        Ok(note.to_owned())
+                    },
+                )
+                .await
+                .map(drop)
+        })
+    }
+
+    async fn claim(reader: &SqlitePool, key: &str) {
+        sqlx::query("insert into idempotency_keys (key, request_hash) values ($1, 'h')")
+            .bind(key)
+            .execute(reader)
+            .await
+            .expect("claim");
+    }
+
+    async fn answers(
+        reader: &SqlitePool,
+    ) -> Vec<(String, Option<i64>, Option<String>, Option<String>)> {
+        sqlx::query_as("select key, status, location, body from idempotency_keys order by key")
+            .fetch_all(reader)
+            .await
+            .expect("answers")
+    }
+
+    #[tokio::test]
+    async fn keyed_answers_are_recorded_with_the_commit_and_a_refused_write_records_none() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (group, reader) = group(&dir, true).await;
+        for key in ["k1", "k2", "k3"] {
+            claim(&reader, key).await;
+        }
+        // k2 names no parent: refused inside the batch, its claim keeps no answer.
+        let results = in_one_batch(
+            &group,
+            vec![
+                keyed_child(&group, "k1", 1, "a"),
+                keyed_child(&group, "k2", 9, "x"),
+                keyed_child(&group, "k3", 2, "b"),
+            ],
+        )
+        .await;
+        let failed: Vec<bool> = results.iter().map(Result::is_err).collect();
+        assert_eq!(failed, [false, true, false]);
+        assert_eq!(commits(&group), 1, "three writes, one commit");
+        assert_eq!(notes(&reader).await, ["a", "b"]);
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            answers(&reader).await,
+            [
+                ("k1".to_owned(), Some(201), some("/child/a"), some("a")),
+                ("k2".to_owned(), None, None, None),
+                ("k3".to_owned(), Some(201), some("/child/b"), some("b")),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_without_its_claim_fails_the_whole_batch_undone() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (group, reader) = group(&dir, true).await;
+        claim(&reader, "k1").await;
+        // "gone" was answered early and its batch's commit failed: its row is not there.
+        let results = in_one_batch(
+            &group,
+            vec![
+                keyed_child(&group, "k1", 1, "a"),
+                keyed_child(&group, "gone", 2, "b"),
+            ],
+        )
+        .await;
+        for result in results {
+            assert!(
+                matches!(result, Err(StoreError::Unavailable(_))),
+                "answered as unknown: {result:?}"
+            );
+        }
+        assert!(
+            notes(&reader).await.is_empty(),
+            "nothing of the batch applied"
+        );
+        assert_eq!(answers(&reader).await[0].1, None);
+        // The writer goes on.
+        add_child(&group, 2, "after").await.expect("after");
+        assert_eq!(notes(&reader).await, ["after"]);
+    }
+
+    /// A bare write: refused before it changes anything when `parent` is 0, else an insert.
+    fn bare_child(group: &Arc<GroupCommit>, parent: i64, note: &'static str) -> Pending {
+        let group = group.clone();
+        Box::pin(async move {
+            group
+                .write_keyed::<()>(Isolation::Bare, None, async |conn| {
+                    if parent == 0 {
+                        return Err(StoreError::IdempotencyKeyInUse);
+                    }
+                    sqlx::query("insert into child (parent, note) values ($1, $2)")
+                        .bind(parent)
+                        .bind(note)
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+                .await
+        })
+    }
+
+    #[tokio::test]
+    async fn a_bare_write_failing_in_the_database_ends_its_batch_undone() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (group, reader) = group(&dir, true).await;
+        let add = |parent: i64, note: &'static str| -> Pending {
+            let group = group.clone();
+            Box::pin(async move { add_child(&group, parent, note).await })
+        };
+        let results = in_one_batch(
+            &group,
+            vec![add(1, "a"), bare_child(&group, 0, "r"), add(2, "b")],
+        )
+        .await;
+        let failed: Vec<bool> = results.iter().map(Result::is_err).collect();
+        assert_eq!(
+            failed,
+            [false, true, false],
+            "a bare refusal leaves its neighbours alone"
+        );
+        assert_eq!(commits(&group), 1);
+        // Parent 9 fails the insert's foreign key: the database refused a statement of bare work.
+        let results = in_one_batch(
+            &group,
+            vec![add(1, "c"), bare_child(&group, 9, "x"), add(2, "d")],
+        )
+        .await;
+        assert!(
+            matches!(results[0], Err(StoreError::Unavailable(_))),
+            "{:?}",
+            results[0]
+        );
+        assert!(
+            matches!(results[1], Err(StoreError::Database(_))),
+            "{:?}",
+            results[1]
+        );
+        // The batch ended at the failure: the write after it starts the next batch.
+        assert!(results[2].is_ok(), "{:?}", results[2]);
+        assert_eq!(notes(&reader).await, ["a", "b", "d"]);
     }
 }

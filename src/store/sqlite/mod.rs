@@ -7,6 +7,8 @@
 
 mod group_commit;
 
+use group_commit::Isolation;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,9 +117,9 @@ impl SqliteStore {
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
         let created = self
-            .write(async |conn| {
+            .writer
+            .write_keyed(Isolation::Savepoint, finish, async |conn| {
                 let created = insert_wallet(conn, owner, currency, initial, memo).await?;
-                record(conn, finish, &created).await?;
                 Ok(created)
             })
             .await?;
@@ -139,14 +141,16 @@ impl SqliteStore {
         memo: &Memo,
         finish: Option<Finish<'_, Movement>>,
     ) -> Result<Movement> {
-        self.write(async |conn| {
-            let wallet = change_balance(conn, id, kind, amount).await?;
-            let entry = insert_entry(conn, &wallet, kind, amount, None, memo).await?;
-            let movement = Movement { wallet, entry };
-            record(conn, finish, &movement).await?;
-            Ok(movement)
-        })
-        .await
+        // Bare: the balance's update refuses before any change but releasing expired holds, and the entry's
+        // insert cannot be refused once the balance moved.
+        self.writer
+            .write_keyed(Isolation::Bare, finish, async |conn| {
+                let wallet = change_balance(conn, id, kind, amount).await?;
+                let entry = insert_entry(conn, &wallet, kind, amount, None, memo).await?;
+                let movement = Movement { wallet, entry };
+                Ok(movement)
+            })
+            .await
     }
 
     pub async fn transfer(
@@ -157,18 +161,18 @@ impl SqliteStore {
         memo: &Memo,
         finish: Option<Finish<'_, Transfer>>,
     ) -> Result<Transfer> {
-        self.write(async |conn| {
-            // The write lock is the database's: no row locks to order.
-            for id in [from, to] {
-                get_open_wallet(&mut *conn, id)
-                    .await?
-                    .ok_or(StoreError::WalletNotFound(id))?;
-            }
-            let transfer = apply_transfer(conn, from, to, amount, memo).await?;
-            record(conn, finish, &transfer).await?;
-            Ok(transfer)
-        })
-        .await
+        self.writer
+            .write_keyed(Isolation::Savepoint, finish, async |conn| {
+                // The write lock is the database's: no row locks to order.
+                for id in [from, to] {
+                    get_open_wallet(&mut *conn, id)
+                        .await?
+                        .ok_or(StoreError::WalletNotFound(id))?;
+                }
+                let transfer = apply_transfer(conn, from, to, amount, memo).await?;
+                Ok(transfer)
+            })
+            .await
     }
 
     pub async fn close_wallet(
@@ -177,12 +181,12 @@ impl SqliteStore {
         memo: &Memo,
         finish: Option<Finish<'_, Option<LedgerEntry>>>,
     ) -> Result<Option<LedgerEntry>> {
-        self.write(async |conn| {
-            let payout = apply_close(conn, id, memo).await?;
-            record(conn, finish, &payout).await?;
-            Ok(payout)
-        })
-        .await
+        self.writer
+            .write_keyed(Isolation::Savepoint, finish, async |conn| {
+                let payout = apply_close(conn, id, memo).await?;
+                Ok(payout)
+            })
+            .await
     }
 
     /// The database lock of the write transaction makes "none yet" and the insert one step.
@@ -199,21 +203,21 @@ impl SqliteStore {
         memo: &Memo,
         finish: Option<Finish<'_, Hold>>,
     ) -> Result<Hold> {
-        self.write(async |conn| {
-            let hold = apply_hold(conn, wallet, amount, expires_at, memo).await?;
-            record(conn, finish, &hold).await?;
-            Ok(hold)
-        })
-        .await
+        self.writer
+            .write_keyed(Isolation::Savepoint, finish, async |conn| {
+                let hold = apply_hold(conn, wallet, amount, expires_at, memo).await?;
+                Ok(hold)
+            })
+            .await
     }
 
     pub async fn void_hold(&self, id: HoldId, finish: Option<Finish<'_, Hold>>) -> Result<Hold> {
-        self.write(async |conn| {
-            let hold = apply_void(conn, id).await?;
-            record(conn, finish, &hold).await?;
-            Ok(hold)
-        })
-        .await
+        self.writer
+            .write_keyed(Isolation::Savepoint, finish, async |conn| {
+                let hold = apply_void(conn, id).await?;
+                Ok(hold)
+            })
+            .await
     }
 
     pub async fn capture_hold(
@@ -224,13 +228,13 @@ impl SqliteStore {
         memo: &Memo,
         finish: Option<Finish<'_, Capture>>,
     ) -> Result<Capture> {
-        self.write(async |conn| {
-            let hold = finish_hold(conn, id, Some(amount)).await?;
-            let capture = apply_capture(conn, hold, amount, to, memo).await?;
-            record(conn, finish, &capture).await?;
-            Ok(capture)
-        })
-        .await
+        self.writer
+            .write_keyed(Isolation::Savepoint, finish, async |conn| {
+                let hold = finish_hold(conn, id, Some(amount)).await?;
+                let capture = apply_capture(conn, hold, amount, to, memo).await?;
+                Ok(capture)
+            })
+            .await
     }
 
     pub async fn expire_wallet_holds(&self, wallet: WalletId) -> Result<u64> {
@@ -241,10 +245,12 @@ impl SqliteStore {
     /// A new claim is answered before its commit, so that a keyed operation waits for one commit, not two:
     /// the operation records its answer on the claim's row in the same transaction or a later one, and that
     /// fails (changing nothing) if the claim did not commit. A replay or a key in use waits for the commit.
+    /// Bare (no savepoint): each statement is atomic, and only the last one (a take-over) changes anything.
     pub async fn claim_key(&self, key: &str, request_hash: &str) -> Result<Claim> {
         let early = |claim: &Result<Claim>| matches!(claim, Ok(Claim::New));
         self.writer
             .write_answering_early(
+                Isolation::Bare,
                 async |conn| {
                     let now = Utc::now();
                     let inserted = sqlx::query(sql::CLAIM_KEY)
