@@ -551,8 +551,7 @@ macro_rules! shared_statements {
                 }
 
                 pub async fn get_wallet(&self, id: WalletId) -> Result<Wallet> {
-                    let mut conn = acquire(&self.pool).await?;
-                    get_open_wallet(&mut conn, id)
+                    self.open_wallet(id)
                         .await?
                         .ok_or(StoreError::WalletNotFound(id))
                 }

@@ -8,6 +8,7 @@ mod group_commit;
 mod holds;
 #[cfg(test)]
 mod pgbench_scripts;
+mod reads;
 #[cfg(test)]
 mod scratch;
 mod sequencer;
@@ -25,7 +26,7 @@ use super::rows::{EntryRow, WalletRow};
 use super::shared::{acquire, is_debit, refused_movement, shared_statements};
 use super::{
     Claim, Finish, IDEMPOTENCY_RETENTION, LedgerEntry, Memo, Movement, NewApiKey, Result,
-    StoreError, StoreOptions, StoredResponse, Transfer, sql,
+    StoreError, StoreOptions, StoredResponse, Transfer, Wallet, sql,
 };
 use crate::domain::{Amount, Currency, LedgerEntryKind, WalletId};
 
@@ -128,6 +129,8 @@ pub struct PgStore {
     /// lost in a crash had no operation committed behind it, and the client's retry claims the key afresh.
     claims_pool: PgPool,
     claims: claims::Claims,
+    /// Balance reads, batched into one query when they arrive together.
+    reads: reads::Reads,
 }
 
 impl PgStore {
@@ -157,12 +160,18 @@ impl PgStore {
             pool,
             claims_pool,
             claims: claims::Claims::new(),
+            reads: reads::Reads::new(),
             facts: FactsCache::default(),
             failed_claims: FailedClaims::default(),
             writes: group_commit::GroupCommit::new(options.batch_writes),
             feed: Feed::default(),
             listen_pool,
         })
+    }
+
+    /// The wallet if it exists and is open (a balance read).
+    async fn open_wallet(&self, id: WalletId) -> Result<Option<Wallet>> {
+        self.reads.open_wallet(&self.pool, id).await
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {

@@ -25,7 +25,7 @@ use super::idempotency::{FailedClaims, KeyRow, cutoff};
 use super::shared::{acquire, shared_statements};
 use super::{
     Capture, Claim, Finish, Hold, IDEMPOTENCY_RETENTION, LedgerEntry, Memo, Movement, NewApiKey,
-    Result, StoreError, StoreOptions, StoredResponse, Transfer, sql,
+    Result, StoreError, StoreOptions, StoredResponse, Transfer, Wallet, sql,
 };
 use crate::domain::{Amount, Currency, HoldId, LedgerEntryKind, WalletId};
 
@@ -286,6 +286,11 @@ impl SqliteStore {
                 early,
             )
             .await
+    }
+
+    /// The wallet if it exists and is open (a balance read).
+    async fn open_wallet(&self, id: WalletId) -> Result<Option<Wallet>> {
+        get_open_wallet(&mut *acquire(&self.pool).await?, id).await
     }
 
     pub async fn store_answer(&self, key: &str, answer: StoredResponse) -> Result<()> {
