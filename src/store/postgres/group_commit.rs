@@ -1,4 +1,5 @@
-//! Group commit across wallets for deposits, withdrawals and transfers, keyed or not.
+//! Group commit across wallets for deposits, withdrawals, transfers and holds (place, void, capture), keyed or
+//! not.
 //!
 //! Each commit waits for a WAL flush, and each statement for a round trip: applied one by one, writes are
 //! limited by commits and statements per second whatever the server could do with them together. Here writes
@@ -10,6 +11,11 @@
 //! nothing for the others. Answers go out only after the commit; a commit whose connection failed leaves the
 //! outcomes unknown and every member is answered as such, never retried.
 //!
+//! Hold operations in a batch lock their holds first (in id order) and then, with every other wallet of the
+//! batch, their wallets (in id order): the order every path takes (a lone void or capture locks its hold, then
+//! its wallets), so nothing deadlocks. They run one by one, each in a savepoint, before the movements are decided
+//! on the rows as they leave them; so a batch is some serial order of its writes, and all share one commit.
+//!
 //! `--write-batching false` turns this off (each write its own transaction), so the bench can measure both.
 
 use std::collections::HashMap;
@@ -19,14 +25,15 @@ use sqlx::{Acquire, PgConnection, PgPool};
 use tokio::sync::oneshot;
 
 use super::batcher::Batcher;
-use super::{apply_movement_releasing, apply_transfer, move_once, record};
-use crate::domain::{Amount, LedgerEntryKind, WalletId};
+use super::holds::{capture_alone, capture_in, place_alone, place_in, void_alone, void_once};
+use super::{LOCK_TWO_WALLETS, apply_movement_releasing, apply_transfer, move_once, record};
+use crate::domain::{Amount, HoldId, LedgerEntryKind, WalletId};
 use crate::store::rows::{EntryRow, WalletRow};
 use crate::store::shared::{acquire, is_debit};
 use crate::store::sql::wallet_columns;
 use crate::store::{
-    Finish, LedgerEntry, Memo, Movement, Render, Result, StoreError, StoredResponse, Transfer,
-    Wallet,
+    Capture, Finish, Hold, LedgerEntry, Memo, Movement, Render, Result, StoreError, StoredResponse,
+    Transfer, Wallet,
 };
 
 /// Most writes in one transaction: bounds the arrays of one statement and what one failed commit takes with it.
@@ -46,6 +53,11 @@ const LOCK_WALLETS: &str = concat!(
 
 /// The one-by-one path's locks, taken up front in id order for the same reason.
 const LOCK_IDS: &str = "select id from wallets where id = any($1) order by id for update";
+
+/// The holds a batch voids or captures, locked in id order before any wallet; with the wallet each belongs to
+/// (a hold's wallet never changes).
+const LOCK_HOLDS: &str =
+    "select id, wallet_id from holds where id = any($1) order by id for update";
 
 /// Every entry of the batch from parallel arrays, in arrival order (identity values follow the select's order).
 const INSERT_ENTRIES: &str = "insert into transactions (wallet_id, kind, amount, balance_after, counterparty_id, \
@@ -107,6 +119,23 @@ enum Write {
         keyed: Option<Keyed<Transfer>>,
         reply: oneshot::Sender<Result<Transfer>>,
     },
+    Place {
+        wallet: WalletId,
+        expires_at: DateTime<Utc>,
+        keyed: Option<Keyed<Hold>>,
+        reply: oneshot::Sender<Result<Hold>>,
+    },
+    Void {
+        hold: HoldId,
+        keyed: Option<Keyed<Hold>>,
+        reply: oneshot::Sender<Result<Hold>>,
+    },
+    Capture {
+        hold: HoldId,
+        to: Option<WalletId>,
+        keyed: Option<Keyed<Capture>>,
+        reply: oneshot::Sender<Result<Capture>>,
+    },
 }
 
 struct Queued {
@@ -120,14 +149,33 @@ struct Queued {
 enum Done {
     Moved(Movement),
     Transferred(Transfer),
+    /// Placed or voided.
+    Held(Hold),
+    Captured(Capture),
 }
 
 impl Queued {
-    fn wallets(&self) -> [WalletId; 2] {
+    /// The wallets this write names itself (a void or capture also touches its hold's wallet: see `lock_holds`).
+    fn wallets(&self) -> impl Iterator<Item = WalletId> {
+        let (first, second) = match &self.write {
+            Write::Move { wallet, .. } | Write::Place { wallet, .. } => (Some(*wallet), None),
+            Write::Transfer { from, to, .. } => (Some(*from), Some(*to)),
+            Write::Void { .. } => (None, None),
+            Write::Capture { to, .. } => (*to, None),
+        };
+        first.into_iter().chain(second)
+    }
+
+    /// The hold this write voids or captures.
+    fn hold(&self) -> Option<HoldId> {
         match &self.write {
-            Write::Move { wallet, .. } => [*wallet, *wallet],
-            Write::Transfer { from, to, .. } => [*from, *to],
+            Write::Void { hold, .. } | Write::Capture { hold, .. } => Some(*hold),
+            _ => None,
         }
+    }
+
+    fn is_movement(&self) -> bool {
+        matches!(self.write, Write::Move { .. } | Write::Transfer { .. })
     }
 
     /// Sends the outcome to the request waiting for it.
@@ -136,13 +184,25 @@ impl Queued {
             Write::Move { reply, .. } => {
                 let _ = reply.send(outcome.and_then(|done| match done {
                     Done::Moved(movement) => Ok(movement),
-                    Done::Transferred(_) => Err(mixed_up()),
+                    _ => Err(mixed_up()),
                 }));
             }
             Write::Transfer { reply, .. } => {
                 let _ = reply.send(outcome.and_then(|done| match done {
                     Done::Transferred(transfer) => Ok(transfer),
-                    Done::Moved(_) => Err(mixed_up()),
+                    _ => Err(mixed_up()),
+                }));
+            }
+            Write::Place { reply, .. } | Write::Void { reply, .. } => {
+                let _ = reply.send(outcome.and_then(|done| match done {
+                    Done::Held(hold) => Ok(hold),
+                    _ => Err(mixed_up()),
+                }));
+            }
+            Write::Capture { reply, .. } => {
+                let _ = reply.send(outcome.and_then(|done| match done {
+                    Done::Captured(capture) => Ok(capture),
+                    _ => Err(mixed_up()),
                 }));
             }
         }
@@ -154,6 +214,13 @@ impl Queued {
             (Write::Move { keyed: Some(k), .. }, Done::Moved(m)) => Some((&k.key, (k.render)(m))),
             (Write::Transfer { keyed: Some(k), .. }, Done::Transferred(t)) => {
                 Some((&k.key, (k.render)(t)))
+            }
+            (
+                Write::Place { keyed: Some(k), .. } | Write::Void { keyed: Some(k), .. },
+                Done::Held(h),
+            ) => Some((&k.key, (k.render)(h))),
+            (Write::Capture { keyed: Some(k), .. }, Done::Captured(c)) => {
+                Some((&k.key, (k.render)(c)))
             }
             _ => None,
         }
@@ -181,6 +248,47 @@ impl Queued {
                     .await
                     .map(Done::Transferred)
             }
+            Write::Place {
+                wallet,
+                expires_at,
+                keyed,
+                ..
+            } => {
+                let finish = keyed.as_ref().map(Keyed::finish);
+                place_alone(pool, *wallet, self.amount, *expires_at, &self.memo, finish)
+                    .await
+                    .map(Done::Held)
+            }
+            Write::Void { hold, keyed, .. } => {
+                let finish = keyed.as_ref().map(Keyed::finish);
+                void_alone(pool, *hold, finish).await.map(Done::Held)
+            }
+            Write::Capture {
+                hold, to, keyed, ..
+            } => {
+                let finish = keyed.as_ref().map(Keyed::finish);
+                capture_alone(pool, *hold, self.amount, *to, &self.memo, finish)
+                    .await
+                    .map(Done::Captured)
+            }
+        }
+    }
+
+    /// A hold operation inside the batch's transaction, its hold and wallets locked already. Its answer is
+    /// recorded with the batch's.
+    async fn hold_in(&self, tx: &mut PgConnection) -> Result<Done> {
+        let (amount, memo) = (self.amount, &self.memo);
+        match &self.write {
+            Write::Place {
+                wallet, expires_at, ..
+            } => place_in(tx, *wallet, amount, *expires_at, memo)
+                .await
+                .map(Done::Held),
+            Write::Void { hold, .. } => void_once(tx, *hold).await.map(Done::Held),
+            Write::Capture { hold, to, .. } => capture_in(tx, *hold, amount, *to, memo)
+                .await
+                .map(Done::Captured),
+            Write::Move { .. } | Write::Transfer { .. } => Err(mixed_up()),
         }
     }
 }
@@ -241,6 +349,71 @@ impl GroupCommit {
         let (reply, answer) = oneshot::channel();
         let write = Write::Transfer {
             from,
+            to,
+            keyed: Keyed::of(finish),
+            reply,
+        };
+        self.push(pool, write, amount, memo);
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    pub(super) async fn submit_place(
+        &self,
+        pool: &PgPool,
+        wallet: WalletId,
+        amount: Amount,
+        expires_at: DateTime<Utc>,
+        memo: &Memo,
+        finish: Option<Finish<'_, Hold>>,
+    ) -> Result<Hold> {
+        if !self.batching {
+            return place_alone(pool, wallet, amount, expires_at, memo, finish).await;
+        }
+        let (reply, answer) = oneshot::channel();
+        let write = Write::Place {
+            wallet,
+            expires_at,
+            keyed: Keyed::of(finish),
+            reply,
+        };
+        self.push(pool, write, amount, memo);
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    pub(super) async fn submit_void(
+        &self,
+        pool: &PgPool,
+        hold: HoldId,
+        finish: Option<Finish<'_, Hold>>,
+    ) -> Result<Hold> {
+        if !self.batching {
+            return void_alone(pool, hold, finish).await;
+        }
+        let (reply, answer) = oneshot::channel();
+        let write = Write::Void {
+            hold,
+            keyed: Keyed::of(finish),
+            reply,
+        };
+        self.push(pool, write, Amount::ZERO, &Memo::default());
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    pub(super) async fn submit_capture(
+        &self,
+        pool: &PgPool,
+        hold: HoldId,
+        amount: Amount,
+        to: Option<WalletId>,
+        memo: &Memo,
+        finish: Option<Finish<'_, Capture>>,
+    ) -> Result<Capture> {
+        if !self.batching {
+            return capture_alone(pool, hold, amount, to, memo, finish).await;
+        }
+        let (reply, answer) = oneshot::channel();
+        let write = Write::Capture {
+            hold,
             to,
             keyed: Keyed::of(finish),
             reply,
@@ -318,13 +491,11 @@ async fn transfer_alone(
 ) -> Result<Transfer> {
     let mut conn = acquire(pool).await?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    let locked: Vec<i64> = sqlx::query_scalar(
-        "select id from wallets where id in ($1, $2) and closed_at is null order by id for update",
-    )
-    .bind(from.get())
-    .bind(to.get())
-    .fetch_all(&mut *tx)
-    .await?;
+    let locked: Vec<i64> = sqlx::query_scalar(LOCK_TWO_WALLETS)
+        .bind(from.get())
+        .bind(to.get())
+        .fetch_all(&mut *tx)
+        .await?;
     for id in [from, to] {
         if !locked.contains(&id.get()) {
             return Err(StoreError::WalletNotFound(id));
@@ -363,15 +534,30 @@ struct Planned {
 /// debit that only releasing expired holds could allow, or a statement that did not do what it should).
 async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Option<Vec<Result<Done>>>> {
     let now = Utc::now();
-    let mut ids: Vec<i64> = batch
+    let mut conn = acquire(pool).await?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let mut ids = lock_holds(&mut tx, batch).await?;
+    // Hold operations first, each in a savepoint: the movements are then decided on the rows as they left them.
+    let mut held: Vec<Option<Result<Done>>> = Vec::with_capacity(batch.len());
+    let any_holds = batch.iter().any(|q| !q.is_movement());
+    if any_holds {
+        sqlx::query(LOCK_IDS).bind(&ids).execute(&mut *tx).await?;
+    }
+    for queued in batch {
+        held.push(if queued.is_movement() {
+            None
+        } else {
+            Some(in_savepoint(&mut tx, queued).await?)
+        });
+    }
+    ids = batch
         .iter()
-        .flat_map(|q| q.wallets())
-        .map(|w| w.get())
+        .filter(|q| q.is_movement())
+        .flat_map(Queued::wallets)
+        .map(WalletId::get)
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut conn = acquire(pool).await?;
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let locked: Vec<LockedRow> = sqlx::query_as(LOCK_WALLETS)
         .bind(&ids)
         .bind(now)
@@ -393,7 +579,11 @@ async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Option<Vec<Result<D
     };
     let mut outcomes: Vec<Result<Done>> = refusals
         .into_iter()
-        .map(|refusal| Err(refusal.unwrap_or_else(|| StoreError::Internal("not applied".into()))))
+        .zip(held)
+        .map(|(refusal, held)| match held {
+            Some(outcome) => outcome,
+            None => Err(refusal.unwrap_or_else(|| StoreError::Internal("not applied".into()))),
+        })
         .collect();
     if !planned.is_empty() {
         let Some(entries) = insert_entries(&mut tx, batch, &planned, now).await? else {
@@ -416,9 +606,9 @@ async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Option<Vec<Result<D
         let Some(()) = assemble(batch, &planned, entries, &wallets, &mut outcomes) else {
             return Ok(None);
         };
-        if !store_responses(&mut tx, batch, &outcomes).await? {
-            return Ok(None);
-        }
+    }
+    if !store_responses(&mut tx, batch, &outcomes).await? {
+        return Ok(None);
     }
     tx.commit().await?;
     Ok(Some(outcomes))
@@ -441,6 +631,8 @@ fn decide(
                 (*from, LedgerEntryKind::TransferOut, Some(*to)),
                 (*to, LedgerEntryKind::TransferIn, Some(*from)),
             ],
+            // Applied before the movements were decided (`together`).
+            Write::Place { .. } | Write::Void { .. } | Write::Capture { .. } => Vec::new(),
         };
         // Every leg is checked before any is applied, so a refused transfer changes neither wallet.
         let mut balances = Vec::with_capacity(legs.len());
@@ -534,6 +726,7 @@ fn assemble(
                 let (_, to) = movements.next()??;
                 Done::Transferred(Transfer { from, to })
             }
+            Write::Place { .. } | Write::Void { .. } | Write::Capture { .. } => return None,
         });
     }
     Some(())
@@ -627,13 +820,7 @@ async fn one_by_one(pool: &PgPool, batch: Vec<Queued>) {
     let attempt: Result<()> = async {
         let mut conn = acquire(pool).await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let mut ids: Vec<i64> = batch
-            .iter()
-            .flat_map(|q| q.wallets())
-            .map(|w| w.get())
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
+        let ids = lock_holds(&mut tx, batch.as_slice()).await?;
         sqlx::query(LOCK_IDS).bind(&ids).execute(&mut *tx).await?;
         for queued in &batch {
             let mut savepoint = tx.begin().await?;
@@ -693,6 +880,64 @@ async fn apply_one(conn: &mut PgConnection, queued: &Queued) -> Result<Done> {
             let transfer = apply_transfer(conn, *from, *to, amount, memo).await?;
             record(conn, keyed.as_ref().map(Keyed::finish), &transfer).await?;
             Ok(Done::Transferred(transfer))
+        }
+        Write::Place { keyed, .. } | Write::Void { keyed, .. } => {
+            let Done::Held(hold) = queued.hold_in(conn).await? else {
+                return Err(mixed_up());
+            };
+            record(conn, keyed.as_ref().map(Keyed::finish), &hold).await?;
+            Ok(Done::Held(hold))
+        }
+        Write::Capture { keyed, .. } => {
+            let Done::Captured(capture) = queued.hold_in(conn).await? else {
+                return Err(mixed_up());
+            };
+            record(conn, keyed.as_ref().map(Keyed::finish), &capture).await?;
+            Ok(Done::Captured(capture))
+        }
+    }
+}
+
+/// Locks the holds the batch voids or captures (in id order, before any wallet), and returns every wallet id the
+/// batch touches, sorted: those its writes name and those of its holds.
+async fn lock_holds(tx: &mut PgConnection, batch: &[Queued]) -> Result<Vec<i64>> {
+    let mut ids: Vec<i64> = batch
+        .iter()
+        .flat_map(Queued::wallets)
+        .map(WalletId::get)
+        .collect();
+    let mut holds: Vec<i64> = batch
+        .iter()
+        .filter_map(Queued::hold)
+        .map(HoldId::get)
+        .collect();
+    if !holds.is_empty() {
+        holds.sort_unstable();
+        holds.dedup();
+        let locked: Vec<(i64, i64)> = sqlx::query_as(LOCK_HOLDS)
+            .bind(&holds)
+            .fetch_all(&mut *tx)
+            .await?;
+        ids.extend(locked.into_iter().map(|(_, wallet)| wallet));
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// A hold operation in a savepoint of the batch's transaction: refused, it changes nothing. `Err` only for a
+/// failure of the transaction itself (the batch then goes another way).
+async fn in_savepoint(tx: &mut PgConnection, queued: &Queued) -> Result<Result<Done>> {
+    let mut savepoint = tx.begin().await?;
+    match queued.hold_in(&mut savepoint).await {
+        Ok(done) => {
+            savepoint.commit().await?;
+            Ok(Ok(done))
+        }
+        Err(error @ (StoreError::Database(_) | StoreError::Unavailable(_))) => Err(error),
+        Err(refused) => {
+            savepoint.rollback().await?;
+            Ok(Err(refused))
         }
     }
 }
@@ -785,7 +1030,8 @@ mod tests {
         match outcome {
             Ok(Done::Moved(m)) => vec![m],
             Ok(Done::Transferred(t)) => vec![&t.from, &t.to],
-            Err(_) => vec![],
+            Ok(Done::Captured(c)) => std::iter::once(&c.from).chain(&c.to).collect(),
+            Ok(Done::Held(_)) | Err(_) => vec![],
         }
     }
 
@@ -801,6 +1047,127 @@ mod tests {
             .as_ref()
             .ok()
             .map(|m| m.entry.balance_after.minor_units())
+    }
+
+    /// A hold operation whose answer nobody waits for.
+    fn place(wallet: WalletId, cents: i64, key: Option<&str>) -> Queued {
+        let render: Render<Hold> = Arc::new(|h: &Hold| StoredResponse {
+            status: 201,
+            location: None,
+            body: format!("hold {}", h.id),
+        });
+        let write = Write::Place {
+            wallet,
+            expires_at: Utc::now() + chrono::Duration::hours(1),
+            keyed: key.map(|key| Keyed {
+                key: key.to_owned(),
+                render,
+            }),
+            reply: oneshot::channel().0,
+        };
+        queued(write, cents)
+    }
+
+    fn void(hold: HoldId) -> Queued {
+        let write = Write::Void {
+            hold,
+            keyed: None,
+            reply: oneshot::channel().0,
+        };
+        queued(write, 0)
+    }
+
+    fn capture(hold: HoldId, cents: i64, to: Option<WalletId>) -> Queued {
+        let write = Write::Capture {
+            hold,
+            to,
+            keyed: None,
+            reply: oneshot::channel().0,
+        };
+        queued(write, cents)
+    }
+
+    async fn placed(store: &PgStore, wallet: WalletId, cents: i64) -> HoldId {
+        let amount = Amount::from_minor(cents).expect("amount");
+        let expires_at = Utc::now() + chrono::Duration::hours(1);
+        store
+            .place_hold(wallet, amount, expires_at, &Memo::default(), None)
+            .await
+            .expect("hold")
+            .id
+    }
+
+    #[tokio::test]
+    async fn holds_in_a_batch_apply_before_its_movements_and_share_its_commit() {
+        let Some((store, admin, name)) = scratch().await else {
+            return;
+        };
+        let (a, b) = (wallet(&store, 1_000).await, wallet(&store, 0).await);
+        let (h1, h2) = (placed(&store, a, 300).await, placed(&store, a, 100).await);
+        assert!(matches!(
+            store.claim_key("kh", "hash").await.expect("claim"),
+            crate::store::Claim::New
+        ));
+        use LedgerEntryKind::{Deposit, Withdrawal};
+        let batch: Vec<Queued> = vec![
+            write(a, Withdrawal, 300, None).0,
+            place(a, 400, Some("kh")), // 1,000 - 400 held: placed
+            void(h1),
+            capture(h2, 80, Some(b)),
+            write(a, Withdrawal, 500, None).0,
+            void(h1),               // voided already: refused
+            place(a, 10_000, None), // more than is available: refused
+            write(b, Deposit, 20, None).0,
+        ];
+        let outcomes = together(&store.pool, &batch)
+            .await
+            .expect("the batch committed")
+            .expect("decided without the one-by-one path");
+        // Holds first, in arrival order (a: balance 920, 400 held), then the movements on what they left.
+        let Ok(Done::Held(new_hold)) = &outcomes[1] else {
+            panic!("placed: {:?}", outcomes[1].as_ref().err());
+        };
+        assert_eq!(new_hold.amount.minor_units(), 400);
+        assert!(
+            matches!(&outcomes[2], Ok(Done::Held(h)) if h.id == h1 && h.status.as_str() == "voided")
+        );
+        let Ok(Done::Captured(captured)) = &outcomes[3] else {
+            panic!("captured: {:?}", outcomes[3].as_ref().err());
+        };
+        assert_eq!(captured.from.wallet.balance.minor_units(), 920);
+        assert_eq!(
+            captured.to.as_ref().map(|m| m.wallet.balance.minor_units()),
+            Some(80)
+        );
+        assert!(matches!(&outcomes[5], Err(StoreError::HoldNotPending(h)) if h.id == h1));
+        assert!(matches!(
+            &outcomes[6],
+            Err(StoreError::InsufficientFunds { .. })
+        ));
+        assert_eq!(balance_after(&outcomes[0]), Some(620));
+        assert!(matches!(
+            &outcomes[4],
+            Err(StoreError::InsufficientFunds { wallet, .. }) if wallet.held.minor_units() == 400
+        ));
+        assert_eq!(balance_after(&outcomes[7]), Some(100));
+        let (a_now, b_now) = (
+            store.get_wallet(a).await.expect("a"),
+            store.get_wallet(b).await.expect("b"),
+        );
+        assert_eq!(
+            (a_now.balance.minor_units(), a_now.held.minor_units()),
+            (620, 400)
+        );
+        assert_eq!(b_now.balance.minor_units(), 100);
+        let recorded: Option<String> =
+            sqlx::query_scalar("select body from idempotency_keys where key = 'kh'")
+                .fetch_one(&store.pool)
+                .await
+                .expect("answer");
+        assert_eq!(recorded, Some(format!("hold {}", new_hold.id)));
+        let audit = store.audit().await.expect("audit");
+        assert!(audit.is_empty(), "{audit:?}");
+        drop_scratch(store, &admin, &name).await;
     }
 
     #[tokio::test]
@@ -905,6 +1272,7 @@ mod tests {
                 Ok(Done::Transferred(t)) => {
                     format!("transfer {} {}", t.from.entry.id, t.to.entry.id)
                 }
+                Ok(Done::Held(_) | Done::Captured(_)) => panic!("{key}: no hold in this batch"),
                 Err(error) => panic!("{key}: {error}"),
             };
             assert_eq!(stored.body, expected);

@@ -6,11 +6,11 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use super::{
-    MovementRow, PgStore, apply_capture, apply_hold, expire_due_holds, finish_hold, record,
-    refused_finish,
+    LOCK_TWO_WALLETS, MovementRow, PgStore, apply_capture, apply_hold, expire_due_holds,
+    finish_hold, record, refused_finish,
 };
 use crate::domain::{Amount, HoldId, WalletId};
 use crate::store::rows::HoldRow;
@@ -128,7 +128,7 @@ async fn place_once(
         .transpose()
 }
 
-async fn void_once(conn: &mut PgConnection, id: HoldId) -> Result<Hold> {
+pub(super) async fn void_once(conn: &mut PgConnection, id: HoldId) -> Result<Hold> {
     let row: Option<HoldRow> = sqlx::query_as(VOID_HOLD.as_str())
         .bind(id.get())
         .bind("voided")
@@ -165,6 +165,113 @@ async fn capture_once(
     }
 }
 
+/// A hold placed in its own transaction (one statement when it is not keyed and not refused).
+pub(super) async fn place_alone(
+    pool: &PgPool,
+    wallet: WalletId,
+    amount: Amount,
+    expires_at: DateTime<Utc>,
+    memo: &Memo,
+    finish: Option<Finish<'_, Hold>>,
+) -> Result<Hold> {
+    let mut conn = acquire(pool).await?;
+    if finish.is_none()
+        && let Some(hold) = place_once(&mut conn, wallet, amount, expires_at, memo).await?
+    {
+        return Ok(hold);
+    }
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let hold = place_in(&mut tx, wallet, amount, expires_at, memo).await?;
+    record(&mut tx, finish, &hold).await?;
+    tx.commit().await?;
+    Ok(hold)
+}
+
+/// Places a hold inside the caller's transaction: refused, explained, or placed after releasing expired holds.
+pub(super) async fn place_in(
+    tx: &mut PgConnection,
+    wallet: WalletId,
+    amount: Amount,
+    expires_at: DateTime<Utc>,
+    memo: &Memo,
+) -> Result<Hold> {
+    match place_once(tx, wallet, amount, expires_at, memo).await? {
+        Some(hold) => Ok(hold),
+        None => apply_hold(tx, wallet, amount, expires_at, memo).await,
+    }
+}
+
+/// A hold voided in its own transaction (one statement when it is not keyed).
+pub(super) async fn void_alone(
+    pool: &PgPool,
+    id: HoldId,
+    finish: Option<Finish<'_, Hold>>,
+) -> Result<Hold> {
+    let mut conn = acquire(pool).await?;
+    let Some(finish) = finish else {
+        return void_once(&mut conn, id).await;
+    };
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let hold = void_once(&mut tx, id).await?;
+    record(&mut tx, Some(finish), &hold).await?;
+    tx.commit().await?;
+    Ok(hold)
+}
+
+/// A hold captured in its own transaction: as a withdrawal in one statement when it is not keyed; into another
+/// wallet the hold first, then both wallets in id order, as every path locks them.
+pub(super) async fn capture_alone(
+    pool: &PgPool,
+    id: HoldId,
+    amount: Amount,
+    to: Option<WalletId>,
+    memo: &Memo,
+    finish: Option<Finish<'_, Capture>>,
+) -> Result<Capture> {
+    let mut conn = acquire(pool).await?;
+    if to.is_none() && finish.is_none() {
+        return capture_once(&mut conn, id, amount, memo).await;
+    }
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let capture = match to {
+        None => capture_once(&mut tx, id, amount, memo).await?,
+        Some(to) => {
+            let hold = finish_hold(&mut tx, id, Some(amount)).await?;
+            let locked: Vec<i64> = sqlx::query_scalar(LOCK_TWO_WALLETS)
+                .bind(hold.wallet_id.get())
+                .bind(to.get())
+                .fetch_all(&mut *tx)
+                .await?;
+            for wallet in [hold.wallet_id, to] {
+                if !locked.contains(&wallet.get()) {
+                    return Err(StoreError::WalletNotFound(wallet));
+                }
+            }
+            apply_capture(&mut tx, hold, amount, Some(to), memo).await?
+        }
+    };
+    record(&mut tx, finish, &capture).await?;
+    tx.commit().await?;
+    Ok(capture)
+}
+
+/// Captures a hold inside the caller's transaction, whose wallets are locked already (a batch's).
+pub(super) async fn capture_in(
+    tx: &mut PgConnection,
+    id: HoldId,
+    amount: Amount,
+    to: Option<WalletId>,
+    memo: &Memo,
+) -> Result<Capture> {
+    match to {
+        None => capture_once(tx, id, amount, memo).await,
+        Some(to) => {
+            let hold = finish_hold(tx, id, Some(amount)).await?;
+            apply_capture(tx, hold, amount, Some(to), memo).await
+        }
+    }
+}
+
 impl PgStore {
     pub async fn place_hold(
         &self,
@@ -174,36 +281,16 @@ impl PgStore {
         memo: &Memo,
         finish: Option<Finish<'_, Hold>>,
     ) -> Result<Hold> {
-        let mut conn = acquire(&self.pool).await?;
-        if finish.is_none()
-            && let Some(hold) = place_once(&mut conn, wallet, amount, expires_at, memo).await?
-        {
-            self.feed.wrote();
-            return Ok(hold);
-        }
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let hold = match place_once(&mut tx, wallet, amount, expires_at, memo).await? {
-            Some(hold) => hold,
-            // Refused: explained, or placed after releasing expired holds.
-            None => apply_hold(&mut tx, wallet, amount, expires_at, memo).await?,
-        };
-        record(&mut tx, finish, &hold).await?;
-        tx.commit().await?;
+        let hold = self
+            .writes
+            .submit_place(&self.pool, wallet, amount, expires_at, memo, finish)
+            .await?;
         self.feed.wrote();
         Ok(hold)
     }
 
     pub async fn void_hold(&self, id: HoldId, finish: Option<Finish<'_, Hold>>) -> Result<Hold> {
-        let mut conn = acquire(&self.pool).await?;
-        let Some(finish) = finish else {
-            let hold = void_once(&mut conn, id).await?;
-            self.feed.wrote();
-            return Ok(hold);
-        };
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let hold = void_once(&mut tx, id).await?;
-        record(&mut tx, Some(finish), &hold).await?;
-        tx.commit().await?;
+        let hold = self.writes.submit_void(&self.pool, id, finish).await?;
         self.feed.wrote();
         Ok(hold)
     }
@@ -216,38 +303,10 @@ impl PgStore {
         memo: &Memo,
         finish: Option<Finish<'_, Capture>>,
     ) -> Result<Capture> {
-        let mut conn = acquire(&self.pool).await?;
-        let capture = match (to, finish) {
-            (None, None) => capture_once(&mut conn, id, amount, memo).await,
-            (None, Some(finish)) => {
-                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                let capture = capture_once(&mut tx, id, amount, memo).await?;
-                record(&mut tx, Some(finish), &capture).await?;
-                tx.commit().await?;
-                Ok(capture)
-            }
-            (Some(to), finish) => {
-                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                // The hold first (as voids and withdrawal captures lock it), then both wallets in id order.
-                let hold = finish_hold(&mut tx, id, Some(amount)).await?;
-                let locked: Vec<i64> = sqlx::query_scalar(
-                    "select id from wallets where id in ($1, $2) and closed_at is null order by id for update",
-                )
-                .bind(hold.wallet_id.get())
-                .bind(to.get())
-                .fetch_all(&mut *tx)
-                .await?;
-                for wallet in [hold.wallet_id, to] {
-                    if !locked.contains(&wallet.get()) {
-                        return Err(StoreError::WalletNotFound(wallet));
-                    }
-                }
-                let capture = apply_capture(&mut tx, hold, amount, Some(to), memo).await?;
-                record(&mut tx, finish, &capture).await?;
-                tx.commit().await?;
-                Ok(capture)
-            }
-        }?;
+        let capture = self
+            .writes
+            .submit_capture(&self.pool, id, amount, to, memo, finish)
+            .await?;
         self.feed.wrote();
         Ok(capture)
     }

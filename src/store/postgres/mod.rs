@@ -40,6 +40,11 @@ const ENTRIES_BY_ID: &str =
 const HOLDS_BY_ID: &str =
     "select * from holds where id in (select jsonb_array_elements_text($1::jsonb)::bigint)";
 
+/// Both wallets of a transfer (or of a capture into another wallet), open ones only, locked in id order: the
+/// order every path locks wallets in, so no two transactions wait for each other.
+const LOCK_TWO_WALLETS: &str =
+    "select id from wallets where id in ($1, $2) and closed_at is null order by id for update";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Update and ledger insert in one statement: the entry records the balance the update produced.
