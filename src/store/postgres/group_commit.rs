@@ -55,9 +55,10 @@ const LOCK_WALLETS: &str = concat!(
 const LOCK_IDS: &str = "select id from wallets where id = any($1) order by id for update";
 
 /// The holds a batch voids or captures, locked in id order before any wallet; with the wallet each belongs to
-/// (a hold's wallet never changes).
-const LOCK_HOLDS: &str =
-    "select id, wallet_id from holds where id = any($1) order by id for update";
+/// (a hold's wallet never changes). Only those a void or capture can still take: a finished or expired hold is
+/// refused without a lock, and an expired one may be locked by a debit releasing it (wallet first, then holds).
+const LOCK_HOLDS: &str = "select id, wallet_id from holds \
+     where id = any($1) and status = 'pending' and expires_at > $2 order by id for update";
 
 /// Every entry of the batch from parallel arrays, in arrival order (identity values follow the select's order).
 const INSERT_ENTRIES: &str = "insert into transactions (wallet_id, kind, amount, balance_after, counterparty_id, \
@@ -916,6 +917,7 @@ async fn lock_holds(tx: &mut PgConnection, batch: &[Queued]) -> Result<Vec<i64>>
         holds.dedup();
         let locked: Vec<(i64, i64)> = sqlx::query_as(LOCK_HOLDS)
             .bind(&holds)
+            .bind(Utc::now())
             .fetch_all(&mut *tx)
             .await?;
         ids.extend(locked.into_iter().map(|(_, wallet)| wallet));
