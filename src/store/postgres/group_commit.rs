@@ -548,7 +548,7 @@ async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Option<Vec<Result<D
         held.push(if queued.is_movement() {
             None
         } else {
-            Some(in_savepoint(&mut tx, queued).await?)
+            Some(hold_in_batch(&mut tx, queued).await?)
         });
     }
     ids = batch
@@ -927,9 +927,23 @@ async fn lock_holds(tx: &mut PgConnection, batch: &[Queued]) -> Result<Vec<i64>>
     Ok(ids)
 }
 
-/// A hold operation in a savepoint of the batch's transaction: refused, it changes nothing. `Err` only for a
-/// failure of the transaction itself (the batch then goes another way).
-async fn in_savepoint(tx: &mut PgConnection, queued: &Queued) -> Result<Result<Done>> {
+/// A hold operation in the batch's transaction: refused, it changes nothing. `Err` only for a failure of the
+/// transaction itself (the batch then goes another way). Placing, voiding and capturing as a withdrawal are one
+/// statement each, which applies whole or not at all (a placement refused may first release expired holds, true
+/// whatever it decides), so they need no savepoint; a capture into another wallet finishes the hold before it
+/// checks the target, so it runs in one.
+async fn hold_in_batch(tx: &mut PgConnection, queued: &Queued) -> Result<Result<Done>> {
+    if !matches!(queued.write, Write::Capture { to: Some(_), .. }) {
+        return match queued.hold_in(tx).await {
+            Err(
+                error @ (StoreError::Database(_)
+                | StoreError::Unavailable(_)
+                | StoreError::Corrupt(_)
+                | StoreError::Internal(_)),
+            ) => Err(error),
+            outcome => Ok(outcome),
+        };
+    }
     let mut savepoint = tx.begin().await?;
     match queued.hold_in(&mut savepoint).await {
         Ok(done) => {
