@@ -60,6 +60,14 @@ fn insufficient(wallet: &Wallet, requested: Amount) -> String {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+impl StoreError {
+    /// The same failure for each member of a batch: `StoreError` holds sqlx errors and is not `Clone`, so each
+    /// gets an `Unavailable` (503: outcome unknown, retry) carrying the original message.
+    pub(crate) fn for_each_member(&self) -> Self {
+        Self::Unavailable(sqlx::Error::Protocol(self.to_string()))
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match &error {

@@ -78,8 +78,7 @@ async fn apply(pool: &PgPool, batch: Vec<Pending>) {
             Err(StoreError::Database(_)) => {}
             Err(error) => {
                 for pending in batch {
-                    let copy = StoreError::Unavailable(sqlx::Error::Protocol(error.to_string()));
-                    let _ = pending.reply.send(Err(copy));
+                    let _ = pending.reply.send(Err(error.for_each_member()));
                 }
                 return;
             }
