@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
 use super::{
-    LOCK_TWO_WALLETS, MovementRow, PgStore, apply_capture, apply_hold, expire_due_holds,
-    finish_hold, record, refused_finish,
+    MovementRow, PgStore, apply_capture, apply_hold, expire_due_holds, finish_hold,
+    lock_two_wallets, record, refused_finish,
 };
 use crate::domain::{Amount, HoldId, WalletId};
 use crate::store::rows::HoldRow;
@@ -237,16 +237,7 @@ pub(super) async fn capture_alone(
         None => capture_once(&mut tx, id, amount, memo).await?,
         Some(to) => {
             let hold = finish_hold(&mut tx, id, Some(amount)).await?;
-            let locked: Vec<i64> = sqlx::query_scalar(LOCK_TWO_WALLETS)
-                .bind(hold.wallet_id.get())
-                .bind(to.get())
-                .fetch_all(&mut *tx)
-                .await?;
-            for wallet in [hold.wallet_id, to] {
-                if !locked.contains(&wallet.get()) {
-                    return Err(StoreError::WalletNotFound(wallet));
-                }
-            }
+            lock_two_wallets(&mut tx, hold.wallet_id, to).await?;
             apply_capture(&mut tx, hold, amount, Some(to), memo).await?
         }
     };

@@ -45,6 +45,22 @@ const HOLDS_BY_ID: &str =
 const LOCK_TWO_WALLETS: &str =
     "select id from wallets where id in ($1, $2) and closed_at is null order by id for update";
 
+/// Locks two wallets with `LOCK_TWO_WALLETS`; either one missing or closed is `WalletNotFound`.
+async fn lock_two_wallets(tx: &mut PgConnection, first: WalletId, second: WalletId) -> Result<()> {
+    let locked: Vec<i64> = sqlx::query_scalar(LOCK_TWO_WALLETS)
+        .bind(first.get())
+        .bind(second.get())
+        .fetch_all(&mut *tx)
+        .await?;
+    match [first, second]
+        .into_iter()
+        .find(|id| !locked.contains(&id.get()))
+    {
+        Some(missing) => Err(StoreError::WalletNotFound(missing)),
+        None => Ok(()),
+    }
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Update and ledger insert in one statement: the entry records the balance the update produced.
