@@ -26,7 +26,9 @@ use tokio::sync::oneshot;
 
 use super::batcher::Batcher;
 use super::holds::{capture_alone, capture_in, place_alone, place_in, void_alone, void_once};
-use super::{LOCK_TWO_WALLETS, apply_movement_releasing, apply_transfer, move_once, record};
+use super::{
+    apply_movement_releasing, apply_transfer, lock_two_wallets, move_once, record, record_answer,
+};
 use crate::domain::{Amount, HoldId, LedgerEntryKind, WalletId};
 use crate::store::rows::{EntryRow, WalletRow};
 use crate::store::shared::{acquire, is_debit};
@@ -156,7 +158,7 @@ enum Done {
 }
 
 impl Queued {
-    /// The wallets this write names itself (a void or capture also touches its hold's wallet: see `lock_holds`).
+    /// The wallets this write names itself (a void or capture also touches its hold's wallet: see `lock_holds_then_wallets`).
     fn wallets(&self) -> impl Iterator<Item = WalletId> {
         let (first, second) = match &self.write {
             Write::Move { wallet, .. } | Write::Place { wallet, .. } => (Some(*wallet), None),
@@ -275,11 +277,19 @@ impl Queued {
         }
     }
 
-    /// A hold operation inside the batch's transaction, its hold and wallets locked already. Its answer is
-    /// recorded with the batch's.
-    async fn hold_in(&self, tx: &mut PgConnection) -> Result<Done> {
+    /// This write inside a batch's transaction whose holds and wallets are locked already; its answer is
+    /// recorded by the caller.
+    async fn apply_in(&self, tx: &mut PgConnection) -> Result<Done> {
         let (amount, memo) = (self.amount, &self.memo);
         match &self.write {
+            Write::Move { wallet, kind, .. } => {
+                apply_movement_releasing(tx, *wallet, *kind, amount, memo)
+                    .await
+                    .map(Done::Moved)
+            }
+            Write::Transfer { from, to, .. } => apply_transfer(tx, *from, *to, amount, memo)
+                .await
+                .map(Done::Transferred),
             Write::Place {
                 wallet, expires_at, ..
             } => place_in(tx, *wallet, amount, *expires_at, memo)
@@ -289,7 +299,6 @@ impl Queued {
             Write::Capture { hold, to, .. } => capture_in(tx, *hold, amount, *to, memo)
                 .await
                 .map(Done::Captured),
-            Write::Move { .. } | Write::Transfer { .. } => Err(mixed_up()),
         }
     }
 }
@@ -492,16 +501,7 @@ async fn transfer_alone(
 ) -> Result<Transfer> {
     let mut conn = acquire(pool).await?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    let locked: Vec<i64> = sqlx::query_scalar(LOCK_TWO_WALLETS)
-        .bind(from.get())
-        .bind(to.get())
-        .fetch_all(&mut *tx)
-        .await?;
-    for id in [from, to] {
-        if !locked.contains(&id.get()) {
-            return Err(StoreError::WalletNotFound(id));
-        }
-    }
+    lock_two_wallets(&mut tx, from, to).await?;
     let transfer = apply_transfer(&mut tx, from, to, amount, memo).await?;
     record(&mut tx, finish, &transfer).await?;
     tx.commit().await?;
@@ -537,21 +537,19 @@ async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Option<Vec<Result<D
     let now = Utc::now();
     let mut conn = acquire(pool).await?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    let mut ids = lock_holds(&mut tx, batch).await?;
-    // Hold operations first, each in a savepoint: the movements are then decided on the rows as they left them.
-    let mut held: Vec<Option<Result<Done>>> = Vec::with_capacity(batch.len());
-    let any_holds = batch.iter().any(|q| !q.is_movement());
-    if any_holds {
-        sqlx::query(LOCK_IDS).bind(&ids).execute(&mut *tx).await?;
+    // Hold operations first: the movements are then decided on the rows as they left them.
+    if batch.iter().any(|q| !q.is_movement()) {
+        lock_holds_then_wallets(&mut tx, batch).await?;
     }
+    let mut hold_outcomes: Vec<Option<Result<Done>>> = Vec::with_capacity(batch.len());
     for queued in batch {
-        held.push(if queued.is_movement() {
+        hold_outcomes.push(if queued.is_movement() {
             None
         } else {
             Some(hold_in_batch(&mut tx, queued).await?)
         });
     }
-    ids = batch
+    let mut ids: Vec<i64> = batch
         .iter()
         .filter(|q| q.is_movement())
         .flat_map(Queued::wallets)
@@ -580,7 +578,7 @@ async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Option<Vec<Result<D
     };
     let mut outcomes: Vec<Result<Done>> = refusals
         .into_iter()
-        .zip(held)
+        .zip(hold_outcomes)
         .map(|(refusal, held)| match held {
             Some(outcome) => outcome,
             None => Err(refusal.unwrap_or_else(|| StoreError::Internal("not applied".into()))),
@@ -821,8 +819,7 @@ async fn one_by_one(pool: &PgPool, batch: Vec<Queued>) {
     let attempt: Result<()> = async {
         let mut conn = acquire(pool).await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let ids = lock_holds(&mut tx, batch.as_slice()).await?;
-        sqlx::query(LOCK_IDS).bind(&ids).execute(&mut *tx).await?;
+        lock_holds_then_wallets(&mut tx, &batch).await?;
         for queued in &batch {
             let mut savepoint = tx.begin().await?;
             match apply_one(&mut savepoint, queued).await {
@@ -863,45 +860,16 @@ async fn one_by_one(pool: &PgPool, batch: Vec<Queued>) {
 
 /// One write and its recorded answer, inside the one-by-one path's transaction.
 async fn apply_one(conn: &mut PgConnection, queued: &Queued) -> Result<Done> {
-    let (amount, memo) = (queued.amount, &queued.memo);
-    match &queued.write {
-        Write::Move {
-            wallet,
-            kind,
-            keyed,
-            ..
-        } => {
-            let movement = apply_movement_releasing(conn, *wallet, *kind, amount, memo).await?;
-            record(conn, keyed.as_ref().map(Keyed::finish), &movement).await?;
-            Ok(Done::Moved(movement))
-        }
-        Write::Transfer {
-            from, to, keyed, ..
-        } => {
-            let transfer = apply_transfer(conn, *from, *to, amount, memo).await?;
-            record(conn, keyed.as_ref().map(Keyed::finish), &transfer).await?;
-            Ok(Done::Transferred(transfer))
-        }
-        Write::Place { keyed, .. } | Write::Void { keyed, .. } => {
-            let Done::Held(hold) = queued.hold_in(conn).await? else {
-                return Err(mixed_up());
-            };
-            record(conn, keyed.as_ref().map(Keyed::finish), &hold).await?;
-            Ok(Done::Held(hold))
-        }
-        Write::Capture { keyed, .. } => {
-            let Done::Captured(capture) = queued.hold_in(conn).await? else {
-                return Err(mixed_up());
-            };
-            record(conn, keyed.as_ref().map(Keyed::finish), &capture).await?;
-            Ok(Done::Captured(capture))
-        }
+    let done = queued.apply_in(conn).await?;
+    if let Some((key, answer)) = queued.stored_answer(&done) {
+        record_answer(conn, key, answer).await?;
     }
+    Ok(done)
 }
 
-/// Locks the holds the batch voids or captures (in id order, before any wallet), and returns every wallet id the
-/// batch touches, sorted: those its writes name and those of its holds.
-async fn lock_holds(tx: &mut PgConnection, batch: &[Queued]) -> Result<Vec<i64>> {
+/// Locks the holds the batch voids or captures (in id order), then every wallet it touches (in id order): those
+/// its writes name and those of its holds.
+async fn lock_holds_then_wallets(tx: &mut PgConnection, batch: &[Queued]) -> Result<()> {
     let mut ids: Vec<i64> = batch
         .iter()
         .flat_map(Queued::wallets)
@@ -924,7 +892,8 @@ async fn lock_holds(tx: &mut PgConnection, batch: &[Queued]) -> Result<Vec<i64>>
     }
     ids.sort_unstable();
     ids.dedup();
-    Ok(ids)
+    sqlx::query(LOCK_IDS).bind(&ids).execute(&mut *tx).await?;
+    Ok(())
 }
 
 /// A hold operation in the batch's transaction: refused, it changes nothing. `Err` only for a failure of the
@@ -934,7 +903,7 @@ async fn lock_holds(tx: &mut PgConnection, batch: &[Queued]) -> Result<Vec<i64>>
 /// checks the target, so it runs in one.
 async fn hold_in_batch(tx: &mut PgConnection, queued: &Queued) -> Result<Result<Done>> {
     if !matches!(queued.write, Write::Capture { to: Some(_), .. }) {
-        return match queued.hold_in(tx).await {
+        return match queued.apply_in(tx).await {
             Err(
                 error @ (StoreError::Database(_)
                 | StoreError::Unavailable(_)
@@ -945,7 +914,7 @@ async fn hold_in_batch(tx: &mut PgConnection, queued: &Queued) -> Result<Result<
         };
     }
     let mut savepoint = tx.begin().await?;
-    match queued.hold_in(&mut savepoint).await {
+    match queued.apply_in(&mut savepoint).await {
         Ok(done) => {
             savepoint.commit().await?;
             Ok(Ok(done))
@@ -958,12 +927,10 @@ async fn hold_in_batch(tx: &mut PgConnection, queued: &Queued) -> Result<Result<
     }
 }
 
-/// Gives every member the same failure. `StoreError` holds sqlx errors and is not `Clone`, so each gets an
-/// `Unavailable` (503) carrying the original message.
+/// Gives every member the same failure.
 fn answer_all(batch: Vec<Queued>, error: &StoreError) {
     for queued in batch {
-        let copy = StoreError::Unavailable(sqlx::Error::Protocol(error.to_string()));
-        queued.answer(Err(copy));
+        queued.answer(Err(error.for_each_member()));
     }
 }
 
