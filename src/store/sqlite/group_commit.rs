@@ -424,28 +424,22 @@ mod tests {
             .expect("notes")
     }
 
-    /// Holds the writer while the writes queue behind it, in order, then lets them all go: they form one batch.
+    /// `add_child` as a write to queue.
+    fn added(group: &Arc<GroupCommit>, parent: i64, note: &'static str) -> Pending {
+        let group = group.clone();
+        Box::pin(async move { add_child(&group, parent, note).await })
+    }
+
+    /// Children added in one batch, in order.
     async fn one_batch(
         group: &Arc<GroupCommit>,
         writes: &[(i64, &'static str)],
     ) -> Vec<Result<()>> {
-        let held = group.open.clone().lock_owned().await;
-        let mut tasks = Vec::new();
-        for (n, &(parent, note)) in writes.iter().enumerate() {
-            let writer = group.clone();
-            tasks.push(tokio::spawn(async move {
-                add_child(&writer, parent, note).await
-            }));
-            while group.queued.load(Ordering::SeqCst) < n + 1 {
-                tokio::task::yield_now().await;
-            }
-        }
-        drop(held);
-        let mut results = Vec::new();
-        for task in tasks {
-            results.push(task.await.expect("task"));
-        }
-        results
+        let writes = writes
+            .iter()
+            .map(|&(parent, note)| added(group, parent, note))
+            .collect();
+        in_one_batch(group, writes).await
     }
 
     fn commits(group: &GroupCommit) -> u64 {
@@ -791,13 +785,13 @@ mod tests {
     async fn a_bare_write_failing_in_the_database_ends_its_batch_undone() {
         let dir = tempfile::tempdir().expect("dir");
         let (group, reader) = group(&dir, true).await;
-        let add = |parent: i64, note: &'static str| -> Pending {
-            let group = group.clone();
-            Box::pin(async move { add_child(&group, parent, note).await })
-        };
         let results = in_one_batch(
             &group,
-            vec![add(1, "a"), bare_child(&group, 0, "r"), add(2, "b")],
+            vec![
+                added(&group, 1, "a"),
+                bare_child(&group, 0, "r"),
+                added(&group, 2, "b"),
+            ],
         )
         .await;
         let failed: Vec<bool> = results.iter().map(Result::is_err).collect();
@@ -810,7 +804,11 @@ mod tests {
         // Parent 9 fails the insert's foreign key: the database refused a statement of bare work.
         let results = in_one_batch(
             &group,
-            vec![add(1, "c"), bare_child(&group, 9, "x"), add(2, "d")],
+            vec![
+                added(&group, 1, "c"),
+                bare_child(&group, 9, "x"),
+                added(&group, 2, "d"),
+            ],
         )
         .await;
         assert!(
