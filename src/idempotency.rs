@@ -1,6 +1,6 @@
-//! The idempotency protocol, written once for the API's `Idempotency-Key` and the web app's form keys: claim the
-//! key, run the operation (which records its answer in its own transaction), replay a finished key, and release
-//! the key of an operation that failed without changing anything.
+//! The idempotency protocol, written once for the API's `Idempotency-Key` and the web app's form keys: run the
+//! operation, whose own transaction records the key with its answer (a decline is kept the same way); and give a
+//! request whose key is taken the answer of the request that took it.
 
 use std::time::Duration;
 
@@ -63,12 +63,19 @@ pub trait Declinable {
     /// The answer to keep under the idempotency key; `None` frees the key for a retry (the request never reached
     /// the ledger: it was invalid, or the database was away).
     fn declined_answer(&self) -> Option<StoredResponse>;
+
+    /// Another request has the key (`StoreError::IdempotencyKeyInUse`): its answer is this request's.
+    fn key_in_use(&self) -> bool;
 }
 
 /// The web app's forms re-render a refused form with a fresh key, so nothing of theirs is kept.
 impl Declinable for StoreError {
     fn declined_answer(&self) -> Option<StoredResponse> {
         None
+    }
+
+    fn key_in_use(&self) -> bool {
+        matches!(self, StoreError::IdempotencyKeyInUse)
     }
 }
 
@@ -78,10 +85,12 @@ pub enum Ran<T> {
     Replayed(StoredResponse),
 }
 
-/// Runs `operation` at most once per key. Without a key it simply runs. With one, the first request claims the
-/// key and `operation` records `render(outcome)` in its own transaction through the `Finish` it is given; a
-/// repeat gets that stored answer. A failed operation changed nothing, so its claim is released and the client
-/// may retry with the same key.
+/// Runs `operation` at most once per key. Without a key it simply runs.
+///
+/// With one, the operation's own transaction inserts the key with its answer (`Finish`), so a keyed
+/// write costs one transaction, as an unkeyed one does (ADR 0146); a decline is then kept the same way. If the
+/// key is already there (a retry, or a duplicate sent concurrently), the operation was undone and the request
+/// gets what the key holds (`earlier_request`).
 pub async fn run_once<'a, T, E, F, Fut>(
     store: &Store,
     key: Option<&'a IdempotencyKey>,
@@ -96,6 +105,47 @@ where
     let Some(key) = key else {
         return operation(None).await.map(Ran::Done);
     };
+    let finish = Finish {
+        key: &key.key,
+        request_hash: &key.request_hash,
+        render,
+    };
+    let error = match operation(Some(finish)).await {
+        Ok(outcome) => return Ok(Ran::Done(outcome)),
+        Err(error) if error.key_in_use() => return earlier_request(store, key).await,
+        Err(error) => error,
+    };
+    // Nothing was written, not even the key: a decline is kept under it. Any other failure is this request's
+    // own unless the key was taken before it (a repeat of a request whose operation cannot run again, say a
+    // capture of a hold it captured): that request's answer is this one's, as if it had been replayed first.
+    let Some(answer) = error.declined_answer() else {
+        return match store.idempotency_key_taken(&key.key).await {
+            Ok(true) => earlier_request(store, key).await,
+            Ok(false) | Err(_) => Err(error),
+        };
+    };
+    match store
+        .store_idempotent_answer(&key.key, &key.request_hash, answer)
+        .await
+    {
+        Ok(()) => Err(error),
+        Err(StoreError::IdempotencyKeyInUse) => earlier_request(store, key).await,
+        Err(failure) => {
+            // The decline changed nothing and nothing holds the key: a retry runs afresh.
+            tracing::warn!(error = %failure, "could not keep a declined request's answer");
+            Err(error)
+        }
+    }
+}
+
+/// The answer of the request that has the key: replayed if it finished, a conflict while it runs (or for a
+/// different request under the same key). The claim protocol decides, so a claim abandoned by a crashed process
+/// is taken over; a claim this request takes that way is released again at once, and the client's retry runs
+/// the operation afresh.
+async fn earlier_request<T, E>(store: &Store, key: &IdempotencyKey) -> Result<Ran<T>, E>
+where
+    E: From<StoreError>,
+{
     match store
         .claim_idempotency_key(&key.key, &key.request_hash)
         .await?
@@ -105,30 +155,9 @@ where
             Ok(Ran::Replayed(stored))
         }
         Claim::New => {
-            let finish = Finish {
-                key: &key.key,
-                render,
-            };
-            match operation(Some(finish)).await {
-                Ok(outcome) => Ok(Ran::Done(outcome)),
-                Err(error) => {
-                    match error.declined_answer() {
-                        Some(answer) => keep_decline(store, &key.key, answer).await,
-                        None => release(store, &key.key).await,
-                    }
-                    Err(error)
-                }
-            }
+            release(store, &key.key).await;
+            Err(StoreError::IdempotencyKeyInUse.into())
         }
-    }
-}
-
-/// Keeps a decline as the key's answer. The decline changed nothing, so if it cannot be kept (the database went
-/// away) the key is freed instead, as for any failure that changed nothing.
-async fn keep_decline(store: &Store, key: &str, answer: StoredResponse) {
-    if let Err(error) = store.store_idempotent_answer(key, answer).await {
-        tracing::warn!(%error, "could not keep a declined request's answer");
-        release(store, key).await;
     }
 }
 

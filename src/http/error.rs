@@ -187,6 +187,10 @@ impl Declinable for ApiError {
         self.declined
             .then(|| json_response(self.kind.status(), None, &self.problem()))
     }
+
+    fn key_in_use(&self) -> bool {
+        self.kind == ProblemKind::IdempotencyKeyInUse
+    }
 }
 
 impl From<AmountError> for ApiError {

@@ -35,9 +35,13 @@ pub enum Claim {
 /// task of its own and records each member's answer there, in the batch's transaction.
 pub type Render<T> = Arc<dyn Fn(&T) -> StoredResponse + Send + Sync>;
 
-/// Records the response of an idempotent request in the same transaction as its operation.
+/// Records the response of an idempotent request in the same transaction as its operation: the key is inserted
+/// with its answer, and that insert is the key's claim. A key already there (another request's) undoes the
+/// operation with `StoreError::IdempotencyKeyInUse`.
 pub struct Finish<'a, T> {
     pub key: &'a str,
+    /// The fingerprint of the request (`crate::idempotency`), kept with the key.
+    pub request_hash: &'a str,
     pub render: &'a Render<T>,
 }
 

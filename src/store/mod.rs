@@ -370,9 +370,20 @@ impl Store {
         dispatch!(self, s => s.claim_key(key, request_hash).await)
     }
 
-    /// Keeps the answer of a request that was declined (its operation ran and changed nothing) under its key.
-    pub async fn store_idempotent_answer(&self, key: &str, answer: StoredResponse) -> Result<()> {
-        dispatch!(self, s => s.store_answer(key, answer).await)
+    /// Whether a request has taken this idempotency key (finished or not).
+    pub async fn idempotency_key_taken(&self, key: &str) -> Result<bool> {
+        dispatch!(self, s => s.key_taken(key).await)
+    }
+
+    /// Keeps the answer of a request that was declined (its operation ran and changed nothing) under its key,
+    /// refused with `IdempotencyKeyInUse` if another request has the key.
+    pub async fn store_idempotent_answer(
+        &self,
+        key: &str,
+        request_hash: &str,
+        answer: StoredResponse,
+    ) -> Result<()> {
+        dispatch!(self, s => s.store_answer(key, request_hash, answer).await)
     }
 
     /// Frees a claim after the request failed without changing anything, so a retry can run. Until it is freed

@@ -144,27 +144,28 @@ macro_rules! shared_statements {
                     .try_into()
             }
 
+            /// Inserts a key with its answer, in the operation's transaction; `IdempotencyKeyInUse` if another
+            /// request has the key (the caller's transaction must then be undone).
             pub(in crate::store) async fn record_answer(
                 conn: &mut Conn,
                 key: &str,
+                request_hash: &str,
                 response: StoredResponse,
             ) -> Result<()> {
-                let recorded = sqlx::query(sql::STORE_RESPONSE)
+                let inserted = sqlx::query(sql::INSERT_ANSWER)
                     .bind(key)
+                    .bind(request_hash)
+                    .bind(chrono::Utc::now())
                     .bind(i32::from(response.status))
                     .bind(response.location)
                     .bind(response.body)
                     .execute(conn)
                     .await?
                     .rows_affected();
-                // The claim's row is gone only if its own commit failed (SQLite answers a claim before its
-                // commit): the operation must then not happen unprotected.
-                if recorded == 0 {
-                    return Err(StoreError::Unavailable(sqlx::Error::Protocol(
-                        "the idempotency key's claim was not committed".to_owned(),
-                    )));
+                match inserted {
+                    1 => Ok(()),
+                    _ => Err(StoreError::IdempotencyKeyInUse),
                 }
-                Ok(())
             }
 
             /// Inserts the first key if there is none (the caller holds the lock that makes this atomic).
@@ -612,6 +613,15 @@ macro_rules! shared_statements {
                 ) -> Result<Vec<LedgerEntry>> {
                     let mut conn = acquire(&self.pool).await?;
                     entries_page(&mut conn, id, filter, after, limit, true).await
+                }
+
+                /// Whether a request has taken this idempotency key (finished or not).
+                pub async fn key_taken(&self, key: &str) -> Result<bool> {
+                    let mut conn = acquire(&self.pool).await?;
+                    Ok(sqlx::query_scalar(sql::KEY_TAKEN)
+                        .bind(key)
+                        .fetch_one(&mut *conn)
+                        .await?)
                 }
 
                 pub async fn get_hold(&self, id: HoldId) -> Result<Hold> {

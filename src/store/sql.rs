@@ -103,6 +103,8 @@ pub const AUDIT: &str = "with entries as ( \
 
 pub const CLAIM_KEY: &str = "insert into idempotency_keys (key, request_hash, created_at) values ($1, $2, $3) on conflict (key) do nothing";
 
+pub const KEY_TAKEN: &str = "select exists (select 1 from idempotency_keys where key = $1)";
+
 pub const GET_KEY: &str =
     "select request_hash, status, location, body, created_at from idempotency_keys where key = $1";
 
@@ -110,8 +112,9 @@ pub const GET_KEY: &str =
 pub const TAKE_OVER_ABANDONED_KEY: &str = "update idempotency_keys set created_at = $2 \
      where key = $1 and status is null and created_at < $3";
 
-pub const STORE_RESPONSE: &str =
-    "update idempotency_keys set status = $2, location = $3, body = $4 where key = $1";
+/// A keyed operation's answer, and with it the key's claim (`Finish`); nothing if the key is taken.
+pub const INSERT_ANSWER: &str = "insert into idempotency_keys (key, request_hash, created_at, status, location, body) \
+     values ($1, $2, $3, $4, $5, $6) on conflict (key) do nothing";
 
 pub const RELEASE_KEY: &str = "delete from idempotency_keys where key = $1 and status is null";
 

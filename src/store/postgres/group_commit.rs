@@ -18,7 +18,7 @@
 //!
 //! `--write-batching false` turns this off (each write its own transaction), so the bench can measure both.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::{Acquire, PgConnection, PgPool};
@@ -80,15 +80,19 @@ const SET_BALANCES: &str = "update wallets set balance = v.balance \
      from unnest($1::bigint[], $2::bigint[]) as v(id, balance) \
      where wallets.id = v.id and wallets.id = any($1)";
 
-/// Every keyed answer of the batch (keys are unique: each was claimed by one request); `any($1)` as above.
-const STORE_RESPONSES: &str = "update idempotency_keys k \
-     set status = v.status, location = v.location, body = v.body \
-     from unnest($1::text[], $2::int[], $3::text[], $4::text[]) as v(key, status, location, body) \
-     where k.key = v.key and k.key = any($1)";
+/// Every keyed answer of the batch with its key, in key order (so two batches that share keys wait for each
+/// other in one order, never in a cycle); the keys another request has are not returned.
+const INSERT_ANSWERS: &str = "insert into idempotency_keys (key, request_hash, status, location, body, created_at) \
+     select key, request_hash, status, location, body, $6 \
+     from unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[]) \
+          as a(key, request_hash, status, location, body) \
+     on conflict (key) do nothing returning key";
 
-/// The key and answer renderer of a keyed write, owned so that the batch's task can record the answer.
+/// The key, request fingerprint and answer renderer of a keyed write, owned so that the batch's task can record
+/// the answer.
 struct Keyed<T> {
     key: String,
+    request_hash: String,
     render: Render<T>,
 }
 
@@ -96,6 +100,7 @@ impl<T> Keyed<T> {
     fn of(finish: Option<Finish<'_, T>>) -> Option<Self> {
         finish.map(|f| Self {
             key: f.key.to_owned(),
+            request_hash: f.request_hash.to_owned(),
             render: f.render.clone(),
         })
     }
@@ -103,9 +108,25 @@ impl<T> Keyed<T> {
     fn finish(&self) -> Finish<'_, T> {
         Finish {
             key: &self.key,
+            request_hash: &self.request_hash,
             render: &self.render,
         }
     }
+
+    fn answer(&self, outcome: &T) -> Answer<'_> {
+        Answer {
+            key: &self.key,
+            request_hash: &self.request_hash,
+            response: (self.render)(outcome),
+        }
+    }
+}
+
+/// A keyed write's answer, to be inserted with its key.
+struct Answer<'a> {
+    key: &'a str,
+    request_hash: &'a str,
+    response: StoredResponse,
 }
 
 /// A queued write and where its answer goes.
@@ -211,20 +232,16 @@ impl Queued {
         }
     }
 
-    /// The recorded answer of a keyed write that was applied.
-    fn stored_answer(&self, done: &Done) -> Option<(&str, StoredResponse)> {
+    /// The answer of a keyed write that was applied.
+    fn stored_answer(&self, done: &Done) -> Option<Answer<'_>> {
         match (&self.write, done) {
-            (Write::Move { keyed: Some(k), .. }, Done::Moved(m)) => Some((&k.key, (k.render)(m))),
-            (Write::Transfer { keyed: Some(k), .. }, Done::Transferred(t)) => {
-                Some((&k.key, (k.render)(t)))
-            }
+            (Write::Move { keyed: Some(k), .. }, Done::Moved(m)) => Some(k.answer(m)),
+            (Write::Transfer { keyed: Some(k), .. }, Done::Transferred(t)) => Some(k.answer(t)),
             (
                 Write::Place { keyed: Some(k), .. } | Write::Void { keyed: Some(k), .. },
                 Done::Held(h),
-            ) => Some((&k.key, (k.render)(h))),
-            (Write::Capture { keyed: Some(k), .. }, Done::Captured(c)) => {
-                Some((&k.key, (k.render)(c)))
-            }
+            ) => Some(k.answer(h)),
+            (Write::Capture { keyed: Some(k), .. }, Done::Captured(c)) => Some(k.answer(c)),
             _ => None,
         }
     }
@@ -459,15 +476,41 @@ async fn apply(pool: &PgPool, mut batch: Vec<Queued>) {
         return;
     }
     match together(pool, &batch).await {
-        Ok(Some(outcomes)) => {
+        Ok(Tried::Committed(outcomes)) => {
             for (queued, outcome) in batch.into_iter().zip(outcomes) {
                 queued.answer(outcome);
             }
         }
+        Ok(Tried::KeysTaken(taken)) => {
+            // Nothing was committed. Those whose key another request has are told so (their request then gets
+            // that request's answer); the others go again without them.
+            let mut rest = Vec::with_capacity(batch.len());
+            for (index, queued) in batch.into_iter().enumerate() {
+                if taken.contains(&index) {
+                    queued.answer(Err(StoreError::IdempotencyKeyInUse));
+                } else {
+                    rest.push(queued);
+                }
+            }
+            if !rest.is_empty() {
+                Box::pin(apply(pool, rest)).await;
+            }
+        }
         // Nothing was committed: a statement was refused, or a write needs expired holds released first.
-        Ok(None) | Err(StoreError::Database(_)) => one_by_one(pool, batch).await,
+        Ok(Tried::OneByOne) | Err(StoreError::Database(_)) => one_by_one(pool, batch).await,
         Err(error) => answer_all(batch, &error),
     }
+}
+
+/// What came of trying a batch in one transaction.
+enum Tried {
+    /// Each write's outcome, committed.
+    Committed(Vec<Result<Done>>),
+    /// Nothing was committed: the batch must go one by one (a debit that only releasing expired holds could
+    /// allow, or a statement that did not do what it should).
+    OneByOne,
+    /// Nothing was committed: the writes at these indexes have idempotency keys that other requests have.
+    KeysTaken(Vec<usize>),
 }
 
 /// A deposit or withdrawal in its own transaction (one statement when it is not keyed).
@@ -531,9 +574,8 @@ struct Planned {
     counterparty: Option<WalletId>,
 }
 
-/// The whole batch in one transaction. `Ok(None)`: nothing was committed and the batch must go one by one (a
-/// debit that only releasing expired holds could allow, or a statement that did not do what it should).
-async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Option<Vec<Result<Done>>>> {
+/// The whole batch in one transaction.
+async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Tried> {
     let now = Utc::now();
     let mut conn = acquire(pool).await?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
@@ -574,7 +616,7 @@ async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Option<Vec<Result<D
         wallets.insert(running.wallet.id.get(), running);
     }
     let Some((refusals, planned)) = decide(batch, &mut wallets) else {
-        return Ok(None);
+        return Ok(Tried::OneByOne);
     };
     let mut outcomes: Vec<Result<Done>> = refusals
         .into_iter()
@@ -586,7 +628,7 @@ async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Option<Vec<Result<D
         .collect();
     if !planned.is_empty() {
         let Some(entries) = insert_entries(&mut tx, batch, &planned, now).await? else {
-            return Ok(None);
+            return Ok(Tried::OneByOne);
         };
         let (touched, balances): (Vec<i64>, Vec<i64>) = wallets
             .values()
@@ -600,17 +642,18 @@ async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Option<Vec<Result<D
             .await?
             .rows_affected();
         if updated != touched.len() as u64 {
-            return Ok(None);
+            return Ok(Tried::OneByOne);
         }
         let Some(()) = assemble(batch, &planned, entries, &wallets, &mut outcomes) else {
-            return Ok(None);
+            return Ok(Tried::OneByOne);
         };
     }
-    if !store_responses(&mut tx, batch, &outcomes).await? {
-        return Ok(None);
+    let taken = insert_answers(&mut tx, batch, &outcomes, now).await?;
+    if !taken.is_empty() {
+        return Ok(Tried::KeysTaken(taken));
     }
     tx.commit().await?;
-    Ok(Some(outcomes))
+    Ok(Tried::Committed(outcomes))
 }
 
 /// Each write's refusal, or its entries, decided in arrival order on the locked balances. `None` when a debit
@@ -778,38 +821,51 @@ async fn insert_entries(
         .map(Some)
 }
 
-/// Records the answers of the batch's keyed writes that were applied (a refused one's answer is kept by its
-/// request afterwards, as a decline). `false` if a claim's row was not there.
-async fn store_responses(
+/// Inserts the keys and answers of the batch's keyed writes that were applied (a refused one's answer is kept by
+/// its request afterwards, as a decline). Returns the indexes of the writes whose key another request has (or
+/// an earlier write of this batch): the batch must then not commit.
+async fn insert_answers(
     tx: &mut PgConnection,
     batch: &[Queued],
     outcomes: &[Result<Done>],
-) -> Result<bool> {
-    let answers: Vec<(&str, StoredResponse)> = batch
+    now: DateTime<Utc>,
+) -> Result<Vec<usize>> {
+    let mut answers: Vec<(usize, Answer<'_>)> = batch
         .iter()
         .zip(outcomes)
-        .filter_map(|(queued, outcome)| queued.stored_answer(outcome.as_ref().ok()?))
+        .enumerate()
+        .filter_map(|(index, (queued, outcome))| {
+            Some((index, queued.stored_answer(outcome.as_ref().ok()?)?))
+        })
         .collect();
     if answers.is_empty() {
-        return Ok(true);
+        return Ok(Vec::new());
     }
-    let column = |f: fn(&StoredResponse) -> Option<&str>| -> Vec<Option<&str>> {
+    // Stable: of two writes with one key, the earlier is the one inserted.
+    answers.sort_by(|(_, a), (_, b)| a.key.cmp(b.key));
+    let column = |f: for<'a> fn(&'a Answer<'a>) -> Option<&'a str>| -> Vec<Option<&str>> {
         answers.iter().map(|(_, a)| f(a)).collect()
     };
-    let recorded = sqlx::query(STORE_RESPONSES)
-        .bind(answers.iter().map(|(key, _)| *key).collect::<Vec<_>>())
+    let inserted: Vec<String> = sqlx::query_scalar(INSERT_ANSWERS)
+        .bind(column(|a| Some(a.key)))
+        .bind(column(|a| Some(a.request_hash)))
         .bind(
             answers
                 .iter()
-                .map(|(_, a)| i32::from(a.status))
+                .map(|(_, a)| i32::from(a.response.status))
                 .collect::<Vec<_>>(),
         )
-        .bind(column(|a| a.location.as_deref()))
-        .bind(column(|a| Some(a.body.as_str())))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    Ok(recorded == answers.len() as u64)
+        .bind(column(|a| a.response.location.as_deref()))
+        .bind(column(|a| Some(a.response.body.as_str())))
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut inserted: HashSet<String> = inserted.into_iter().collect();
+    Ok(answers
+        .iter()
+        .filter(|(_, answer)| !inserted.remove(answer.key))
+        .map(|(index, _)| *index)
+        .collect())
 }
 
 /// Applies each write in turn inside one transaction, each in a savepoint with its own outcome; used when the
@@ -861,8 +917,8 @@ async fn one_by_one(pool: &PgPool, batch: Vec<Queued>) {
 /// One write and its recorded answer, inside the one-by-one path's transaction.
 async fn apply_one(conn: &mut PgConnection, queued: &Queued) -> Result<Done> {
     let done = queued.apply_in(conn).await?;
-    if let Some((key, answer)) = queued.stored_answer(&done) {
-        record_answer(conn, key, answer).await?;
+    if let Some(answer) = queued.stored_answer(&done) {
+        record_answer(conn, answer.key, answer.request_hash, answer.response).await?;
     }
     Ok(done)
 }
@@ -974,6 +1030,7 @@ mod tests {
             kind,
             keyed: key.map(|key| Keyed {
                 key: key.to_owned(),
+                request_hash: "hash".to_owned(),
                 render,
             }),
             reply,
@@ -1001,11 +1058,22 @@ mod tests {
             to,
             keyed: key.map(|key| Keyed {
                 key: key.to_owned(),
+                request_hash: "hash".to_owned(),
                 render,
             }),
             reply: oneshot::channel().0,
         };
         queued(write, cents)
+    }
+
+    /// The outcomes of a batch that committed in one transaction.
+    fn committed(tried: Result<Tried>) -> Vec<Result<Done>> {
+        match tried {
+            Ok(Tried::Committed(outcomes)) => outcomes,
+            Ok(Tried::OneByOne) => panic!("sent one by one"),
+            Ok(Tried::KeysTaken(taken)) => panic!("keys taken: {taken:?}"),
+            Err(error) => panic!("the batch failed: {error}"),
+        }
     }
 
     /// The entries an outcome wrote: one for a deposit or withdrawal, both legs of a transfer.
@@ -1044,6 +1112,7 @@ mod tests {
             expires_at: Utc::now() + chrono::Duration::hours(1),
             keyed: key.map(|key| Keyed {
                 key: key.to_owned(),
+                request_hash: "hash".to_owned(),
                 render,
             }),
             reply: oneshot::channel().0,
@@ -1087,10 +1156,6 @@ mod tests {
         };
         let (a, b) = (wallet(&store, 1_000).await, wallet(&store, 0).await);
         let (h1, h2) = (placed(&store, a, 300).await, placed(&store, a, 100).await);
-        assert!(matches!(
-            store.claim_key("kh", "hash").await.expect("claim"),
-            crate::store::Claim::New
-        ));
         use LedgerEntryKind::{Deposit, Withdrawal};
         let batch: Vec<Queued> = vec![
             write(a, Withdrawal, 300, None).0,
@@ -1102,10 +1167,7 @@ mod tests {
             place(a, 10_000, None), // more than is available: refused
             write(b, Deposit, 20, None).0,
         ];
-        let outcomes = together(&store.pool, &batch)
-            .await
-            .expect("the batch committed")
-            .expect("decided without the one-by-one path");
+        let outcomes = committed(together(&store.pool, &batch).await);
         // Holds first, in arrival order (a: balance 920, 400 held), then the movements on what they left.
         let Ok(Done::Held(new_hold)) = &outcomes[1] else {
             panic!("placed: {:?}", outcomes[1].as_ref().err());
@@ -1160,12 +1222,6 @@ mod tests {
         };
         let (a, b) = (wallet(&store, 1_000).await, wallet(&store, 0).await);
         let missing = WalletId::from_db(a.get() + b.get() + 1_000);
-        for key in ["k1", "k2", "k3"] {
-            assert!(matches!(
-                store.claim_key(key, "hash").await.expect("claim"),
-                crate::store::Claim::New
-            ));
-        }
         use LedgerEntryKind::{Deposit, Withdrawal};
         let batch: Vec<Queued> = vec![
             write(a, Deposit, 500, Some("k1")).0,
@@ -1179,10 +1235,7 @@ mod tests {
             write(a, Deposit, 50, None).0,
             transfer(a, missing, 10, None),
         ];
-        let outcomes = together(&store.pool, &batch)
-            .await
-            .expect("the batch committed")
-            .expect("decided without the one-by-one path");
+        let outcomes = committed(together(&store.pool, &batch).await);
         let balances: Vec<Option<i64>> = outcomes.iter().map(balance_after).collect();
         let expected = [
             Some(1_500),
@@ -1264,6 +1317,60 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn writes_whose_keys_are_taken_change_nothing_and_the_rest_of_the_batch_commits() {
+        let Some((store, admin, name)) = scratch().await else {
+            return;
+        };
+        let a = wallet(&store, 1_000).await;
+        let earlier = StoredResponse {
+            status: 200,
+            location: None,
+            body: "earlier".to_owned(),
+        };
+        let mut conn = store.pool.acquire().await.expect("connection");
+        record_answer(&mut conn, "old", "hash", earlier)
+            .await
+            .expect("an earlier request's answer");
+        drop(conn);
+        use LedgerEntryKind::{Deposit, Withdrawal};
+        let (first, first_answer) = write(a, Deposit, 100, Some("k1"));
+        let (old, old_answer) = write(a, Deposit, 200, Some("old"));
+        let (again, again_answer) = write(a, Deposit, 300, Some("k1"));
+        let (unkeyed, unkeyed_answer) = write(a, Withdrawal, 50, None);
+        apply(&store.pool, vec![first, old, again, unkeyed]).await;
+        let first = first_answer.await.expect("answered").expect("applied");
+        assert_eq!(first.entry.balance_after.minor_units(), 1_100);
+        for taken in [old_answer, again_answer] {
+            let taken = taken.await.expect("answered");
+            assert!(
+                matches!(taken, Err(StoreError::IdempotencyKeyInUse)),
+                "{taken:?}"
+            );
+        }
+        let unkeyed = unkeyed_answer.await.expect("answered");
+        assert_eq!(balance_after_movement(&unkeyed), Some(1_050));
+        assert_eq!(
+            store.get_wallet(a).await.expect("a").balance.minor_units(),
+            1_050
+        );
+        let bodies: Vec<(String, Option<String>)> =
+            sqlx::query_as("select key, body from idempotency_keys order by key")
+                .fetch_all(&store.pool)
+                .await
+                .expect("keys");
+        let expected = [
+            (
+                "k1".to_owned(),
+                Some(format!("entry {} balance 1100", first.entry.id)),
+            ),
+            ("old".to_owned(), Some("earlier".to_owned())),
+        ];
+        assert_eq!(bodies, expected);
+        assert!(store.audit().await.expect("audit").is_empty());
+        drop_scratch(store, &admin, &name).await;
+    }
+
+    #[tokio::test]
     async fn a_withdrawal_that_needs_expired_holds_released_goes_one_by_one() {
         let Some((store, admin, name)) = scratch().await else {
             return;
@@ -1279,10 +1386,7 @@ mod tests {
         let batch = || vec![write(a, Deposit, 10, None), write(a, Withdrawal, 900, None)];
         let (queued, _): (Vec<Queued>, Vec<_>) = batch().into_iter().unzip();
         assert!(
-            together(&store.pool, &queued)
-                .await
-                .expect("nothing failed")
-                .is_none(),
+            matches!(together(&store.pool, &queued).await, Ok(Tried::OneByOne)),
             "the batch leaves the release to the one-by-one path"
         );
         // Nothing of the batch was committed; the queue's own path applies both, in order.

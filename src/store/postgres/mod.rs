@@ -326,9 +326,14 @@ impl PgStore {
         Err(StoreError::IdempotencyKeyInUse)
     }
 
-    pub async fn store_answer(&self, key: &str, answer: StoredResponse) -> Result<()> {
+    pub async fn store_answer(
+        &self,
+        key: &str,
+        request_hash: &str,
+        answer: StoredResponse,
+    ) -> Result<()> {
         let mut conn = acquire(&self.pool).await?;
-        record_answer(&mut conn, key, answer).await
+        record_answer(&mut conn, key, request_hash, answer).await
     }
 
     pub async fn release_key(&self, key: &str) -> Result<()> {
@@ -442,7 +447,10 @@ pub(super) async fn record<T>(
     outcome: &T,
 ) -> Result<()> {
     match finish {
-        Some(finish) => record_answer(conn, finish.key, (finish.render)(outcome)).await,
+        Some(finish) => {
+            let answer = (finish.render)(outcome);
+            record_answer(conn, finish.key, finish.request_hash, answer).await
+        }
         None => Ok(()),
     }
 }

@@ -16,12 +16,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use chrono::Utc;
 use sqlx::sqlite::SqlitePool;
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use crate::store::events::Feed;
-use crate::store::{Finish, Result, StoreError, StoredResponse};
+use crate::store::{Finish, Result, StoreError, StoredResponse, sql};
 
 /// Most operations in one transaction: bounds how long a batch holds the write lock and how much one failed
 /// commit can take with it.
@@ -120,19 +121,9 @@ impl GroupCommit {
             open.members = 0;
             open.answers.clear();
         }
-        let (result, broken) = match (open.tx.as_mut(), isolation) {
-            (Some(tx), Isolation::Savepoint) => in_savepoint(tx, work).await,
-            (Some(tx), Isolation::Bare) => {
-                let result = work(&mut **tx).await;
-                let broken = matches!(
-                    result,
-                    Err(StoreError::Database(_)
-                        | StoreError::Unavailable(_)
-                        | StoreError::Corrupt(_)
-                        | StoreError::Internal(_))
-                );
-                (result, broken)
-            }
+        let (result, broken) = match (open.tx.as_mut(), finish) {
+            (Some(tx), Some(finish)) => keyed(tx, finish, isolation, work).await,
+            (Some(tx), None) => isolated(tx, isolation, work).await,
             (None, _) => (
                 Err(StoreError::Internal("no write transaction".to_owned())),
                 true,
@@ -186,6 +177,59 @@ pub(super) enum Isolation {
     /// the database thread, as much as a deposit's own statements. A database error (or a row that cannot be
     /// read back) from bare work ends its batch undone: nothing says what of the transaction survived it.
     Bare,
+}
+
+/// `work` kept apart from its neighbours as `isolation` says. `true` when the transaction is in doubt.
+async fn isolated<T>(
+    tx: &mut Transaction<'static, Sqlite>,
+    isolation: Isolation,
+    work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
+) -> (Result<T>, bool) {
+    match isolation {
+        Isolation::Savepoint => in_savepoint(tx, work).await,
+        Isolation::Bare => {
+            let result = work(&mut **tx).await;
+            let broken = matches!(
+                result,
+                Err(StoreError::Database(_)
+                    | StoreError::Unavailable(_)
+                    | StoreError::Corrupt(_)
+                    | StoreError::Internal(_))
+            );
+            (result, broken)
+        }
+    }
+}
+
+/// A keyed write in this writer turn: its key is inserted first (the claim; a key another request has refuses
+/// the write before it changes anything), and a refused write takes its key with it, as if it never ran. The
+/// answer goes on the key's row with the batch's others at commit.
+async fn keyed<T>(
+    tx: &mut Transaction<'static, Sqlite>,
+    finish: Finish<'_, T>,
+    isolation: Isolation,
+    work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
+) -> (Result<T>, bool) {
+    let claimed = sqlx::query(sql::CLAIM_KEY)
+        .bind(finish.key)
+        .bind(finish.request_hash)
+        .bind(Utc::now())
+        .execute(&mut **tx)
+        .await;
+    match claimed.map(|done| done.rows_affected()) {
+        Ok(1) => {}
+        Ok(_) => return (Err(StoreError::IdempotencyKeyInUse), false),
+        Err(error) => return (Err(error.into()), true),
+    }
+    let (result, broken) = isolated(tx, isolation, work).await;
+    if result.is_ok() || broken {
+        return (result, broken);
+    }
+    let released = sqlx::query(sql::RELEASE_KEY)
+        .bind(finish.key)
+        .execute(&mut **tx)
+        .await;
+    (result, released.is_err())
 }
 
 /// `work` inside a savepoint: released on success, rolled back on failure. `true` when the savepoint's own
@@ -666,6 +710,7 @@ mod tests {
                     Isolation::Savepoint,
                     Some(Finish {
                         key,
+                        request_hash: "h",
                         render: &render,
                     }),
                     async |conn| {
@@ -700,48 +745,65 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn keyed_answers_are_recorded_with_the_commit_and_a_refused_write_records_none() {
+    async fn keyed_writes_claim_their_keys_and_record_answers_with_the_commit() {
         let dir = tempfile::tempdir().expect("dir");
         let (group, reader) = group(&dir, true).await;
-        for key in ["k1", "k2", "k3"] {
-            claim(&reader, key).await;
-        }
-        // k2 names no parent: refused inside the batch, its claim keeps no answer.
+        claim(&reader, "taken").await;
+        // k2 names no parent: refused inside the batch, it takes its key with it. "taken" is another request's
+        // key, and the second k1 the first k1's: both refused before they change anything.
         let results = in_one_batch(
             &group,
             vec![
                 keyed_child(&group, "k1", 1, "a"),
                 keyed_child(&group, "k2", 9, "x"),
+                keyed_child(&group, "taken", 1, "t"),
+                keyed_child(&group, "k1", 1, "again"),
                 keyed_child(&group, "k3", 2, "b"),
             ],
         )
         .await;
-        let failed: Vec<bool> = results.iter().map(Result::is_err).collect();
-        assert_eq!(failed, [false, true, false]);
-        assert_eq!(commits(&group), 1, "three writes, one commit");
+        assert!(results[0].is_ok() && results[4].is_ok(), "{results:?}");
+        assert!(matches!(results[1], Err(StoreError::Database(_))));
+        for taken in [&results[2], &results[3]] {
+            assert!(matches!(taken, Err(StoreError::IdempotencyKeyInUse)));
+        }
+        assert_eq!(commits(&group), 1, "five writes, one commit");
         assert_eq!(notes(&reader).await, ["a", "b"]);
         let some = |s: &str| Some(s.to_owned());
         assert_eq!(
             answers(&reader).await,
             [
                 ("k1".to_owned(), Some(201), some("/child/a"), some("a")),
-                ("k2".to_owned(), None, None, None),
                 ("k3".to_owned(), Some(201), some("/child/b"), some("b")),
+                ("taken".to_owned(), None, None, None),
             ]
         );
     }
 
     #[tokio::test]
-    async fn an_answer_without_its_claim_fails_the_whole_batch_undone() {
+    async fn an_answer_without_its_key_fails_the_whole_batch_undone() {
         let dir = tempfile::tempdir().expect("dir");
         let (group, reader) = group(&dir, true).await;
-        claim(&reader, "k1").await;
-        // "gone" was answered early and its batch's commit failed: its row is not there.
+        // A later write of the batch removes "gone"'s row: its answer has nowhere to go, so nothing applies.
+        let remove: Pending = {
+            let group = group.clone();
+            Box::pin(async move {
+                group
+                    .write(async |conn| {
+                        sqlx::query("delete from idempotency_keys where key = 'gone'")
+                            .execute(conn)
+                            .await?;
+                        Ok(())
+                    })
+                    .await
+            })
+        };
         let results = in_one_batch(
             &group,
             vec![
                 keyed_child(&group, "k1", 1, "a"),
                 keyed_child(&group, "gone", 2, "b"),
+                remove,
             ],
         )
         .await;
@@ -755,7 +817,7 @@ mod tests {
             notes(&reader).await.is_empty(),
             "nothing of the batch applied"
         );
-        assert_eq!(answers(&reader).await[0].1, None);
+        assert!(answers(&reader).await.is_empty());
         // The writer goes on.
         add_child(&group, 2, "after").await.expect("after");
         assert_eq!(notes(&reader).await, ["after"]);

@@ -293,8 +293,13 @@ impl SqliteStore {
         get_open_wallet(&mut *acquire(&self.pool).await?, id).await
     }
 
-    pub async fn store_answer(&self, key: &str, answer: StoredResponse) -> Result<()> {
-        self.write(async |conn| record_answer(conn, key, answer).await)
+    pub async fn store_answer(
+        &self,
+        key: &str,
+        request_hash: &str,
+        answer: StoredResponse,
+    ) -> Result<()> {
+        self.write(async |conn| record_answer(conn, key, request_hash, answer).await)
             .await
     }
 
