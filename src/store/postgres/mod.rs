@@ -3,7 +3,6 @@
 //! in id order so that opposite transfers never deadlock.
 
 mod batcher;
-mod claims;
 mod group_commit;
 mod holds;
 #[cfg(test)]
@@ -144,12 +143,6 @@ pub struct PgStore {
     feed: Feed,
     /// The events listener's own connection (`sequencer`), apart from the pool requests use.
     listen_pool: PgPool,
-    /// Idempotency claims, committed without waiting for their WAL flush (`synchronous_commit = off`): a keyed
-    /// write then waits for one flush, its operation's, not two. Safe because WAL is flushed in order: the
-    /// operation's durable commit comes after the claim's in the WAL, so it makes the claim durable too; a claim
-    /// lost in a crash had no operation committed behind it, and the client's retry claims the key afresh.
-    claims_pool: PgPool,
-    claims: claims::Claims,
     /// Balance reads, batched into one query when they arrive together.
     reads: reads::Reads,
 }
@@ -168,19 +161,12 @@ impl PgStore {
             // that died is found on use instead (that request answers 503) and is then discarded.
             .test_before_acquire(false)
             .connect_lazy_with(connect.clone());
-        let claims_pool = PgPoolOptions::new()
-            .max_connections((options.max_connections / 4).max(2))
-            .acquire_timeout(options.acquire_timeout)
-            .test_before_acquire(false)
-            .connect_lazy_with(connect.clone().options([("synchronous_commit", "off")]));
         let listen_pool = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(options.acquire_timeout)
             .connect_lazy_with(connect);
         Ok(Self {
             pool,
-            claims_pool,
-            claims: claims::Claims::new(),
             reads: reads::Reads::new(),
             facts: FactsCache::default(),
             failed_claims: FailedClaims::default(),
@@ -289,18 +275,22 @@ impl PgStore {
         Ok(inserted)
     }
 
+    /// Claims a key another request took (`crate::idempotency`): its answer, or a conflict while it runs.
     pub async fn claim_key(&self, key: &str, request_hash: &str) -> Result<Claim> {
-        if self
-            .claims
-            .insert(&self.claims_pool, key, request_hash)
+        let inserted = sqlx::query(sql::CLAIM_KEY)
+            .bind(key)
+            .bind(request_hash)
+            .bind(Utc::now())
+            .execute(&mut *acquire(&self.pool).await?)
             .await?
-        {
+            .rows_affected();
+        if inserted == 1 {
             return Ok(Claim::New);
         }
         let now = Utc::now();
         let Some(existing) = sqlx::query_as::<_, KeyRow>(sql::GET_KEY)
             .bind(key)
-            .fetch_optional(&mut *acquire(&self.claims_pool).await?)
+            .fetch_optional(&mut *acquire(&self.pool).await?)
             .await?
         else {
             // Released between our insert and read: let the client retry.
@@ -315,7 +305,7 @@ impl PgStore {
                 .bind(key)
                 .bind(now)
                 .bind(self.failed_claims.take_over_before(key))
-                .execute(&mut *acquire(&self.claims_pool).await?)
+                .execute(&mut *acquire(&self.pool).await?)
                 .await?
                 .rows_affected();
             if taken == 1 {
@@ -432,7 +422,6 @@ async fn apply_movement(
 impl PgStore {
     pub async fn close(&self) {
         self.listen_pool.close().await;
-        self.claims_pool.close().await;
         self.pool.close().await;
     }
 }

@@ -80,9 +80,9 @@ impl GroupCommit {
         self.run(work, |_| false, Isolation::Savepoint, None).await
     }
 
-    /// As `write`, with `isolation` chosen by the caller; when `work` succeeds under an idempotency key, its
-    /// answer is recorded on the key's claim in the same transaction: with the answers of the whole batch, in one
-    /// statement just before the commit.
+    /// As `write`, with `isolation` chosen by the caller, under an idempotency key if `finish` has one: the key
+    /// is inserted first in the same turn (`keyed`), and the answer of a write that succeeded goes on its row
+    /// with the batch's others, in one statement just before the commit.
     pub(super) async fn write_keyed<T>(
         &self,
         isolation: Isolation,

@@ -242,9 +242,8 @@ impl SqliteStore {
             .await
     }
 
-    /// A new claim is answered before its commit, so that a keyed operation waits for one commit, not two:
-    /// the operation records its answer on the claim's row in the same transaction or a later one, and that
-    /// fails (changing nothing) if the claim did not commit. A replay or a key in use waits for the commit.
+    /// Claims a key another request took (`crate::idempotency`): its answer, or a conflict while it runs. A new
+    /// claim (the key was freed meanwhile) is answered before its commit: its request releases it at once.
     /// Bare (no savepoint): each statement is atomic, and only the last one (a take-over) changes anything.
     pub async fn claim_key(&self, key: &str, request_hash: &str) -> Result<Claim> {
         let early = |claim: &Result<Claim>| matches!(claim, Ok(Claim::New));
