@@ -198,6 +198,12 @@ impl Queued {
         }
     }
 
+    /// What the write locks, for the queue: its wallets, and a hold it finishes (as the negated id).
+    fn conflicts(&self) -> Vec<i64> {
+        let hold = self.hold().map(|hold| -hold.get());
+        self.wallets().map(WalletId::get).chain(hold).collect()
+    }
+
     fn is_movement(&self) -> bool {
         matches!(self.write, Write::Move { .. } | Write::Transfer { .. })
     }
@@ -333,7 +339,7 @@ pub(super) struct GroupCommit {
 impl GroupCommit {
     pub(super) fn new(batching: bool) -> Self {
         Self {
-            queue: Batcher::new(RUNNERS, MAX_BATCH),
+            queue: Batcher::with_conflicts(RUNNERS, MAX_BATCH, Some(Queued::conflicts)),
             batching,
         }
     }
