@@ -4,8 +4,8 @@
 //! Each commit waits for a WAL flush, and each statement for a round trip: applied one by one, writes are
 //! limited by commits and statements per second whatever the server could do with them together. Here writes
 //! that arrive while a batch is running queue up, and the queue becomes the next batch: one transaction and a
-//! fixed handful of statements whatever its size (lock the wallets in id order, insert every entry from arrays,
-//! set every touched balance, record every keyed answer). There is no timer: a lone write runs at once as before,
+//! fixed handful of statements whatever its size (lock the wallets in id order; insert every entry from arrays
+//! and set every touched balance, in one statement; insert every keyed answer with its key). There is no timer: a lone write runs at once as before,
 //! and a busy server shares one commit among many writes. The outcome of each write is decided here in arrival
 //! order on the locked rows, so several writes to one wallet get exact running balances, and a refused one changes
 //! nothing for the others. Answers go out only after the commit; a commit whose connection failed leaves the
@@ -62,8 +62,16 @@ const LOCK_IDS: &str = "select id from wallets where id = any($1) order by id fo
 const LOCK_HOLDS: &str = "select id, wallet_id from holds \
      where id = any($1) and status = 'pending' and expires_at > $2 order by id for update";
 
-/// Every entry of the batch from parallel arrays, in arrival order (identity values follow the select's order).
-const INSERT_ENTRIES: &str = "insert into transactions (wallet_id, kind, amount, balance_after, counterparty_id, \
+/// Every entry of the batch from parallel arrays, in arrival order (identity values follow the select's order),
+/// and in the same statement one final balance per touched wallet (`$11`, `$12`): never two rows for one wallet,
+/// since an `UPDATE … FROM` applies only one. `wallets.id = any($11)` lets the planner find those rows by index (it
+/// cannot see how short `unnest` is, and joined on `v.id` alone it may scan the whole table). Each entry row also
+/// carries how many balances were set, which must be every touched wallet.
+const INSERT_ENTRIES: &str = "with balances as ( \
+         update wallets set balance = v.balance \
+         from unnest($11::bigint[], $12::bigint[]) as v(id, balance) \
+         where wallets.id = v.id and wallets.id = any($11) returning wallets.id) \
+     insert into transactions (wallet_id, kind, amount, balance_after, counterparty_id, \
                                created_at, actor, reference, description, metadata) \
      select wallet_id, kind, amount, balance_after, counterparty_id, $10, actor, reference, description, metadata \
      from unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], \
@@ -71,14 +79,7 @@ const INSERT_ENTRIES: &str = "insert into transactions (wallet_id, kind, amount,
           as i(wallet_id, kind, amount, balance_after, counterparty_id, actor, reference, description, metadata, ord) \
      order by ord \
      returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor, reference, \
-               description, metadata";
-
-/// One final balance per touched wallet: never two rows for one wallet (an `UPDATE … FROM` applies only one).
-/// `wallets.id = any($1)` lets the planner find the rows by index: it cannot see how short `unnest` is, and joined
-/// on `v.id` alone it may scan the whole table.
-const SET_BALANCES: &str = "update wallets set balance = v.balance \
-     from unnest($1::bigint[], $2::bigint[]) as v(id, balance) \
-     where wallets.id = v.id and wallets.id = any($1)";
+               description, metadata, (select count(*) from balances) as balances_set";
 
 /// Every keyed answer of the batch with its key, in key order (so two batches that share keys wait for each
 /// other in one order, never in a cycle); the keys another request has are not returned.
@@ -633,23 +634,9 @@ async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Tried> {
         })
         .collect();
     if !planned.is_empty() {
-        let Some(entries) = insert_entries(&mut tx, batch, &planned, now).await? else {
+        let Some(entries) = insert_entries(&mut tx, batch, &planned, &wallets, now).await? else {
             return Ok(Tried::OneByOne);
         };
-        let (touched, balances): (Vec<i64>, Vec<i64>) = wallets
-            .values()
-            .filter(|w| w.touched)
-            .map(|w| (w.wallet.id.get(), w.wallet.balance.minor_units()))
-            .unzip();
-        let updated = sqlx::query(SET_BALANCES)
-            .bind(&touched)
-            .bind(&balances)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if updated != touched.len() as u64 {
-            return Ok(Tried::OneByOne);
-        }
         let Some(()) = assemble(batch, &planned, entries, &wallets, &mut outcomes) else {
             return Ok(Tried::OneByOne);
         };
@@ -780,20 +767,35 @@ fn assemble(
     Some(())
 }
 
-/// Inserts the planned entries; `None` if the database did not return one entry per plan.
+/// An inserted entry, and how many balances its statement set.
+#[derive(sqlx::FromRow)]
+struct InsertedRow {
+    #[sqlx(flatten)]
+    entry: EntryRow,
+    balances_set: i64,
+}
+
+/// Inserts the planned entries and sets the touched wallets' balances; `None` if the database did not return
+/// one entry per plan or did not set every balance.
 async fn insert_entries(
     tx: &mut PgConnection,
     batch: &[Queued],
     planned: &[Planned],
+    wallets: &HashMap<i64, Running>,
     now: DateTime<Utc>,
 ) -> Result<Option<Vec<LedgerEntry>>> {
+    let (touched, balances): (Vec<i64>, Vec<i64>) = wallets
+        .values()
+        .filter(|w| w.touched)
+        .map(|w| (w.wallet.id.get(), w.wallet.balance.minor_units()))
+        .unzip();
     let memo = |field: fn(&Memo) -> &Option<String>| -> Vec<Option<String>> {
         planned
             .iter()
             .map(|p| field(&batch[p.index].memo).clone())
             .collect()
     };
-    let mut rows: Vec<EntryRow> = sqlx::query_as(INSERT_ENTRIES)
+    let mut rows: Vec<InsertedRow> = sqlx::query_as(INSERT_ENTRIES)
         .bind(planned.iter().map(|p| p.wallet.get()).collect::<Vec<_>>())
         .bind(planned.iter().map(|p| p.kind.as_str()).collect::<Vec<_>>())
         .bind(
@@ -814,15 +816,20 @@ async fn insert_entries(
         .bind(memo(|m| &m.description))
         .bind(memo(|m| &m.metadata))
         .bind(now)
+        .bind(&touched)
+        .bind(&balances)
         .fetch_all(&mut *tx)
         .await?;
-    if rows.len() != planned.len() {
+    let all_set = rows
+        .iter()
+        .all(|row| row.balances_set == touched.len() as i64);
+    if rows.len() != planned.len() || !all_set {
         return Ok(None);
     }
     // Identity values were drawn in the insert's order, which is arrival order.
-    rows.sort_unstable_by_key(|row| row.id);
+    rows.sort_unstable_by_key(|row| row.entry.id);
     rows.into_iter()
-        .map(LedgerEntry::try_from)
+        .map(|row| LedgerEntry::try_from(row.entry))
         .collect::<Result<Vec<_>>>()
         .map(Some)
 }
