@@ -606,11 +606,16 @@ async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Tried> {
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    let locked: Vec<LockedRow> = sqlx::query_as(LOCK_WALLETS)
-        .bind(&ids)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
+    // A batch of hold operations alone has no movement to decide.
+    let locked: Vec<LockedRow> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(LOCK_WALLETS)
+            .bind(&ids)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?
+    };
     let mut wallets = HashMap::with_capacity(locked.len());
     for row in locked {
         let held_now = row.held_now;
