@@ -66,6 +66,9 @@ pub trait Declinable {
 
     /// Another request has the key (`StoreError::IdempotencyKeyInUse`): its answer is this request's.
     fn key_in_use(&self) -> bool;
+
+    /// The database was away or failed (a 5xx): asking it about the key now would only wait for it again.
+    fn database_failed(&self) -> bool;
 }
 
 /// The web app's forms re-render a refused form with a fresh key, so nothing of theirs is kept.
@@ -76,6 +79,16 @@ impl Declinable for StoreError {
 
     fn key_in_use(&self) -> bool {
         matches!(self, StoreError::IdempotencyKeyInUse)
+    }
+
+    fn database_failed(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable(_)
+                | StoreError::Database(_)
+                | StoreError::Corrupt(_)
+                | StoreError::Internal(_)
+        )
     }
 }
 
@@ -115,10 +128,14 @@ where
         Err(error) if error.key_in_use() => return earlier_request(store, key).await,
         Err(error) => error,
     };
-    // Nothing was written, not even the key: a decline is kept under it. Any other failure is this request's
+    // Nothing was written, not even the key: a decline is kept under it. Any other refusal is this request's
     // own unless the key was taken before it (a repeat of a request whose operation cannot run again, say a
     // capture of a hold it captured): that request's answer is this one's, as if it had been replayed first.
+    // When the database failed, the client's retry finds the key's answer if the operation did commit.
     let Some(answer) = error.declined_answer() else {
+        if error.database_failed() {
+            return Err(error);
+        }
         return match store.idempotency_key_taken(&key.key).await {
             Ok(true) => earlier_request(store, key).await,
             Ok(false) | Err(_) => Err(error),

@@ -191,6 +191,10 @@ impl Declinable for ApiError {
     fn key_in_use(&self) -> bool {
         self.kind == ProblemKind::IdempotencyKeyInUse
     }
+
+    fn database_failed(&self) -> bool {
+        self.kind.status().is_server_error()
+    }
 }
 
 impl From<AmountError> for ApiError {
