@@ -357,15 +357,13 @@ impl GroupCommit {
         if !self.batching {
             return move_alone(pool, wallet, kind, amount, memo, finish).await;
         }
-        let (reply, answer) = oneshot::channel();
-        let write = Write::Move {
+        self.queue_write(pool, amount, memo, |reply| Write::Move {
             wallet,
             kind,
             keyed: Keyed::of(finish),
             reply,
-        };
-        self.push(pool, write, amount, memo);
-        answer.await.unwrap_or_else(|_| Err(stopped()))
+        })
+        .await
     }
 
     pub(super) async fn submit_transfer(
@@ -380,15 +378,13 @@ impl GroupCommit {
         if !self.batching {
             return transfer_alone(pool, from, to, amount, memo, finish).await;
         }
-        let (reply, answer) = oneshot::channel();
-        let write = Write::Transfer {
+        self.queue_write(pool, amount, memo, |reply| Write::Transfer {
             from,
             to,
             keyed: Keyed::of(finish),
             reply,
-        };
-        self.push(pool, write, amount, memo);
-        answer.await.unwrap_or_else(|_| Err(stopped()))
+        })
+        .await
     }
 
     pub(super) async fn submit_place(
@@ -403,15 +399,13 @@ impl GroupCommit {
         if !self.batching {
             return place_alone(pool, wallet, amount, expires_at, memo, finish).await;
         }
-        let (reply, answer) = oneshot::channel();
-        let write = Write::Place {
+        self.queue_write(pool, amount, memo, |reply| Write::Place {
             wallet,
             expires_at,
             keyed: Keyed::of(finish),
             reply,
-        };
-        self.push(pool, write, amount, memo);
-        answer.await.unwrap_or_else(|_| Err(stopped()))
+        })
+        .await
     }
 
     pub(super) async fn submit_void(
@@ -423,14 +417,12 @@ impl GroupCommit {
         if !self.batching {
             return void_alone(pool, hold, finish).await;
         }
-        let (reply, answer) = oneshot::channel();
-        let write = Write::Void {
+        self.queue_write(pool, Amount::ZERO, &Memo::default(), |reply| Write::Void {
             hold,
             keyed: Keyed::of(finish),
             reply,
-        };
-        self.push(pool, write, Amount::ZERO, &Memo::default());
-        answer.await.unwrap_or_else(|_| Err(stopped()))
+        })
+        .await
     }
 
     pub(super) async fn submit_capture(
@@ -445,20 +437,26 @@ impl GroupCommit {
         if !self.batching {
             return capture_alone(pool, hold, amount, to, memo, finish).await;
         }
-        let (reply, answer) = oneshot::channel();
-        let write = Write::Capture {
+        self.queue_write(pool, amount, memo, |reply| Write::Capture {
             hold,
             to,
             keyed: Keyed::of(finish),
             reply,
-        };
-        self.push(pool, write, amount, memo);
-        answer.await.unwrap_or_else(|_| Err(stopped()))
+        })
+        .await
     }
 
-    fn push(&self, pool: &PgPool, write: Write, amount: Amount, memo: &Memo) {
+    /// Queues the write `write` makes from its reply channel, and waits for its outcome.
+    async fn queue_write<T>(
+        &self,
+        pool: &PgPool,
+        amount: Amount,
+        memo: &Memo,
+        write: impl FnOnce(oneshot::Sender<Result<T>>) -> Write,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
         let queued = Queued {
-            write,
+            write: write(reply),
             amount,
             memo: memo.clone(),
         };
@@ -467,6 +465,7 @@ impl GroupCommit {
             let pool = pool.clone();
             async move { apply(&pool, batch).await }
         });
+        answer.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
 
