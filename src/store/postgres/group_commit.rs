@@ -13,8 +13,9 @@
 //!
 //! Hold operations in a batch lock their holds first (in id order) and then, with every other wallet of the
 //! batch, their wallets (in id order): the order every path takes (a lone void or capture locks its hold, then
-//! its wallets), so nothing deadlocks. They run one by one, each in a savepoint, before the movements are decided
-//! on the rows as they leave them; so a batch is some serial order of its writes, and all share one commit.
+//! its wallets), so nothing deadlocks. Voids and placements go in one statement each (`holds_together`), the
+//! rest one by one, before the movements are decided on the rows as they leave them; so a batch is some serial
+//! order of its writes, and all share one commit.
 //!
 //! `--write-batching false` turns this off (each write its own transaction), so the bench can measure both.
 
@@ -25,7 +26,10 @@ use sqlx::{Acquire, PgConnection, PgPool};
 use tokio::sync::oneshot;
 
 use super::batcher::Batcher;
-use super::holds::{capture_alone, capture_in, place_alone, place_in, void_alone, void_once};
+use super::holds::{
+    Placement, capture_alone, capture_in, place_alone, place_in, place_many, void_alone, void_many,
+    void_once,
+};
 use super::{
     apply_movement_releasing, apply_transfer, lock_two_wallets, move_once, record, record_answer,
 };
@@ -586,17 +590,12 @@ async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Tried> {
     let mut conn = acquire(pool).await?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     // Hold operations first: the movements are then decided on the rows as they left them.
-    if batch.iter().any(|q| !q.is_movement()) {
+    let hold_outcomes = if batch.iter().any(|q| !q.is_movement()) {
         lock_holds_then_wallets(&mut tx, batch).await?;
-    }
-    let mut hold_outcomes: Vec<Option<Result<Done>>> = Vec::with_capacity(batch.len());
-    for queued in batch {
-        hold_outcomes.push(if queued.is_movement() {
-            None
-        } else {
-            Some(hold_in_batch(&mut tx, queued).await?)
-        });
-    }
+        holds_together(&mut tx, batch, now).await?
+    } else {
+        batch.iter().map(|_| None).collect()
+    };
     let mut ids: Vec<i64> = batch
         .iter()
         .filter(|q| q.is_movement())
@@ -969,6 +968,87 @@ async fn lock_holds_then_wallets(tx: &mut PgConnection, batch: &[Queued]) -> Res
     Ok(())
 }
 
+/// The batch's hold operations, each with its outcome (`None` for a movement), in one serial order: the voids
+/// of holds no other write of the batch names, in one statement; then the placements on wallets no other
+/// placement of the batch names, in one statement; then every other hold operation in arrival order, one
+/// statement each (a capture, a second write on one hold or wallet, and a void or placement the set statement
+/// refused, which runs again alone to be explained, or placed after expired holds are released). The holds and
+/// wallets are locked already. `Err` only for a failure of the transaction itself.
+async fn holds_together(
+    tx: &mut PgConnection,
+    batch: &[Queued],
+    now: DateTime<Utc>,
+) -> Result<Vec<Option<Result<Done>>>> {
+    let mut outcomes: Vec<Option<Result<Done>>> = batch.iter().map(|_| None).collect();
+    let mut holds_named: HashMap<i64, usize> = HashMap::new();
+    let mut wallets_placed: HashMap<i64, usize> = HashMap::new();
+    for queued in batch {
+        if let Some(hold) = queued.hold() {
+            *holds_named.entry(hold.get()).or_default() += 1;
+        }
+        if let Write::Place { wallet, .. } = queued.write {
+            *wallets_placed.entry(wallet.get()).or_default() += 1;
+        }
+    }
+    let voids: Vec<i64> = batch
+        .iter()
+        .filter_map(|queued| match queued.write {
+            Write::Void { hold, .. } if holds_named.get(&hold.get()) == Some(&1) => {
+                Some(hold.get())
+            }
+            _ => None,
+        })
+        .collect();
+    if !voids.is_empty() {
+        let mut voided: HashMap<i64, Hold> = void_many(tx, &voids, now)
+            .await?
+            .into_iter()
+            .map(|hold| (hold.id.get(), hold))
+            .collect();
+        for (queued, outcome) in batch.iter().zip(&mut outcomes) {
+            if let Write::Void { hold, .. } = queued.write
+                && let Some(hold) = voided.remove(&hold.get())
+            {
+                *outcome = Some(Ok(Done::Held(hold)));
+            }
+        }
+    }
+    let placements: Vec<Placement<'_>> = batch
+        .iter()
+        .filter_map(|queued| match queued.write {
+            Write::Place {
+                wallet, expires_at, ..
+            } if wallets_placed.get(&wallet.get()) == Some(&1) => Some(Placement {
+                wallet,
+                amount: queued.amount,
+                expires_at,
+                memo: &queued.memo,
+            }),
+            _ => None,
+        })
+        .collect();
+    if !placements.is_empty() {
+        let mut placed: HashMap<i64, Hold> = place_many(tx, &placements, now)
+            .await?
+            .into_iter()
+            .map(|hold| (hold.wallet_id.get(), hold))
+            .collect();
+        for (queued, outcome) in batch.iter().zip(&mut outcomes) {
+            if let Write::Place { wallet, .. } = queued.write
+                && let Some(hold) = placed.remove(&wallet.get())
+            {
+                *outcome = Some(Ok(Done::Held(hold)));
+            }
+        }
+    }
+    for (queued, outcome) in batch.iter().zip(&mut outcomes) {
+        if !queued.is_movement() && outcome.is_none() {
+            *outcome = Some(hold_in_batch(tx, queued).await?);
+        }
+    }
+    Ok(outcomes)
+}
+
 /// A hold operation in the batch's transaction: refused, it changes nothing. `Err` only for a failure of the
 /// transaction itself (the batch then goes another way). Placing, voiding and capturing as a withdrawal are one
 /// statement each, which applies whole or not at all (a placement refused may first release expired holds, true
@@ -1227,6 +1307,100 @@ mod tests {
                 .await
                 .expect("answer");
         assert_eq!(recorded, Some(format!("hold {}", new_hold.id)));
+        let audit = store.audit().await.expect("audit");
+        assert!(audit.is_empty(), "{audit:?}");
+        drop_scratch(store, &admin, &name).await;
+    }
+
+    #[tokio::test]
+    async fn voids_and_placements_go_together_and_the_rest_one_by_one_in_arrival_order() {
+        let Some((store, admin, name)) = scratch().await else {
+            return;
+        };
+        let (a, b, c) = (
+            wallet(&store, 1_000).await,
+            wallet(&store, 500).await,
+            wallet(&store, 0).await,
+        );
+        let (h1, h2, h3) = (
+            placed(&store, a, 300).await,
+            placed(&store, a, 100).await,
+            placed(&store, b, 200).await,
+        );
+        let last_event: i64 = sqlx::query_scalar("select coalesce(max(id), 0) from events")
+            .fetch_one(&store.pool)
+            .await
+            .expect("events");
+        let batch: Vec<Queued> = vec![
+            place(b, 250, Some("kb")), // one statement, after the voids: b has 500 available then
+            void(h1),                  // one statement with h3's void
+            place(a, 500, None),       // a has two placements: each alone, in arrival order
+            void(h2),                  // h2 is named twice: each alone, the void first
+            place(a, 200, None),
+            capture(h2, 50, None), // voided already: refused
+            void(h3),
+            place(c, 10, None), // refused by the statement, explained alone
+            void(HoldId::from_db(i64::MAX)), // no such hold
+        ];
+        let outcomes = committed(together(&store.pool, &batch).await);
+        let held = |i: usize| match &outcomes[i] {
+            Ok(Done::Held(hold)) => (
+                hold.wallet_id,
+                hold.amount.minor_units(),
+                hold.status.as_str(),
+            ),
+            other => panic!("{i}: {:?}", other.as_ref().err()),
+        };
+        assert_eq!(held(0), (b, 250, "pending"));
+        assert_eq!(held(1), (a, 300, "voided"));
+        assert_eq!(held(2), (a, 500, "pending"));
+        assert_eq!(held(3), (a, 100, "voided"));
+        assert_eq!(held(4), (a, 200, "pending"));
+        assert!(matches!(&outcomes[5], Err(StoreError::HoldNotPending(h)) if h.id == h2));
+        assert_eq!(held(6), (b, 200, "voided"));
+        assert!(matches!(
+            &outcomes[7],
+            Err(StoreError::InsufficientFunds { wallet, .. }) if wallet.id == c
+        ));
+        assert!(matches!(&outcomes[8], Err(StoreError::HoldNotFound(_))));
+        for (id, balance, held) in [(a, 1_000, 700), (b, 500, 250), (c, 0, 0)] {
+            let now = store.get_wallet(id).await.expect("wallet");
+            assert_eq!(
+                (now.balance.minor_units(), now.held.minor_units()),
+                (balance, held),
+                "{id}"
+            );
+        }
+        // One event per hold placed or voided, in the order of the holds' ids within each statement.
+        let events: Vec<(String, i64)> =
+            sqlx::query_as("select type, hold_id from events where id > $1 order by id")
+                .bind(last_event)
+                .fetch_all(&store.pool)
+                .await
+                .expect("events");
+        let hold_id = |i: usize| match &outcomes[i] {
+            Ok(Done::Held(hold)) => hold.id.get(),
+            _ => 0,
+        };
+        let mut first_voids = vec![h1.get(), h3.get()];
+        first_voids.sort_unstable();
+        let expected: Vec<(String, i64)> = first_voids
+            .into_iter()
+            .map(|id| ("hold.voided".to_owned(), id))
+            .chain([
+                ("hold.created".to_owned(), hold_id(0)),
+                ("hold.created".to_owned(), hold_id(2)),
+                ("hold.voided".to_owned(), h2.get()),
+                ("hold.created".to_owned(), hold_id(4)),
+            ])
+            .collect();
+        assert_eq!(events, expected);
+        let recorded: Option<String> =
+            sqlx::query_scalar("select body from idempotency_keys where key = 'kb'")
+                .fetch_one(&store.pool)
+                .await
+                .expect("answer");
+        assert_eq!(recorded, Some(format!("hold {}", hold_id(0))));
         let audit = store.audit().await.expect("audit");
         assert!(audit.is_empty(), "{audit:?}");
         drop_scratch(store, &admin, &name).await;

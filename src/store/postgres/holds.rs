@@ -68,6 +68,102 @@ static CAPTURE_HOLD: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Voids several holds in one statement and gives back what each reserved, one update per wallet (an
+/// `UPDATE … FROM` applies one row per wallet, so a wallet's holds are summed first). `$1` the holds, each once,
+/// `$2` now. A hold not returned was refused (not pending, expired, or not there) and changed nothing.
+static VOID_HOLDS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with finished as ( \
+             update holds set status = 'voided', finished_at = $2 \
+             where id = any($1) and status = 'pending' and expires_at > $2 returning {columns}), \
+         released as ( \
+             update wallets set held = held - f.amount \
+             from (select wallet_id, cast(sum(amount) as bigint) as amount from finished group by wallet_id) f \
+             where wallets.id = f.wallet_id returning wallets.id) \
+         select f.* from finished f join released r on r.id = f.wallet_id order by f.id",
+        columns = hold_columns!("$2"),
+    )
+});
+
+/// Places holds on distinct wallets in one statement: each reserves on its own wallet if that much is
+/// available, and those reserved are inserted in arrival order. `$1` wallets (each once), `$2` amounts, `$3`
+/// expiries, `$4`–`$6` references, descriptions, metadata, `$7` now. A wallet whose hold is not returned was
+/// not changed (closed, not enough available, or holds past their expiry still counting).
+static PLACE_HOLDS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with wanted as ( \
+             select * from unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], \
+                                  $6::text[]) with ordinality \
+                  as w(wallet_id, amount, expires_at, reference, description, metadata, ord)), \
+         reserved as ( \
+             update wallets set held = held + w.amount from wanted w \
+             where wallets.id = w.wallet_id and wallets.id = any($1) and closed_at is null \
+               and balance - held >= w.amount returning wallets.id) \
+         insert into holds (wallet_id, amount, status, expires_at, created_at, reference, description, metadata) \
+         select w.wallet_id, w.amount, 'pending', w.expires_at, $7, w.reference, w.description, w.metadata \
+         from wanted w join reserved r on r.id = w.wallet_id order by w.ord \
+         returning {columns}",
+        columns = hold_columns!("$7"),
+    )
+});
+
+/// A placement for `place_many`.
+pub(super) struct Placement<'a> {
+    pub wallet: WalletId,
+    pub amount: Amount,
+    pub expires_at: DateTime<Utc>,
+    pub memo: &'a Memo,
+}
+
+/// Voids `holds` (distinct) in one statement inside the caller's transaction, whose holds and wallets are
+/// locked. Returns the holds voided; the others were refused and changed nothing (`void_once` explains why).
+pub(super) async fn void_many(
+    tx: &mut PgConnection,
+    holds: &[i64],
+    now: DateTime<Utc>,
+) -> Result<Vec<Hold>> {
+    let rows: Vec<HoldRow> = sqlx::query_as(VOID_HOLDS.as_str())
+        .bind(holds)
+        .bind(now)
+        .fetch_all(tx)
+        .await?;
+    rows.into_iter().map(Hold::try_from).collect()
+}
+
+/// Places `placements` (on distinct wallets) in one statement inside the caller's transaction, whose wallets
+/// are locked. Returns the holds placed; a wallet without one was not changed (`place_in` explains why, or
+/// releases expired holds and tries again).
+pub(super) async fn place_many(
+    tx: &mut PgConnection,
+    placements: &[Placement<'_>],
+    now: DateTime<Utc>,
+) -> Result<Vec<Hold>> {
+    let column = |text: fn(&Memo) -> Option<&str>| -> Vec<Option<&str>> {
+        placements.iter().map(|p| text(p.memo)).collect()
+    };
+    let rows: Vec<HoldRow> = sqlx::query_as(PLACE_HOLDS.as_str())
+        .bind(
+            placements
+                .iter()
+                .map(|p| p.wallet.get())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            placements
+                .iter()
+                .map(|p| p.amount.minor_units())
+                .collect::<Vec<_>>(),
+        )
+        .bind(placements.iter().map(|p| p.expires_at).collect::<Vec<_>>())
+        .bind(column(|memo| memo.reference.as_deref()))
+        .bind(column(|memo| memo.description.as_deref()))
+        .bind(column(|memo| memo.metadata.as_deref()))
+        .bind(now)
+        .fetch_all(tx)
+        .await?;
+    rows.into_iter().map(Hold::try_from).collect()
+}
+
 #[derive(Debug, sqlx::FromRow)]
 struct CaptureRow {
     hold_id: i64,
