@@ -27,8 +27,8 @@ use tokio::sync::oneshot;
 
 use super::batcher::Batcher;
 use super::holds::{
-    Placement, capture_alone, capture_in, place_alone, place_in, place_many, void_alone, void_many,
-    void_once,
+    Placement, capture_alone, capture_in, capture_into_once, place_alone, place_in, place_many,
+    void_alone, void_many, void_once,
 };
 use super::{
     apply_movement_releasing, apply_transfer, lock_two_wallets, move_once, record, record_answer,
@@ -1052,10 +1052,13 @@ async fn holds_together(
 /// A hold operation in the batch's transaction: refused, it changes nothing. `Err` only for a failure of the
 /// transaction itself (the batch then goes another way). Placing, voiding and capturing as a withdrawal are one
 /// statement each, which applies whole or not at all (a placement refused may first release expired holds, true
-/// whatever it decides), so they need no savepoint; a capture into another wallet finishes the hold before it
-/// checks the target, so it runs in one.
+/// whatever it decides), so they need no savepoint; so is a capture into another wallet the target can take,
+/// and one it cannot runs the lone path (which finishes the hold before it checks the target) in a savepoint.
 async fn hold_in_batch(tx: &mut PgConnection, queued: &Queued) -> Result<Result<Done>> {
-    if !matches!(queued.write, Write::Capture { to: Some(_), .. }) {
+    let Write::Capture {
+        hold, to: Some(to), ..
+    } = queued.write
+    else {
         return match queued.apply_in(tx).await {
             Err(
                 error @ (StoreError::Database(_)
@@ -1065,6 +1068,11 @@ async fn hold_in_batch(tx: &mut PgConnection, queued: &Queued) -> Result<Result<
             ) => Err(error),
             outcome => Ok(outcome),
         };
+    };
+    // Into another wallet: one statement when the target can take it; refused, it changed nothing, and the
+    // savepoint path below explains why.
+    if let Some(capture) = capture_into_once(tx, hold, queued.amount, to, &queued.memo).await? {
+        return Ok(Ok(Done::Captured(capture)));
     }
     let mut savepoint = tx.begin().await?;
     match queued.apply_in(&mut savepoint).await {
@@ -1401,6 +1409,88 @@ mod tests {
                 .await
                 .expect("answer");
         assert_eq!(recorded, Some(format!("hold {}", hold_id(0))));
+        let audit = store.audit().await.expect("audit");
+        assert!(audit.is_empty(), "{audit:?}");
+        drop_scratch(store, &admin, &name).await;
+    }
+
+    #[tokio::test]
+    async fn a_capture_into_another_wallet_is_one_statement_and_one_refused_changes_nothing() {
+        let Some((store, admin, name)) = scratch().await else {
+            return;
+        };
+        let (a, b, closed) = (
+            wallet(&store, 1_000).await,
+            wallet(&store, 0).await,
+            wallet(&store, 0).await,
+        );
+        store
+            .close_wallet(closed, &Memo::default(), None)
+            .await
+            .expect("closed");
+        let (h1, h2) = (placed(&store, a, 300).await, placed(&store, a, 100).await);
+        let last_event: i64 = sqlx::query_scalar("select coalesce(max(id), 0) from events")
+            .fetch_one(&store.pool)
+            .await
+            .expect("events");
+        let batch = vec![capture(h1, 200, Some(b)), capture(h2, 50, Some(closed))];
+        let outcomes = committed(together(&store.pool, &batch).await);
+        let Ok(Done::Captured(captured)) = &outcomes[0] else {
+            panic!("captured: {:?}", outcomes[0].as_ref().err());
+        };
+        assert_eq!(captured.hold.id, h1);
+        assert_eq!(captured.hold.captured.map(Amount::minor_units), Some(200));
+        let out = &captured.from;
+        assert_eq!(
+            (
+                out.wallet.id,
+                out.wallet.balance.minor_units(),
+                out.wallet.held.minor_units()
+            ),
+            (a, 800, 100)
+        );
+        assert_eq!(
+            (
+                out.entry.kind,
+                out.entry.counterparty_id,
+                out.entry.balance_after.minor_units()
+            ),
+            (LedgerEntryKind::TransferOut, Some(b), 800)
+        );
+        let into = captured.to.as_ref().expect("the target's leg");
+        assert_eq!(
+            (into.wallet.id, into.entry.kind, into.entry.counterparty_id),
+            (b, LedgerEntryKind::TransferIn, Some(a))
+        );
+        assert_eq!(into.entry.balance_after.minor_units(), 200);
+        assert!(out.entry.id < into.entry.id, "the out leg first");
+        assert!(
+            outcomes[1].is_err(),
+            "a closed wallet cannot take a capture"
+        );
+        let h2_now = store.get_hold(h2).await.expect("h2");
+        assert_eq!(h2_now.status.as_str(), "pending");
+        for (id, balance, held) in [(a, 800, 100), (b, 200, 0)] {
+            let now = store.get_wallet(id).await.expect("wallet");
+            assert_eq!(
+                (now.balance.minor_units(), now.held.minor_units()),
+                (balance, held)
+            );
+        }
+        let events: Vec<(String, Option<i64>, Option<i64>)> =
+            sqlx::query_as("select type, hold_id, entry_id from events where id > $1 order by id")
+                .bind(last_event)
+                .fetch_all(&store.pool)
+                .await
+                .expect("events");
+        assert_eq!(
+            events,
+            [
+                ("hold.captured".to_owned(), Some(h1.get()), None),
+                ("transaction.created".to_owned(), None, Some(out.entry.id)),
+                ("transaction.created".to_owned(), None, Some(into.entry.id)),
+            ]
+        );
         let audit = store.audit().await.expect("audit");
         assert!(audit.is_empty(), "{audit:?}");
         drop_scratch(store, &admin, &name).await;

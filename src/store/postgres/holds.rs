@@ -68,6 +68,45 @@ static CAPTURE_HOLD: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Capture into another wallet in one statement, inside a batch whose wallets are locked already: the hold, both
+/// wallets (the hold's wallet loses the capture and the whole reservation, the target gains the capture) and both
+/// legs' entries, out first. The hold is finished only if the target can take the money (open, another wallet,
+/// below the ceiling), so a capture refused changes nothing and returns no row. `$1` hold, `$2` 'captured', `$3`
+/// now, `$4` amount, `$5`–`$8` the capture's memo (actor, reference, description, metadata), `$9` the target.
+static CAPTURE_INTO: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with finished as ( \
+             update holds set status = $2, finished_at = $3, captured = $4 \
+             where id = $1 and status = 'pending' and expires_at > $3 and amount >= $4 \
+               and exists (select 1 from wallets t where t.id = $9 and t.id <> holds.wallet_id \
+                           and t.closed_at is null and t.balance <= 9223372036854775807 - $4) \
+             returning {hold}), \
+         moved as ( \
+             update wallets set \
+                 balance = case when wallets.id = f.wallet_id then balance - $4 else balance + $4 end, \
+                 held = case when wallets.id = f.wallet_id then held - f.amount else held end \
+             from finished f where wallets.id in (f.wallet_id, $9) returning {wallet}), \
+         entry as ( \
+             insert into transactions (wallet_id, kind, amount, balance_after, counterparty_id, created_at, \
+                                       actor, reference, description, metadata) \
+             select m.id, case when m.id = f.wallet_id then 'transfer_out' else 'transfer_in' end, $4, m.balance, \
+                    case when m.id = f.wallet_id then $9 else f.wallet_id end, $3, $5, $6, $7, $8 \
+             from moved m cross join finished f order by m.id <> f.wallet_id \
+             returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor, \
+                       reference, description, metadata) \
+         select f.id as hold_id, f.wallet_id as hold_wallet_id, f.amount as hold_amount, \
+                f.status as hold_status, f.captured as hold_captured, f.expires_at as hold_expires_at, \
+                f.created_at as hold_created_at, f.reference as hold_reference, \
+                f.description as hold_description, f.metadata as hold_metadata, \
+                m.id, m.owner, m.currency, m.balance, m.held, m.created_at, \
+                e.id as entry_id, e.wallet_id, e.kind, e.amount, e.balance_after, e.counterparty_id, \
+                e.created_at as entry_created_at, e.actor, e.reference, e.description, e.metadata \
+         from finished f cross join moved m join entry e on e.wallet_id = m.id order by e.id",
+        hold = hold_columns!("$3"),
+        wallet = wallet_columns!("$3"),
+    )
+});
+
 /// Voids several holds in one statement and gives back what each reserved, one update per wallet (an
 /// `UPDATE … FROM` applies one row per wallet, so a wallet's holds are summed first). `$1` the holds, each once,
 /// `$2` now. A hold not returned was refused (not pending, expired, or not there) and changed nothing.
@@ -180,9 +219,10 @@ struct CaptureRow {
     movement: MovementRow,
 }
 
-impl TryFrom<CaptureRow> for Capture {
-    type Error = StoreError;
-    fn try_from(row: CaptureRow) -> Result<Self> {
+impl CaptureRow {
+    /// The hold, and the movement of the row's wallet.
+    fn parts(self) -> Result<(Hold, Movement)> {
+        let row = self;
         let hold = HoldRow {
             id: row.hold_id,
             wallet_id: row.hold_wallet_id,
@@ -195,9 +235,17 @@ impl TryFrom<CaptureRow> for Capture {
             description: row.hold_description,
             metadata: row.hold_metadata,
         };
+        Ok((hold.try_into()?, Movement::try_from(row.movement)?))
+    }
+}
+
+impl TryFrom<CaptureRow> for Capture {
+    type Error = StoreError;
+    fn try_from(row: CaptureRow) -> Result<Self> {
+        let (hold, from) = row.parts()?;
         Ok(Capture {
-            hold: hold.try_into()?,
-            from: Movement::try_from(row.movement)?,
+            hold,
+            from,
             to: None,
         })
     }
@@ -340,6 +388,47 @@ pub(super) async fn capture_alone(
     record(&mut tx, finish, &capture).await?;
     tx.commit().await?;
     Ok(capture)
+}
+
+/// Captures a hold into another wallet in one statement inside the caller's transaction, whose wallets are
+/// locked already (a batch's). `None` when refused: nothing changed, and `capture_in` explains why.
+pub(super) async fn capture_into_once(
+    tx: &mut PgConnection,
+    id: HoldId,
+    amount: Amount,
+    to: WalletId,
+    memo: &Memo,
+) -> Result<Option<Capture>> {
+    let rows: Vec<CaptureRow> = sqlx::query_as(CAPTURE_INTO.as_str())
+        .bind(id.get())
+        .bind("captured")
+        .bind(Utc::now())
+        .bind(amount.minor_units())
+        .bind(memo.actor.as_deref())
+        .bind(memo.reference.as_deref())
+        .bind(memo.description.as_deref())
+        .bind(memo.metadata.as_deref())
+        .bind(to.get())
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut legs = rows.into_iter();
+    match (legs.next(), legs.next(), legs.next()) {
+        (None, ..) => Ok(None),
+        (Some(out), Some(into), None) => {
+            let (hold, from) = out.parts()?;
+            let (_, to) = into.parts()?;
+            Ok(Some(Capture {
+                hold,
+                from,
+                to: Some(to),
+            }))
+        }
+        // Not both legs: the statement did something else than a capture, so the batch must not commit.
+        _ => Err(StoreError::Internal(format!(
+            "capturing hold {} into wallet {to} did not write both legs",
+            id.get()
+        ))),
+    }
 }
 
 /// Captures a hold inside the caller's transaction, whose wallets are locked already (a batch's).
