@@ -66,6 +66,11 @@ impl GroupCommit {
         }
     }
 
+    /// Transactions committed (or tried) so far.
+    pub(super) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::SeqCst)
+    }
+
     pub(super) async fn close(&self) {
         // A batch being committed finishes first: its task holds the lock until then.
         drop(self.open.lock().await);

@@ -75,7 +75,10 @@ impl SqliteStore {
             .max_connections(1)
             .acquire_timeout(options.acquire_timeout)
             .test_before_acquire(false)
-            .connect_lazy_with(connect);
+            // The writer never checkpoints: a commit that did would make the whole queue behind it wait while the
+            // WAL is copied into the database file. `checkpoint_wal` does it on a reader connection instead, and
+            // closing the store does the last one.
+            .connect_lazy_with(connect.pragma("wal_autocheckpoint", "0"));
         let feed = Feed::default();
         Ok(Self {
             pool,
@@ -337,10 +340,46 @@ impl SqliteStore {
 const EVENTS_SINCE: &str = "select type, count(*) as n, max(position) as top from events where position > $1 \
      group by type";
 
+/// How often the WAL is folded into the database file while writes go on: each checkpoint copies many batches'
+/// pages at once and costs the database file one fsync, and the WAL stays at a few megabytes at the writer's pace.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
 impl SqliteStore {
     /// Writes number their events as they commit; this wakes the feed's readers after each write, counts the
-    /// events written, and looks again every second for writes by another process.
+    /// events written, and looks again every second for writes by another process. Alongside, it checkpoints
+    /// the WAL (`checkpoint_wal`), which the writer leaves to it.
     pub async fn run_sequencer(&self) {
+        tokio::join!(self.announce_events(), self.checkpoint_wal());
+    }
+
+    /// After writes, at most every `CHECKPOINT_EVERY`, copies the WAL's pages into the database file on a reader
+    /// connection (docs/adr/0149-sqlite-checkpoints-off-the-writer.md). Passive: it waits for neither readers nor
+    /// the writer, and copies what no reader still needs; SQLite starts the WAL over once all of it is copied.
+    async fn checkpoint_wal(&self) {
+        let mut checkpointed_at = self.writer.commits();
+        loop {
+            tokio::time::sleep(CHECKPOINT_EVERY).await;
+            let commits = self.writer.commits();
+            if commits == checkpointed_at {
+                continue;
+            }
+            match self.checkpoint().await {
+                Ok(_) => checkpointed_at = commits,
+                Err(error) => tracing::debug!(%error, "could not checkpoint the WAL (will retry)"),
+            }
+        }
+    }
+
+    /// One passive checkpoint: the WAL's frames, and how many of them are now in the database file.
+    pub(in crate::store) async fn checkpoint(&self) -> Result<WalFrames> {
+        let (_busy, frames, copied): (i64, i64, i64) =
+            sqlx::query_as("pragma wal_checkpoint(passive)")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(WalFrames { frames, copied })
+    }
+
+    async fn announce_events(&self) {
         self.feed.set_hearing(true);
         let mut seen: Option<i64> = None;
         loop {
@@ -379,11 +418,65 @@ impl SqliteStore {
     }
 }
 
+/// The WAL's length in frames (pages written), and how many of them a checkpoint has copied into the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::store) struct WalFrames {
+    pub frames: i64,
+    pub copied: i64,
+}
+
 shared_statements!(SqliteStore, sqlx::SqliteConnection);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_writer_leaves_checkpoints_to_a_reader_connection() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let options = StoreOptions {
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(5),
+            batch_writes: true,
+        };
+        let store = SqliteStore::connect(&url, &options).expect("store");
+        store.migrate().await.expect("migrate");
+        let autocheckpoint: i64 = store
+            .write(async |conn| {
+                Ok(sqlx::query_scalar("pragma wal_autocheckpoint")
+                    .fetch_one(conn)
+                    .await?)
+            })
+            .await
+            .expect("pragma");
+        assert_eq!(autocheckpoint, 0, "the writer never checkpoints");
+        let eur = Currency::parse("EUR").expect("EUR");
+        let before = store.checkpoint().await.expect("checkpoint");
+        // Enough pages that the writer would have checkpointed on its own with SQLite's default (1,000).
+        for n in 0..300 {
+            store
+                .create_wallet(
+                    &format!("owner {n}"),
+                    eur,
+                    Amount::ZERO,
+                    &Memo::default(),
+                    None,
+                )
+                .await
+                .expect("wallet");
+        }
+        let written = store.checkpoint().await.expect("checkpoint");
+        assert!(
+            written.frames > before.frames && written.frames >= 1_000,
+            "the WAL grew, with no checkpoint by the writer: {before:?} then {written:?}"
+        );
+        assert_eq!(
+            written.copied, written.frames,
+            "the checkpoint copied all of it"
+        );
+        store.close().await;
+    }
 
     #[tokio::test]
     async fn a_write_completes_while_readers_hold_every_read_connection() {
