@@ -41,6 +41,18 @@ static VOID_HOLD: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// The entry columns a capture's `insert … returning` gives, as `CAPTURE_COLUMNS` reads them (`e`).
+const ENTRY_RETURNED: &str = "id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor, \
+     reference, description, metadata";
+
+/// A capture's row, as `CaptureRow` reads it: the finished hold `f`, a wallet `m` and its entry `e`.
+const CAPTURE_COLUMNS: &str = "f.id as hold_id, f.wallet_id as hold_wallet_id, f.amount as hold_amount, \
+     f.status as hold_status, f.captured as hold_captured, f.expires_at as hold_expires_at, \
+     f.created_at as hold_created_at, f.reference as hold_reference, f.description as hold_description, \
+     f.metadata as hold_metadata, m.id, m.owner, m.currency, m.balance, m.held, m.created_at, \
+     e.id as entry_id, e.wallet_id, e.kind, e.amount, e.balance_after, e.counterparty_id, \
+     e.created_at as entry_created_at, e.actor, e.reference, e.description, e.metadata";
+
 /// Capture as a withdrawal in one statement: the hold, the wallet (balance down by the capture, held down by
 /// the whole hold) and the ledger entry. `$1` hold, `$2` 'captured', `$3` now, `$4` amount, `$5`–`$8` the
 /// capture's memo (actor, reference, description, metadata).
@@ -53,18 +65,13 @@ static CAPTURE_HOLD: LazyLock<String> = LazyLock::new(|| {
              insert into transactions (wallet_id, kind, amount, balance_after, created_at, actor, \
                                        reference, description, metadata) \
              select id, 'withdrawal', $4, balance, $3, $5, $6, $7, $8 from moved \
-             returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor, \
-                       reference, description, metadata) \
-         select f.id as hold_id, f.wallet_id as hold_wallet_id, f.amount as hold_amount, \
-                f.status as hold_status, f.captured as hold_captured, f.expires_at as hold_expires_at, \
-                f.created_at as hold_created_at, f.reference as hold_reference, \
-                f.description as hold_description, f.metadata as hold_metadata, \
-                m.id, m.owner, m.currency, m.balance, m.held, m.created_at, \
-                e.id as entry_id, e.wallet_id, e.kind, e.amount, e.balance_after, e.counterparty_id, \
-                e.created_at as entry_created_at, e.actor, e.reference, e.description, e.metadata \
+             returning {entry}) \
+         select {capture} \
          from finished f cross join moved m cross join entry e",
         finish = sql::FINISH_HOLD,
         wallet = wallet_columns!("$3"),
+        entry = ENTRY_RETURNED,
+        capture = CAPTURE_COLUMNS,
     )
 });
 
@@ -92,18 +99,13 @@ static CAPTURE_INTO: LazyLock<String> = LazyLock::new(|| {
              select m.id, case when m.id = f.wallet_id then 'transfer_out' else 'transfer_in' end, $4, m.balance, \
                     case when m.id = f.wallet_id then $9 else f.wallet_id end, $3, $5, $6, $7, $8 \
              from moved m cross join finished f order by m.id <> f.wallet_id \
-             returning id, wallet_id, kind, amount, balance_after, counterparty_id, created_at, actor, \
-                       reference, description, metadata) \
-         select f.id as hold_id, f.wallet_id as hold_wallet_id, f.amount as hold_amount, \
-                f.status as hold_status, f.captured as hold_captured, f.expires_at as hold_expires_at, \
-                f.created_at as hold_created_at, f.reference as hold_reference, \
-                f.description as hold_description, f.metadata as hold_metadata, \
-                m.id, m.owner, m.currency, m.balance, m.held, m.created_at, \
-                e.id as entry_id, e.wallet_id, e.kind, e.amount, e.balance_after, e.counterparty_id, \
-                e.created_at as entry_created_at, e.actor, e.reference, e.description, e.metadata \
+             returning {entry}) \
+         select {capture} \
          from finished f cross join moved m join entry e on e.wallet_id = m.id order by e.id",
         hold = hold_columns!("$3"),
         wallet = wallet_columns!("$3"),
+        entry = ENTRY_RETURNED,
+        capture = CAPTURE_COLUMNS,
     )
 });
 

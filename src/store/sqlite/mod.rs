@@ -431,17 +431,24 @@ shared_statements!(SqliteStore, sqlx::SqliteConnection);
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn the_writer_leaves_checkpoints_to_a_reader_connection() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    /// A migrated store on a file in `dir`, with two read connections.
+    async fn two_reader_store(dir: &tempfile::TempDir) -> SqliteStore {
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
         let options = StoreOptions {
             max_connections: 2,
+            // Long enough for a busy machine; a test's readers may never give their connections back.
             acquire_timeout: Duration::from_secs(5),
             batch_writes: true,
         };
         let store = SqliteStore::connect(&url, &options).expect("store");
         store.migrate().await.expect("migrate");
+        store
+    }
+
+    #[tokio::test]
+    async fn the_writer_leaves_checkpoints_to_a_reader_connection() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = two_reader_store(&dir).await;
         let autocheckpoint: i64 = store
             .write(async |conn| {
                 Ok(sqlx::query_scalar("pragma wal_autocheckpoint")
@@ -481,15 +488,7 @@ mod tests {
     #[tokio::test]
     async fn a_write_completes_while_readers_hold_every_read_connection() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("w.db").display());
-        let options = StoreOptions {
-            max_connections: 2,
-            // Long enough for a busy machine; the readers below never give their connections back anyway.
-            acquire_timeout: Duration::from_secs(5),
-            batch_writes: true,
-        };
-        let store = SqliteStore::connect(&url, &options).expect("store");
-        store.migrate().await.expect("migrate");
+        let store = two_reader_store(&dir).await;
         // Readers hold the whole read pool, one inside an open read transaction.
         let mut reading = store.pool.acquire().await.expect("reader");
         let mut snapshot = sqlx::Connection::begin(&mut *reading).await.expect("begin");
