@@ -5,17 +5,17 @@
 //! limited by commits and statements per second whatever the server could do with them together. Here writes
 //! that arrive while a batch is running queue up, and the queue becomes the next batch: one transaction and a
 //! fixed handful of statements whatever its size (lock the wallets in id order; insert every entry from arrays
-//! and set every touched balance, in one statement; insert every keyed answer with its key). There is no timer: a lone write runs at once as before,
-//! and a busy server shares one commit among many writes. The outcome of each write is decided here in arrival
-//! order on the locked rows, so several writes to one wallet get exact running balances, and a refused one changes
-//! nothing for the others. Answers go out only after the commit; a commit whose connection failed leaves the
+//! and set every touched balance, in one statement; insert every keyed answer with its key). There is no timer:
+//! a lone write runs at once as before, and a busy server shares one commit among many writes. The outcome of
+//! each write is decided here in arrival order on the locked rows, so several writes to one wallet get exact
+//! running balances, and a refused one changes nothing for the others. Answers go out only after the commit; a commit whose connection failed leaves the
 //! outcomes unknown and every member is answered as such, never retried.
 //!
 //! Hold operations in a batch lock their holds first (in id order) and then, with every other wallet of the
 //! batch, their wallets (in id order): the order every path takes (a lone void or capture locks its hold, then
 //! its wallets), so nothing deadlocks. Voids and placements go in one statement each (`holds_together`), the
-//! rest one by one, before the movements are decided on the rows as they leave them; so a batch is some serial
-//! order of its writes, and all share one commit.
+//! rest one by one (a capture into another wallet in one statement too), before the movements are decided on
+//! the rows as they leave them; so a batch is some serial order of its writes, and all share one commit.
 //!
 //! `--write-batching false` turns this off (each write its own transaction), so the bench can measure both.
 
