@@ -82,7 +82,8 @@ impl GroupCommit {
         &self,
         work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
     ) -> Result<T> {
-        self.run(work, |_| false, Isolation::Savepoint, None).await
+        self.run(no_shortcut, work, |_| false, Isolation::Savepoint, None)
+            .await
     }
 
     /// As `write`, with `isolation` chosen by the caller, under an idempotency key if `finish` has one: the key
@@ -94,7 +95,24 @@ impl GroupCommit {
         finish: Option<Finish<'_, T>>,
         work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
     ) -> Result<T> {
-        self.run(work, |_| false, isolation, finish).await
+        self.run(no_shortcut, work, |_| false, isolation, finish)
+            .await
+    }
+
+    /// As `write_keyed`, trying `at_once` first: the claim of the key (if any) and the whole write in one call to
+    /// the database thread. `at_once` answers `Ok(None)` when it changed nothing and `work` should run instead
+    /// (a refusal to explain, expired holds to release).
+    pub(super) async fn write_keyed_at_once<T>(
+        &self,
+        isolation: Isolation,
+        finish: Option<Finish<'_, T>>,
+        at_once: impl for<'t> AsyncFnOnce(
+            &'t mut SqliteConnection,
+            Option<KeyClaim<'t>>,
+        ) -> Result<Option<T>>,
+        work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
+    ) -> Result<T> {
+        self.run(at_once, work, |_| false, isolation, finish).await
     }
 
     /// As `write`, but a result for which `early` is true is answered before the commit. Only for a result whose
@@ -107,11 +125,15 @@ impl GroupCommit {
         work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
         early: impl FnOnce(&Result<T>) -> bool,
     ) -> Result<T> {
-        self.run(work, early, isolation, None).await
+        self.run(no_shortcut, work, early, isolation, None).await
     }
 
     async fn run<T>(
         &self,
+        at_once: impl for<'t> AsyncFnOnce(
+            &'t mut SqliteConnection,
+            Option<KeyClaim<'t>>,
+        ) -> Result<Option<T>>,
         work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
         early: impl FnOnce(&Result<T>) -> bool,
         isolation: Isolation,
@@ -126,10 +148,9 @@ impl GroupCommit {
             open.members = 0;
             open.answers.clear();
         }
-        let (result, broken) = match (open.tx.as_mut(), finish) {
-            (Some(tx), Some(finish)) => keyed(tx, finish, isolation, work).await,
-            (Some(tx), None) => isolated(tx, isolation, work).await,
-            (None, _) => (
+        let (result, broken) = match open.tx.as_mut() {
+            Some(tx) => attempt(tx, finish, isolation, at_once, work).await,
+            None => (
                 Err(StoreError::Internal("no write transaction".to_owned())),
                 true,
             ),
@@ -203,6 +224,47 @@ async fn isolated<T>(
             );
             (result, broken)
         }
+    }
+}
+
+/// An idempotency key to claim and its request's fingerprint.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct KeyClaim<'a> {
+    pub key: &'a str,
+    pub request_hash: &'a str,
+}
+
+async fn no_shortcut<T>(_: &mut SqliteConnection, _: Option<KeyClaim<'_>>) -> Result<Option<T>> {
+    Ok(None)
+}
+
+/// `at_once` and, if it changed nothing, `work` (keyed if `finish` says so). `true` when the transaction is in
+/// doubt.
+async fn attempt<T>(
+    tx: &mut Transaction<'static, Sqlite>,
+    finish: Option<Finish<'_, T>>,
+    isolation: Isolation,
+    at_once: impl for<'t> AsyncFnOnce(
+        &'t mut SqliteConnection,
+        Option<KeyClaim<'t>>,
+    ) -> Result<Option<T>>,
+    work: impl for<'t> AsyncFnOnce(&'t mut SqliteConnection) -> Result<T>,
+) -> (Result<T>, bool) {
+    let claim = finish.map(|finish| KeyClaim {
+        key: finish.key,
+        request_hash: finish.request_hash,
+    });
+    match at_once(&mut **tx, claim).await {
+        Ok(Some(value)) => return (Ok(value), false),
+        Ok(None) => {}
+        Err(StoreError::IdempotencyKeyInUse) => {
+            return (Err(StoreError::IdempotencyKeyInUse), false);
+        }
+        Err(error) => return (Err(error), true),
+    }
+    match finish {
+        Some(finish) => keyed(tx, finish, isolation, work).await,
+        None => isolated(tx, isolation, work).await,
     }
 }
 

@@ -5,9 +5,10 @@
 //! pool: WAL lets readers and the one writer run side by side, so a write never waits for a reader to give a
 //! connection back.
 
+mod at_once;
 mod group_commit;
 
-use group_commit::Isolation;
+use group_commit::{Isolation, KeyClaim};
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -146,8 +147,11 @@ impl SqliteStore {
     ) -> Result<Movement> {
         // Bare: the balance's update refuses before any change but releasing expired holds, and the entry's
         // insert cannot be refused once the balance moved.
+        let at_once = async |conn: &mut SqliteConnection, claim: Option<KeyClaim<'_>>| {
+            at_once::move_money(conn, id, kind, amount, memo, claim).await
+        };
         self.writer
-            .write_keyed(Isolation::Bare, finish, async |conn| {
+            .write_keyed_at_once(Isolation::Bare, finish, at_once, async |conn| {
                 let wallet = change_balance(conn, id, kind, amount).await?;
                 let entry = insert_entry(conn, &wallet, kind, amount, None, memo).await?;
                 let movement = Movement { wallet, entry };
@@ -164,8 +168,14 @@ impl SqliteStore {
         memo: &Memo,
         finish: Option<Finish<'_, Transfer>>,
     ) -> Result<Transfer> {
+        let at_once = async |conn: &mut SqliteConnection, claim: Option<KeyClaim<'_>>| {
+            if from == to {
+                return Ok(None);
+            }
+            at_once::transfer(conn, from, to, amount, memo, claim).await
+        };
         self.writer
-            .write_keyed(Isolation::Savepoint, finish, async |conn| {
+            .write_keyed_at_once(Isolation::Savepoint, finish, at_once, async |conn| {
                 // The write lock is the database's: no row locks to order.
                 for id in [from, to] {
                     get_open_wallet(&mut *conn, id)
@@ -427,23 +437,24 @@ pub(in crate::store) struct WalFrames {
 
 shared_statements!(SqliteStore, sqlx::SqliteConnection);
 
+/// A migrated store on a file in `dir`, with two read connections.
+#[cfg(test)]
+async fn two_reader_store(dir: &tempfile::TempDir) -> SqliteStore {
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let options = StoreOptions {
+        max_connections: 2,
+        // Long enough for a busy machine; a test's readers may never give their connections back.
+        acquire_timeout: Duration::from_secs(5),
+        batch_writes: true,
+    };
+    let store = SqliteStore::connect(&url, &options).expect("store");
+    store.migrate().await.expect("migrate");
+    store
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A migrated store on a file in `dir`, with two read connections.
-    async fn two_reader_store(dir: &tempfile::TempDir) -> SqliteStore {
-        let url = format!("sqlite://{}", dir.path().join("s.db").display());
-        let options = StoreOptions {
-            max_connections: 2,
-            // Long enough for a busy machine; a test's readers may never give their connections back.
-            acquire_timeout: Duration::from_secs(5),
-            batch_writes: true,
-        };
-        let store = SqliteStore::connect(&url, &options).expect("store");
-        store.migrate().await.expect("migrate");
-        store
-    }
 
     #[tokio::test]
     async fn the_writer_leaves_checkpoints_to_a_reader_connection() {
