@@ -1,4 +1,4 @@
-//! Deposits, withdrawals and transfers in one call to the database thread.
+//! Deposits, withdrawals, transfers, hold placements and voids in one call to the database thread.
 //!
 //! sqlx runs a SQLite connection on a thread of its own, and every statement is a round trip to it: two thread
 //! wake-ups, which on a busy machine cost more than the statement. The one writer runs its writes one after the
@@ -8,26 +8,64 @@
 //! Each statement after the first runs only if the one before it changed a row (`changes()` is the count of the
 //! statement completed last), so a refusal at any step changes nothing after it: the write then answers
 //! `Ok(None)`, with its key's claim taken back, and the step-by-step path of the store runs instead to decide
-//! and explain (a missing wallet, too little money, holds past their expiry to release first).
+//! and explain (a missing wallet, too little money, a hold no longer pending, holds past their expiry to release
+//! first). Captures and wallets opened or closed keep the step-by-step path.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt as _;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Either, Executor as _, FromRow as _, SqliteConnection};
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Either, Executor as _, FromRow as _, Sqlite, SqliteConnection};
 
 use super::group_commit::KeyClaim;
-use crate::domain::{Amount, LedgerEntryKind, WalletId};
-use crate::store::rows::{EntryRow, WalletRow};
+use crate::domain::{Amount, HoldId, LedgerEntryKind, WalletId};
+use crate::store::rows::{EntryRow, HoldRow, WalletRow};
 use crate::store::shared::is_debit;
-use crate::store::{Memo, Movement, Result, StoreError, Transfer, sql};
+use crate::store::{Hold, Memo, Movement, Result, StoreError, Transfer, sql};
 
-/// The statements, over the same parameters: `$1` the wallet (the payer of a transfer), `$2` the payee, `$3`
-/// the amount, `$4` now, `$5`–`$8` the memo (actor, reference, description, metadata), `$9` the key, `$10` its
-/// request's fingerprint, `$11` the entry's kind (the payer's), `$12` the payee's entry's kind.
+/// The steps. Money moves over the parameters of `movement`: `$1` the wallet (the payer of a transfer), `$2` the
+/// payee, `$3` the amount, `$4` now, `$5`–`$8` the memo (actor, reference, description, metadata), `$9` the key,
+/// `$10` its request's fingerprint, `$11` the entry's kind (the payer's), `$12` the payee's entry's kind. Holds
+/// over those of `place_hold` and `void_hold`: `$1` the wallet (placing) or the hold (voiding), `$2` the amount,
+/// `$3` now, `$4` the expiry, `$5`–`$7` reference, description, metadata, `$8` the key, `$9` its request's
+/// fingerprint.
 macro_rules! step {
     (claim) => {
         "insert into idempotency_keys (key, request_hash, created_at) values ($9, $10, $4) \
          on conflict (key) do nothing;"
+    };
+    (claim hold) => {
+        "insert into idempotency_keys (key, request_hash, created_at) values ($8, $9, $3) \
+         on conflict (key) do nothing;"
+    };
+    (reserve if $guard:literal) => {
+        concat!(
+            "update wallets set held = held + $2 where id = $1 ",
+            $guard,
+            " and closed_at is null and balance - held >= $2;"
+        )
+    };
+    (place) => {
+        concat!(
+            "insert into holds (wallet_id, amount, status, expires_at, created_at, reference, description, \
+             metadata) select $1, $2, 'pending', $4, $3, $5, $6, $7 where changes() = 1 returning ",
+            sql::hold_columns!("$3"),
+            ";"
+        )
+    };
+    (void if $guard:literal) => {
+        concat!(
+            "update holds set status = 'voided', finished_at = $3 where id = $1 ",
+            $guard,
+            " and status = 'pending' and expires_at > $3 returning ",
+            sql::hold_columns!("$3"),
+            ";"
+        )
+    };
+    (release) => {
+        "update wallets set held = held - hold.amount \
+         from (select wallet_id, amount from holds where id = $1) as hold \
+         where wallets.id = hold.wallet_id and changes() = 1 and wallets.held >= hold.amount returning wallets.id;"
     };
     // The bound on the balance is `sql::CREDIT`'s: SQLite would silently turn an overflowing sum into a float.
     (credit $wallet:literal if $guard:literal) => {
@@ -104,6 +142,19 @@ const KEYED_TRANSFER: &str = concat!(
     )
 );
 
+const PLACE_HOLD: &str = concat!(step!(reserve if ""), step!(place));
+const KEYED_PLACE_HOLD: &str = concat!(
+    step!(claim hold),
+    step!(reserve if "and changes() = 1"),
+    step!(place)
+);
+const VOID_HOLD: &str = concat!(step!(void if ""), step!(release));
+const KEYED_VOID_HOLD: &str = concat!(
+    step!(claim hold),
+    step!(void if "and changes() = 1"),
+    step!(release)
+);
+
 /// A deposit or withdrawal; `Ok(None)` when it changed nothing.
 pub(super) async fn move_money(
     conn: &mut SqliteConnection,
@@ -119,7 +170,8 @@ pub(super) async fn move_money(
         (false, true) => KEYED_CREDIT,
         (true, true) => KEYED_DEBIT,
     };
-    let mut rows = run(conn, statements, id, id, amount, memo, claim, [kind, kind]).await?;
+    let query = movement(statements, id, id, amount, memo, claim, [kind, kind]);
+    let mut rows = run(conn, query, claim).await?;
     match (rows.next(), rows.next()) {
         (Some(wallet), Some(entry)) => Ok(Some(Movement {
             wallet: WalletRow::from_row(&wallet)?.try_into()?,
@@ -145,7 +197,8 @@ pub(super) async fn transfer(
         TRANSFER
     };
     let kinds = [LedgerEntryKind::TransferOut, LedgerEntryKind::TransferIn];
-    let mut rows = run(conn, statements, from, to, amount, memo, claim, kinds).await?;
+    let query = movement(statements, from, to, amount, memo, claim, kinds);
+    let mut rows = run(conn, query, claim).await?;
     let Some(debited) = rows.next() else {
         return unclaimed(conn, claim).await;
     };
@@ -164,20 +217,76 @@ pub(super) async fn transfer(
     }))
 }
 
-/// Runs `statements` to their end and gives back the rows they returned, in order. A key another request holds
-/// is `IdempotencyKeyInUse` (the claim changed nothing, so nothing after it ran).
-#[allow(clippy::too_many_arguments)]
-async fn run(
+/// Places a hold; `Ok(None)` when it changed nothing.
+pub(super) async fn place_hold(
     conn: &mut SqliteConnection,
+    wallet: WalletId,
+    amount: Amount,
+    expires_at: DateTime<Utc>,
+    memo: &Memo,
+    claim: Option<KeyClaim<'_>>,
+) -> Result<Option<Hold>> {
+    let statements = if claim.is_some() {
+        KEYED_PLACE_HOLD
+    } else {
+        PLACE_HOLD
+    };
+    let query = sqlx::query(statements)
+        .bind(wallet.get())
+        .bind(amount.minor_units())
+        .bind(Utc::now())
+        .bind(expires_at)
+        .bind(memo.reference.as_deref())
+        .bind(memo.description.as_deref())
+        .bind(memo.metadata.as_deref())
+        .bind(claim.map(|claim| claim.key))
+        .bind(claim.map(|claim| claim.request_hash));
+    match run(conn, query, claim).await?.next() {
+        Some(hold) => Ok(Some(HoldRow::from_row(&hold)?.try_into()?)),
+        None => unclaimed(conn, claim).await,
+    }
+}
+
+/// Voids a pending hold, giving its whole amount back; `Ok(None)` when it changed nothing.
+pub(super) async fn void_hold(
+    conn: &mut SqliteConnection,
+    id: HoldId,
+    claim: Option<KeyClaim<'_>>,
+) -> Result<Option<Hold>> {
+    let statements = if claim.is_some() {
+        KEYED_VOID_HOLD
+    } else {
+        VOID_HOLD
+    };
+    let query = sqlx::query(statements)
+        .bind(id.get())
+        .bind(None::<i64>)
+        .bind(Utc::now())
+        .bind(None::<DateTime<Utc>>)
+        .bind(None::<&str>)
+        .bind(None::<&str>)
+        .bind(None::<&str>)
+        .bind(claim.map(|claim| claim.key))
+        .bind(claim.map(|claim| claim.request_hash));
+    let mut rows = run(conn, query, claim).await?;
+    match (rows.next(), rows.next()) {
+        (Some(hold), Some(_released)) => Ok(Some(HoldRow::from_row(&hold)?.try_into()?)),
+        (None, _) => unclaimed(conn, claim).await,
+        (Some(_), None) => Err(half_done()),
+    }
+}
+
+/// A deposit's, withdrawal's or transfer's statements with their parameters.
+fn movement<'q>(
     statements: &'static str,
     wallet: WalletId,
     payee: WalletId,
     amount: Amount,
-    memo: &Memo,
-    claim: Option<KeyClaim<'_>>,
+    memo: &'q Memo,
+    claim: Option<KeyClaim<'q>>,
     [kind, payee_kind]: [LedgerEntryKind; 2],
-) -> Result<std::vec::IntoIter<SqliteRow>> {
-    let query = sqlx::query(statements)
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    sqlx::query(statements)
         .bind(wallet.get())
         .bind(payee.get())
         .bind(amount.minor_units())
@@ -189,7 +298,17 @@ async fn run(
         .bind(claim.map(|claim| claim.key))
         .bind(claim.map(|claim| claim.request_hash))
         .bind(kind.as_str())
-        .bind(payee_kind.as_str());
+        .bind(payee_kind.as_str())
+}
+
+/// Runs the query's statements to their end and gives back the rows they returned, in order. With a `claim`, the
+/// first statement is the key's: a key another request holds is `IdempotencyKeyInUse` (the claim changed
+/// nothing, so nothing after it ran).
+async fn run<'q>(
+    conn: &mut SqliteConnection,
+    query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    claim: Option<KeyClaim<'_>>,
+) -> Result<std::vec::IntoIter<SqliteRow>> {
     // Read to the end: the database thread stops running the statements when their stream is dropped.
     let steps: Vec<Either<_, SqliteRow>> = conn.fetch_many(query).try_collect().await?;
     if let (Some(_), Some(Either::Left(claimed))) = (claim, steps.first())
@@ -225,7 +344,7 @@ mod tests {
     use sqlx::Connection as _;
 
     use super::*;
-    use crate::domain::Currency;
+    use crate::domain::{Currency, HoldStatus};
     use crate::store::sqlite::{SqliteStore, two_reader_store};
 
     fn amount(minor: i64) -> Amount {
@@ -239,9 +358,19 @@ mod tests {
         })
     }
 
-    /// Balances, entries, events and keys: what a write that changed nothing leaves as it was.
-    async fn everything(conn: &mut SqliteConnection) -> (Vec<i64>, i64, i64, Vec<String>) {
-        let balances = sqlx::query_scalar("select balance from wallets order by id")
+    /// Balances and held amounts, entries, events, keys and holds: what a write that changed nothing leaves as it
+    /// was.
+    #[derive(Debug, PartialEq)]
+    struct Everything {
+        wallets: Vec<(i64, i64)>,
+        entries: i64,
+        events: i64,
+        keys: Vec<String>,
+        holds: Vec<(i64, String)>,
+    }
+
+    async fn everything(conn: &mut SqliteConnection) -> Everything {
+        let wallets = sqlx::query_as("select balance, held from wallets order by id")
             .fetch_all(&mut *conn)
             .await
             .expect("balances");
@@ -257,7 +386,17 @@ mod tests {
             .fetch_all(&mut *conn)
             .await
             .expect("keys");
-        (balances, entries, events, keys)
+        let holds = sqlx::query_as("select id, status from holds order by id")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("holds");
+        Everything {
+            wallets,
+            entries,
+            events,
+            keys,
+            holds,
+        }
     }
 
     /// Wallets 1 (1,000), 2 (empty), 3 (closed) and 4 (a balance one short of overflowing at 10).
@@ -319,8 +458,8 @@ mod tests {
         );
         assert_eq!(into.reference.as_deref(), Some("order 7"));
         let after = everything(&mut tx).await;
-        assert_eq!(after.0[..2], [700, 300]);
-        assert_eq!(after.3, ["k1"], "the key is claimed with its transfer");
+        assert_eq!(after.wallets[..2], [(700, 0), (300, 0)]);
+        assert_eq!(after.keys, ["k1"], "the key is claimed with its transfer");
 
         // Too much, a closed payee, a payee that cannot take it, a key in use: each changes nothing.
         for (payee, minor, claim) in [
@@ -378,7 +517,7 @@ mod tests {
         assert_eq!(paid_out.wallet.balance, Amount::ZERO);
         let after = everything(&mut tx).await;
         assert_eq!(
-            (after.1 - before.1, after.2 - before.2),
+            (after.entries - before.entries, after.events - before.events),
             (2, 2),
             "an entry and an event each"
         );
@@ -396,6 +535,66 @@ mod tests {
             let tried = move_money(&mut tx, wallet, kind, amount(10), &memo, claim).await;
             assert!(matches!(tried, Ok(None)), "{wallet} {kind:?}: {tried:?}");
             assert_eq!(everything(&mut tx).await, after, "{wallet} {kind:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hold_is_placed_or_voided_with_its_reservation_and_event_or_nothing_changes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = two_reader_store(&dir).await;
+        let [one, _, closed, _] = wallets(&store).await;
+        let mut conn = store.pool.acquire().await.expect("connection");
+        let mut tx = conn.begin().await.expect("transaction");
+        let memo = Memo::default();
+        let later = Utc::now() + chrono::Duration::hours(1);
+        let before = everything(&mut tx).await;
+
+        let placed = place_hold(&mut tx, one, amount(400), later, &memo, key("p"))
+            .await
+            .expect("place")
+            .expect("placed at once");
+        assert_eq!((placed.wallet_id, placed.amount), (one, amount(400)));
+        assert_eq!(placed.status, HoldStatus::Pending);
+        let after = everything(&mut tx).await;
+        assert_eq!(after.wallets[0], (1_000, 400), "the money is reserved");
+        assert_eq!(after.events - before.events, 1);
+        assert_eq!(after.keys, ["p"]);
+
+        // More than is available, a closed wallet, a key in use: nothing changes.
+        for (wallet, minor, claim) in [(one, 601, key("q")), (closed, 1, None), (one, 1, key("p"))]
+        {
+            let tried = place_hold(&mut tx, wallet, amount(minor), later, &memo, claim).await;
+            match claim.map(|claim| claim.key) {
+                Some("p") => assert!(matches!(tried, Err(StoreError::IdempotencyKeyInUse))),
+                _ => assert!(matches!(tried, Ok(None)), "{wallet} {minor}: {tried:?}"),
+            }
+            assert_eq!(everything(&mut tx).await, after, "{wallet} {minor}");
+        }
+
+        let voided = void_hold(&mut tx, placed.id, key("v"))
+            .await
+            .expect("void")
+            .expect("voided at once");
+        assert_eq!((voided.id, voided.status), (placed.id, HoldStatus::Voided));
+        let after = everything(&mut tx).await;
+        assert_eq!(
+            after.wallets[0],
+            (1_000, 0),
+            "the reservation is given back"
+        );
+        assert_eq!(after.events - before.events, 2);
+
+        // Past its expiry (the sweep's to release), already voided, unknown: nothing changes.
+        let earlier = Utc::now() - chrono::Duration::seconds(1);
+        let lapsed = place_hold(&mut tx, one, amount(5), earlier, &memo, None)
+            .await
+            .expect("place")
+            .expect("placed at once");
+        let after = everything(&mut tx).await;
+        for hold in [lapsed.id, placed.id, HoldId::parse("999").expect("id")] {
+            let tried = void_hold(&mut tx, hold, key("w")).await;
+            assert!(matches!(tried, Ok(None)), "{hold}: {tried:?}");
+            assert_eq!(everything(&mut tx).await, after, "{hold}");
         }
     }
 }

@@ -216,8 +216,11 @@ impl SqliteStore {
         memo: &Memo,
         finish: Option<Finish<'_, Hold>>,
     ) -> Result<Hold> {
+        let at_once = async |conn: &mut SqliteConnection, claim: Option<KeyClaim<'_>>| {
+            at_once::place_hold(conn, wallet, amount, expires_at, memo, claim).await
+        };
         self.writer
-            .write_keyed(Isolation::Savepoint, finish, async |conn| {
+            .write_keyed_at_once(Isolation::Savepoint, finish, at_once, async |conn| {
                 let hold = apply_hold(conn, wallet, amount, expires_at, memo).await?;
                 Ok(hold)
             })
@@ -225,8 +228,11 @@ impl SqliteStore {
     }
 
     pub async fn void_hold(&self, id: HoldId, finish: Option<Finish<'_, Hold>>) -> Result<Hold> {
+        let at_once = async |conn: &mut SqliteConnection, claim: Option<KeyClaim<'_>>| {
+            at_once::void_hold(conn, id, claim).await
+        };
         self.writer
-            .write_keyed(Isolation::Savepoint, finish, async |conn| {
+            .write_keyed_at_once(Isolation::Savepoint, finish, at_once, async |conn| {
                 let hold = apply_void(conn, id).await?;
                 Ok(hold)
             })
