@@ -1,4 +1,4 @@
-//! Deposits, withdrawals, transfers, hold placements and voids in one call to the database thread.
+//! Deposits, withdrawals, transfers, and placing, voiding and capturing holds in one call to the database thread.
 //!
 //! sqlx runs a SQLite connection on a thread of its own, and every statement is a round trip to it: two thread
 //! wake-ups, which on a busy machine cost more than the statement. The one writer runs its writes one after the
@@ -9,7 +9,7 @@
 //! statement completed last), so a refusal at any step changes nothing after it: the write then answers
 //! `Ok(None)`, with its key's claim taken back, and the step-by-step path of the store runs instead to decide
 //! and explain (a missing wallet, too little money, a hold no longer pending, holds past their expiry to release
-//! first). Captures and wallets opened or closed keep the step-by-step path.
+//! first). Wallets opened or closed keep the step-by-step path.
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt as _;
@@ -21,7 +21,7 @@ use super::group_commit::KeyClaim;
 use crate::domain::{Amount, HoldId, LedgerEntryKind, WalletId};
 use crate::store::rows::{EntryRow, HoldRow, WalletRow};
 use crate::store::shared::is_debit;
-use crate::store::{Hold, Memo, Movement, Result, StoreError, Transfer, sql};
+use crate::store::{Capture, Hold, Memo, Movement, Result, StoreError, Transfer, sql};
 
 /// The steps. Money moves over the parameters of `movement`: `$1` the wallet (the payer of a transfer), `$2` the
 /// payee, `$3` the amount, `$4` now, `$5`–`$8` the memo (actor, reference, description, metadata), `$9` the key,
@@ -38,7 +38,7 @@ macro_rules! step {
         "insert into idempotency_keys (key, request_hash, created_at) values ($8, $9, $3) \
          on conflict (key) do nothing;"
     };
-    (reserve if $guard:literal) => {
+    (reserve if $guard:expr) => {
         concat!(
             "update wallets set held = held + $2 where id = $1 ",
             $guard,
@@ -53,7 +53,7 @@ macro_rules! step {
             ";"
         )
     };
-    (void if $guard:literal) => {
+    (void if $guard:expr) => {
         concat!(
             "update holds set status = 'voided', finished_at = $3 where id = $1 ",
             $guard,
@@ -62,13 +62,27 @@ macro_rules! step {
             ";"
         )
     };
-    (release) => {
-        "update wallets set held = held - hold.amount \
-         from (select wallet_id, amount from holds where id = $1) as hold \
-         where wallets.id = hold.wallet_id and changes() = 1 and wallets.held >= hold.amount returning wallets.id;"
+    (release $hold:literal) => {
+        concat!(
+            "update wallets set held = held - hold.amount \
+             from (select wallet_id, amount from holds where id = ",
+            $hold,
+            ") as hold where wallets.id = hold.wallet_id and changes() = 1 and wallets.held >= hold.amount \
+             returning wallets.id;"
+        )
+    };
+    // A capture's hold is `$13`; `$3` is the amount captured, `$2` the wallet it goes into (or null).
+    (capture if $guard:expr) => {
+        concat!(
+            "update holds set status = 'captured', finished_at = $4, captured = $3 where id = $13 ",
+            $guard,
+            " and status = 'pending' and expires_at > $4 and amount >= $3 returning ",
+            sql::hold_columns!("$4"),
+            ";"
+        )
     };
     // The bound on the balance is `sql::CREDIT`'s: SQLite would silently turn an overflowing sum into a float.
-    (credit $wallet:literal if $guard:literal) => {
+    (credit $wallet:literal if $guard:expr) => {
         concat!(
             "update wallets set balance = balance + $3 where id = ",
             $wallet,
@@ -79,7 +93,7 @@ macro_rules! step {
             ";"
         )
     };
-    (debit $wallet:literal if $guard:literal) => {
+    (debit $wallet:literal if $guard:expr) => {
         concat!(
             "update wallets set balance = balance - $3 where id = ",
             $wallet,
@@ -121,25 +135,31 @@ const KEYED_DEBIT: &str = concat!(
 /// The payer is debited only if the payee can take the money (`$payer_guard`), so that the payee's credit
 /// cannot be refused once the payer's balance moved.
 macro_rules! transfer {
-    ($payer_guard:literal) => {
+    ($payer:literal if $payer_guard:expr) => {
         concat!(
-            step!(debit "$1" if $payer_guard),
+            step!(debit $payer if $payer_guard),
             step!(credit "$2" if "and changes() = 1"),
-            step!(entry "$1", "$11", "$2"),
-            step!(entry "$2", "$12", "$1")
+            step!(entry $payer, "$11", "$2"),
+            step!(entry "$2", "$12", $payer)
         )
     };
+    ($payer_guard:expr) => {
+        transfer!("$1" if $payer_guard)
+    };
 }
-const TRANSFER: &str = transfer!(
-    "and exists (select 1 from wallets payee where payee.id = $2 \
-     and payee.closed_at is null and payee.balance <= 9223372036854775807 - $3)"
-);
+
+/// The payee `$2` is open and can take the amount `$3`.
+macro_rules! payee_can_take_it {
+    () => {
+        "and exists (select 1 from wallets payee where payee.id = $2 and payee.closed_at is null \
+         and payee.balance <= 9223372036854775807 - $3)"
+    };
+}
+
+const TRANSFER: &str = transfer!(payee_can_take_it!());
 const KEYED_TRANSFER: &str = concat!(
     step!(claim),
-    transfer!(
-        "and changes() = 1 and exists (select 1 from wallets payee where payee.id = $2 \
-         and payee.closed_at is null and payee.balance <= 9223372036854775807 - $3)"
-    )
+    transfer!(concat!("and changes() = 1 ", payee_can_take_it!()))
 );
 
 const PLACE_HOLD: &str = concat!(step!(reserve if ""), step!(place));
@@ -148,11 +168,41 @@ const KEYED_PLACE_HOLD: &str = concat!(
     step!(reserve if "and changes() = 1"),
     step!(place)
 );
-const VOID_HOLD: &str = concat!(step!(void if ""), step!(release));
+const VOID_HOLD: &str = concat!(step!(void if ""), step!(release "$1"));
 const KEYED_VOID_HOLD: &str = concat!(
     step!(claim hold),
     step!(void if "and changes() = 1"),
-    step!(release)
+    step!(release "$1")
+);
+
+const TRANSFER_KINDS: [LedgerEntryKind; 2] =
+    [LedgerEntryKind::TransferOut, LedgerEntryKind::TransferIn];
+
+/// A capture finishes its hold first, and only if the wallet it goes into can take the money; then the hold's
+/// reservation is released, which leaves the money to debit available for certain.
+macro_rules! capture {
+    (into if $guard:expr) => {
+        concat!(
+            step!(capture if $guard),
+            step!(release "$13"),
+            transfer!("(select wallet_id from holds where id = $13)" if "and changes() = 1")
+        )
+    };
+    (out if $guard:expr) => {
+        concat!(
+            step!(capture if $guard),
+            step!(release "$13"),
+            step!(debit "(select wallet_id from holds where id = $13)" if "and changes() = 1"),
+            step!(entry "(select wallet_id from holds where id = $13)", "$11", "null")
+        )
+    };
+}
+const CAPTURE: &str = capture!(out if "");
+const KEYED_CAPTURE: &str = concat!(step!(claim), capture!(out if "and changes() = 1"));
+const CAPTURE_INTO: &str = capture!(into if payee_can_take_it!());
+const KEYED_CAPTURE_INTO: &str = concat!(
+    step!(claim),
+    capture!(into if concat!("and changes() = 1 ", payee_can_take_it!()))
 );
 
 /// A deposit or withdrawal; `Ok(None)` when it changed nothing.
@@ -173,10 +223,7 @@ pub(super) async fn move_money(
     let query = movement(statements, id, id, amount, memo, claim, [kind, kind]);
     let mut rows = run(conn, query, claim).await?;
     match (rows.next(), rows.next()) {
-        (Some(wallet), Some(entry)) => Ok(Some(Movement {
-            wallet: WalletRow::from_row(&wallet)?.try_into()?,
-            entry: EntryRow::from_row(&entry)?.try_into()?,
-        })),
+        (Some(wallet), Some(entry)) => Ok(Some(moved(&wallet, &entry)?)),
         (None, _) => unclaimed(conn, claim).await,
         (Some(_), None) => Err(half_done()),
     }
@@ -196,8 +243,7 @@ pub(super) async fn transfer(
     } else {
         TRANSFER
     };
-    let kinds = [LedgerEntryKind::TransferOut, LedgerEntryKind::TransferIn];
-    let query = movement(statements, from, to, amount, memo, claim, kinds);
+    let query = movement(statements, from, to, amount, memo, claim, TRANSFER_KINDS);
     let mut rows = run(conn, query, claim).await?;
     let Some(debited) = rows.next() else {
         return unclaimed(conn, claim).await;
@@ -206,14 +252,8 @@ pub(super) async fn transfer(
         return Err(half_done());
     };
     Ok(Some(Transfer {
-        from: Movement {
-            wallet: WalletRow::from_row(&debited)?.try_into()?,
-            entry: EntryRow::from_row(&out)?.try_into()?,
-        },
-        to: Movement {
-            wallet: WalletRow::from_row(&credited)?.try_into()?,
-            entry: EntryRow::from_row(&into)?.try_into()?,
-        },
+        from: moved(&debited, &out)?,
+        to: moved(&credited, &into)?,
     }))
 }
 
@@ -274,6 +314,70 @@ pub(super) async fn void_hold(
         (None, _) => unclaimed(conn, claim).await,
         (Some(_), None) => Err(half_done()),
     }
+}
+
+/// Captures `amount` of a pending hold, out of its wallet or into `to`; `Ok(None)` when it changed nothing.
+pub(super) async fn capture_hold(
+    conn: &mut SqliteConnection,
+    id: HoldId,
+    amount: Amount,
+    to: Option<WalletId>,
+    memo: &Memo,
+    claim: Option<KeyClaim<'_>>,
+) -> Result<Option<Capture>> {
+    let (statements, kinds) = match (to, claim.is_some()) {
+        (None, false) => (CAPTURE, [LedgerEntryKind::Withdrawal; 2]),
+        (None, true) => (KEYED_CAPTURE, [LedgerEntryKind::Withdrawal; 2]),
+        (Some(_), false) => (CAPTURE_INTO, TRANSFER_KINDS),
+        (Some(_), true) => (KEYED_CAPTURE_INTO, TRANSFER_KINDS),
+    };
+    let query = sqlx::query(statements)
+        .bind(None::<i64>)
+        .bind(to.map(WalletId::get))
+        .bind(amount.minor_units())
+        .bind(Utc::now())
+        .bind(memo.actor.as_deref())
+        .bind(memo.reference.as_deref())
+        .bind(memo.description.as_deref())
+        .bind(memo.metadata.as_deref())
+        .bind(claim.map(|claim| claim.key))
+        .bind(claim.map(|claim| claim.request_hash))
+        .bind(kinds[0].as_str())
+        .bind(kinds[1].as_str())
+        .bind(id.get());
+    let mut rows = run(conn, query, claim).await?;
+    let Some(hold) = rows.next() else {
+        return unclaimed(conn, claim).await;
+    };
+    let hold: Hold = HoldRow::from_row(&hold)?.try_into()?;
+    let mut next = || rows.next().ok_or_else(half_done);
+    let _released = next()?;
+    let debited = next()?;
+    let capture = match to {
+        None => Capture {
+            hold,
+            from: moved(&debited, &next()?)?,
+            to: None,
+        },
+        Some(_) => {
+            let credited = next()?;
+            let (out, into) = (next()?, next()?);
+            Capture {
+                hold,
+                from: moved(&debited, &out)?,
+                to: Some(moved(&credited, &into)?),
+            }
+        }
+    };
+    Ok(Some(capture))
+}
+
+/// A wallet and its entry, as the steps returned them.
+fn moved(wallet: &SqliteRow, entry: &SqliteRow) -> Result<Movement> {
+    Ok(Movement {
+        wallet: WalletRow::from_row(wallet)?.try_into()?,
+        entry: EntryRow::from_row(entry)?.try_into()?,
+    })
 }
 
 /// A deposit's, withdrawal's or transfer's statements with their parameters.
@@ -595,6 +699,95 @@ mod tests {
             let tried = void_hold(&mut tx, hold, key("w")).await;
             assert!(matches!(tried, Ok(None)), "{hold}: {tried:?}");
             assert_eq!(everything(&mut tx).await, after, "{hold}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_capture_moves_the_held_money_out_or_into_another_wallet_or_nothing_changes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = two_reader_store(&dir).await;
+        let [one, two, closed, full] = wallets(&store).await;
+        let mut conn = store.pool.acquire().await.expect("connection");
+        let mut tx = conn.begin().await.expect("transaction");
+        let memo = Memo::default();
+        let later = Utc::now() + chrono::Duration::hours(1);
+        let hold = async |tx: &mut SqliteConnection, minor: i64| {
+            place_hold(tx, one, amount(minor), later, &memo, None)
+                .await
+                .expect("place")
+                .expect("placed at once")
+        };
+        let (out, into, kept) = (
+            hold(&mut tx, 400).await,
+            hold(&mut tx, 200).await,
+            hold(&mut tx, 100).await,
+        );
+        let before = everything(&mut tx).await;
+        assert_eq!(before.wallets[0], (1_000, 700));
+
+        let paid = capture_hold(&mut tx, out.id, amount(300), None, &memo, key("c1"))
+            .await
+            .expect("capture")
+            .expect("captured at once");
+        assert_eq!(
+            (paid.hold.status, paid.hold.captured),
+            (HoldStatus::Captured, Some(amount(300)))
+        );
+        assert_eq!(paid.from.wallet.balance, amount(700));
+        assert_eq!(
+            (paid.from.entry.kind, paid.from.entry.amount),
+            (LedgerEntryKind::Withdrawal, amount(300))
+        );
+        assert!(paid.to.is_none());
+        let after = everything(&mut tx).await;
+        assert_eq!(
+            after.wallets[0],
+            (700, 300),
+            "the whole hold is released, 300 of it paid"
+        );
+
+        let paid = capture_hold(&mut tx, into.id, amount(150), Some(two), &memo, key("c2"))
+            .await
+            .expect("capture")
+            .expect("captured at once");
+        let credited = paid.to.expect("into another wallet");
+        assert_eq!(
+            (paid.from.wallet.balance, credited.wallet.balance),
+            (amount(550), amount(150))
+        );
+        assert_eq!(
+            (paid.from.entry.kind, credited.entry.kind),
+            (LedgerEntryKind::TransferOut, LedgerEntryKind::TransferIn)
+        );
+        assert_eq!(
+            (
+                paid.from.entry.counterparty_id,
+                credited.entry.counterparty_id
+            ),
+            (Some(two), Some(one))
+        );
+        let after = everything(&mut tx).await;
+        assert_eq!(after.wallets[..2], [(550, 100), (150, 0)]);
+        assert_eq!(after.entries - before.entries, 3);
+        assert_eq!(after.keys, ["c1", "c2"]);
+
+        // More than held, into a closed wallet or one that cannot take it, a key in use, a hold no longer
+        // pending, an unknown hold: nothing changes.
+        let unknown = HoldId::parse("999").expect("id");
+        for (id, minor, to, claim) in [
+            (kept.id, 101, None, key("c3")),
+            (kept.id, 10, Some(closed), key("c4")),
+            (kept.id, 10, Some(full), None),
+            (kept.id, 10, None, key("c1")),
+            (out.id, 10, None, None),
+            (unknown, 10, Some(two), key("c5")),
+        ] {
+            let tried = capture_hold(&mut tx, id, amount(minor), to, &memo, claim).await;
+            match claim.map(|claim| claim.key) {
+                Some("c1") => assert!(matches!(tried, Err(StoreError::IdempotencyKeyInUse))),
+                _ => assert!(matches!(tried, Ok(None)), "{id} {minor}: {tried:?}"),
+            }
+            assert_eq!(everything(&mut tx).await, after, "{id} {minor} {to:?}");
         }
     }
 }

@@ -247,8 +247,11 @@ impl SqliteStore {
         memo: &Memo,
         finish: Option<Finish<'_, Capture>>,
     ) -> Result<Capture> {
+        let at_once = async |conn: &mut SqliteConnection, claim: Option<KeyClaim<'_>>| {
+            at_once::capture_hold(conn, id, amount, to, memo, claim).await
+        };
         self.writer
-            .write_keyed(Isolation::Savepoint, finish, async |conn| {
+            .write_keyed_at_once(Isolation::Savepoint, finish, at_once, async |conn| {
                 let hold = finish_hold(conn, id, Some(amount)).await?;
                 let capture = apply_capture(conn, hold, amount, to, memo).await?;
                 Ok(capture)
