@@ -23,8 +23,8 @@ use crate::store::rows::{EntryRow, HoldRow, WalletRow};
 use crate::store::shared::is_debit;
 use crate::store::{Capture, Hold, Memo, Movement, Result, StoreError, Transfer, sql};
 
-/// The steps. Money moves over the parameters of `movement`: `$1` the wallet (the payer of a transfer), `$2` the
-/// payee, `$3` the amount, `$4` now, `$5`–`$8` the memo (actor, reference, description, metadata), `$9` the key,
+/// The steps. Money moves over the parameters of `movement`: `$1` the wallet (the payer of a transfer, the hold
+/// of a capture), `$2` the payee, `$3` the amount, `$4` now, `$5`–`$8` the memo (actor, reference, description, metadata), `$9` the key,
 /// `$10` its request's fingerprint, `$11` the entry's kind (the payer's), `$12` the payee's entry's kind. Holds
 /// over those of `place_hold` and `void_hold`: `$1` the wallet (placing) or the hold (voiding), `$2` the amount,
 /// `$3` now, `$4` the expiry, `$5`–`$7` reference, description, metadata, `$8` the key, `$9` its request's
@@ -62,19 +62,16 @@ macro_rules! step {
             ";"
         )
     };
-    (release $hold:literal) => {
-        concat!(
-            "update wallets set held = held - hold.amount \
-             from (select wallet_id, amount from holds where id = ",
-            $hold,
-            ") as hold where wallets.id = hold.wallet_id and changes() = 1 and wallets.held >= hold.amount \
-             returning wallets.id;"
-        )
+    // The hold `$1` gives back what it reserved.
+    (release) => {
+        "update wallets set held = held - hold.amount \
+         from (select wallet_id, amount from holds where id = $1) as hold \
+         where wallets.id = hold.wallet_id and changes() = 1 and wallets.held >= hold.amount returning wallets.id;"
     };
-    // A capture's hold is `$13`; `$3` is the amount captured, `$2` the wallet it goes into (or null).
+    // A capture's hold is `$1`; `$3` is the amount captured, `$2` the wallet it goes into (or null).
     (capture if $guard:expr) => {
         concat!(
-            "update holds set status = 'captured', finished_at = $4, captured = $3 where id = $13 ",
+            "update holds set status = 'captured', finished_at = $4, captured = $3 where id = $1 ",
             $guard,
             " and status = 'pending' and expires_at > $4 and amount >= $3 returning ",
             sql::hold_columns!("$4"),
@@ -168,11 +165,11 @@ const KEYED_PLACE_HOLD: &str = concat!(
     step!(reserve if "and changes() = 1"),
     step!(place)
 );
-const VOID_HOLD: &str = concat!(step!(void if ""), step!(release "$1"));
+const VOID_HOLD: &str = concat!(step!(void if ""), step!(release));
 const KEYED_VOID_HOLD: &str = concat!(
     step!(claim hold),
     step!(void if "and changes() = 1"),
-    step!(release "$1")
+    step!(release)
 );
 
 const TRANSFER_KINDS: [LedgerEntryKind; 2] =
@@ -184,16 +181,16 @@ macro_rules! capture {
     (into if $guard:expr) => {
         concat!(
             step!(capture if $guard),
-            step!(release "$13"),
-            transfer!("(select wallet_id from holds where id = $13)" if "and changes() = 1")
+            step!(release),
+            transfer!("(select wallet_id from holds where id = $1)" if "and changes() = 1")
         )
     };
     (out if $guard:expr) => {
         concat!(
             step!(capture if $guard),
-            step!(release "$13"),
-            step!(debit "(select wallet_id from holds where id = $13)" if "and changes() = 1"),
-            step!(entry "(select wallet_id from holds where id = $13)", "$11", "null")
+            step!(release),
+            step!(debit "(select wallet_id from holds where id = $1)" if "and changes() = 1"),
+            step!(entry "(select wallet_id from holds where id = $1)", "$11", "null")
         )
     };
 }
@@ -220,7 +217,15 @@ pub(super) async fn move_money(
         (false, true) => KEYED_CREDIT,
         (true, true) => KEYED_DEBIT,
     };
-    let query = movement(statements, id, id, amount, memo, claim, [kind, kind]);
+    let query = movement(
+        statements,
+        id.get(),
+        None,
+        amount,
+        memo,
+        claim,
+        [kind, kind],
+    );
     let mut rows = run(conn, query, claim).await?;
     match (rows.next(), rows.next()) {
         (Some(wallet), Some(entry)) => Ok(Some(moved(&wallet, &entry)?)),
@@ -229,7 +234,7 @@ pub(super) async fn move_money(
     }
 }
 
-/// A transfer between two different wallets; `Ok(None)` when it changed nothing.
+/// A transfer; `Ok(None)` when it changed nothing.
 pub(super) async fn transfer(
     conn: &mut SqliteConnection,
     from: WalletId,
@@ -243,7 +248,15 @@ pub(super) async fn transfer(
     } else {
         TRANSFER
     };
-    let query = movement(statements, from, to, amount, memo, claim, TRANSFER_KINDS);
+    let query = movement(
+        statements,
+        from.get(),
+        Some(to),
+        amount,
+        memo,
+        claim,
+        TRANSFER_KINDS,
+    );
     let mut rows = run(conn, query, claim).await?;
     let Some(debited) = rows.next() else {
         return unclaimed(conn, claim).await;
@@ -331,20 +344,7 @@ pub(super) async fn capture_hold(
         (Some(_), false) => (CAPTURE_INTO, TRANSFER_KINDS),
         (Some(_), true) => (KEYED_CAPTURE_INTO, TRANSFER_KINDS),
     };
-    let query = sqlx::query(statements)
-        .bind(None::<i64>)
-        .bind(to.map(WalletId::get))
-        .bind(amount.minor_units())
-        .bind(Utc::now())
-        .bind(memo.actor.as_deref())
-        .bind(memo.reference.as_deref())
-        .bind(memo.description.as_deref())
-        .bind(memo.metadata.as_deref())
-        .bind(claim.map(|claim| claim.key))
-        .bind(claim.map(|claim| claim.request_hash))
-        .bind(kinds[0].as_str())
-        .bind(kinds[1].as_str())
-        .bind(id.get());
+    let query = movement(statements, id.get(), to, amount, memo, claim, kinds);
     let mut rows = run(conn, query, claim).await?;
     let Some(hold) = rows.next() else {
         return unclaimed(conn, claim).await;
@@ -380,19 +380,20 @@ fn moved(wallet: &SqliteRow, entry: &SqliteRow) -> Result<Movement> {
     })
 }
 
-/// A deposit's, withdrawal's or transfer's statements with their parameters.
+/// A deposit's, withdrawal's, transfer's or capture's statements with their parameters: `first` is the wallet,
+/// or the payer of a transfer, or the hold captured.
 fn movement<'q>(
     statements: &'static str,
-    wallet: WalletId,
-    payee: WalletId,
+    first: i64,
+    payee: Option<WalletId>,
     amount: Amount,
     memo: &'q Memo,
     claim: Option<KeyClaim<'q>>,
     [kind, payee_kind]: [LedgerEntryKind; 2],
 ) -> Query<'q, Sqlite, SqliteArguments<'q>> {
     sqlx::query(statements)
-        .bind(wallet.get())
-        .bind(payee.get())
+        .bind(first)
+        .bind(payee.map(WalletId::get))
         .bind(amount.minor_units())
         .bind(Utc::now())
         .bind(memo.actor.as_deref())

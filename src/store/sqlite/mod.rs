@@ -169,9 +169,6 @@ impl SqliteStore {
         finish: Option<Finish<'_, Transfer>>,
     ) -> Result<Transfer> {
         let at_once = async |conn: &mut SqliteConnection, claim: Option<KeyClaim<'_>>| {
-            if from == to {
-                return Ok(None);
-            }
             at_once::transfer(conn, from, to, amount, memo, claim).await
         };
         self.writer
