@@ -446,7 +446,7 @@ fn half_done() -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use sqlx::Connection as _;
+    use sqlx::Transaction;
 
     use super::*;
     use crate::domain::{Currency, HoldStatus};
@@ -504,8 +504,16 @@ mod tests {
         }
     }
 
-    /// Wallets 1 (1,000), 2 (empty), 3 (closed) and 4 (a balance one short of overflowing at 10).
-    async fn wallets(store: &SqliteStore) -> [WalletId; 4] {
+    /// A fresh store with wallets 1 (1,000), 2 (empty), 3 (closed) and 4 (a balance one short of overflowing at
+    /// 10), and a transaction to write in.
+    async fn scratch() -> (
+        tempfile::TempDir,
+        SqliteStore,
+        [WalletId; 4],
+        Transaction<'static, Sqlite>,
+    ) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = two_reader_store(&dir).await;
         let eur = Currency::parse("EUR").expect("EUR");
         let mut ids = Vec::new();
         for (owner, initial) in [("one", 1_000), ("two", 0), ("three", 0), ("four", 0)] {
@@ -525,16 +533,32 @@ mod tests {
             .execute(&mut *conn)
             .await
             .expect("near the bound");
-        [ids[0], ids[1], ids[2], ids[3]]
+        let tx = store.pool.begin().await.expect("transaction");
+        (dir, store, [ids[0], ids[1], ids[2], ids[3]], tx)
+    }
+
+    /// `tried` refused (`IdempotencyKeyInUse` when `in_use`, else `Ok(None)`) with nothing changed since `after`.
+    async fn refused<T: std::fmt::Debug>(
+        tx: &mut SqliteConnection,
+        tried: Result<Option<T>>,
+        in_use: bool,
+        after: &Everything,
+        what: &str,
+    ) {
+        if in_use {
+            assert!(
+                matches!(tried, Err(StoreError::IdempotencyKeyInUse)),
+                "{what}: {tried:?}"
+            );
+        } else {
+            assert!(matches!(tried, Ok(None)), "{what}: {tried:?}");
+        }
+        assert_eq!(&everything(tx).await, after, "{what}");
     }
 
     #[tokio::test]
     async fn a_transfer_moves_both_balances_with_entries_and_events_or_changes_nothing() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = two_reader_store(&dir).await;
-        let [one, two, closed, full] = wallets(&store).await;
-        let mut conn = store.pool.acquire().await.expect("connection");
-        let mut tx = conn.begin().await.expect("transaction");
+        let (_dir, _store, [one, two, closed, full], mut tx) = scratch().await;
         let memo = Memo {
             reference: Some("order 7".to_owned()),
             ..Memo::default()
@@ -574,21 +598,14 @@ mod tests {
             (two, 1, key("k1")),
         ] {
             let tried = transfer(&mut tx, one, payee, amount(minor), &memo, claim).await;
-            match claim.map(|claim| claim.key) {
-                Some("k1") => assert!(matches!(tried, Err(StoreError::IdempotencyKeyInUse))),
-                _ => assert!(matches!(tried, Ok(None)), "{payee} {minor}: {tried:?}"),
-            }
-            assert_eq!(everything(&mut tx).await, after, "{payee} {minor}");
+            let in_use = claim.map(|claim| claim.key) == Some("k1");
+            refused(&mut tx, tried, in_use, &after, &format!("{payee} {minor}")).await;
         }
     }
 
     #[tokio::test]
     async fn a_deposit_or_withdrawal_moves_its_balance_with_its_entry_or_changes_nothing() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = two_reader_store(&dir).await;
-        let [one, _, closed, full] = wallets(&store).await;
-        let mut conn = store.pool.acquire().await.expect("connection");
-        let mut tx = conn.begin().await.expect("transaction");
+        let (_dir, _store, [one, _, closed, full], mut tx) = scratch().await;
         let memo = Memo::default();
         let before = everything(&mut tx).await;
 
@@ -638,18 +655,13 @@ mod tests {
             ),
         ] {
             let tried = move_money(&mut tx, wallet, kind, amount(10), &memo, claim).await;
-            assert!(matches!(tried, Ok(None)), "{wallet} {kind:?}: {tried:?}");
-            assert_eq!(everything(&mut tx).await, after, "{wallet} {kind:?}");
+            refused(&mut tx, tried, false, &after, &format!("{wallet} {kind:?}")).await;
         }
     }
 
     #[tokio::test]
     async fn a_hold_is_placed_or_voided_with_its_reservation_and_event_or_nothing_changes() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = two_reader_store(&dir).await;
-        let [one, _, closed, _] = wallets(&store).await;
-        let mut conn = store.pool.acquire().await.expect("connection");
-        let mut tx = conn.begin().await.expect("transaction");
+        let (_dir, _store, [one, _, closed, _], mut tx) = scratch().await;
         let memo = Memo::default();
         let later = Utc::now() + chrono::Duration::hours(1);
         let before = everything(&mut tx).await;
@@ -669,11 +681,8 @@ mod tests {
         for (wallet, minor, claim) in [(one, 601, key("q")), (closed, 1, None), (one, 1, key("p"))]
         {
             let tried = place_hold(&mut tx, wallet, amount(minor), later, &memo, claim).await;
-            match claim.map(|claim| claim.key) {
-                Some("p") => assert!(matches!(tried, Err(StoreError::IdempotencyKeyInUse))),
-                _ => assert!(matches!(tried, Ok(None)), "{wallet} {minor}: {tried:?}"),
-            }
-            assert_eq!(everything(&mut tx).await, after, "{wallet} {minor}");
+            let in_use = claim.map(|claim| claim.key) == Some("p");
+            refused(&mut tx, tried, in_use, &after, &format!("{wallet} {minor}")).await;
         }
 
         let voided = void_hold(&mut tx, placed.id, key("v"))
@@ -698,18 +707,13 @@ mod tests {
         let after = everything(&mut tx).await;
         for hold in [lapsed.id, placed.id, HoldId::parse("999").expect("id")] {
             let tried = void_hold(&mut tx, hold, key("w")).await;
-            assert!(matches!(tried, Ok(None)), "{hold}: {tried:?}");
-            assert_eq!(everything(&mut tx).await, after, "{hold}");
+            refused(&mut tx, tried, false, &after, &hold.to_string()).await;
         }
     }
 
     #[tokio::test]
     async fn a_capture_moves_the_held_money_out_or_into_another_wallet_or_nothing_changes() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = two_reader_store(&dir).await;
-        let [one, two, closed, full] = wallets(&store).await;
-        let mut conn = store.pool.acquire().await.expect("connection");
-        let mut tx = conn.begin().await.expect("transaction");
+        let (_dir, _store, [one, two, closed, full], mut tx) = scratch().await;
         let memo = Memo::default();
         let later = Utc::now() + chrono::Duration::hours(1);
         let hold = async |tx: &mut SqliteConnection, minor: i64| {
@@ -784,11 +788,15 @@ mod tests {
             (unknown, 10, Some(two), key("c5")),
         ] {
             let tried = capture_hold(&mut tx, id, amount(minor), to, &memo, claim).await;
-            match claim.map(|claim| claim.key) {
-                Some("c1") => assert!(matches!(tried, Err(StoreError::IdempotencyKeyInUse))),
-                _ => assert!(matches!(tried, Ok(None)), "{id} {minor}: {tried:?}"),
-            }
-            assert_eq!(everything(&mut tx).await, after, "{id} {minor} {to:?}");
+            let in_use = claim.map(|claim| claim.key) == Some("c1");
+            refused(
+                &mut tx,
+                tried,
+                in_use,
+                &after,
+                &format!("{id} {minor} {to:?}"),
+            )
+            .await;
         }
     }
 }
