@@ -77,6 +77,24 @@ impl GroupCommit {
         self.pool.close().await;
     }
 
+    /// Runs `work` on the writer's connection outside any transaction, after the batch open at the time (if
+    /// any) has committed; the next batch waits for it.
+    pub(super) async fn between_batches<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T>,
+    ) -> Result<T> {
+        let mut open = self.open.clone().lock_owned().await;
+        while open.tx.is_some() {
+            // In a task of its own, as every commit: this future may be dropped.
+            tokio::spawn(commit(open, self.feed.clone(), self.commits.clone()));
+            open = self.open.clone().lock_owned().await;
+        }
+        let mut conn = self.pool.acquire().await?;
+        let done = work(&mut conn).await;
+        drop(open);
+        done
+    }
+
     /// Runs `work` in the open batch (a savepoint of its transaction) and answers once that batch committed.
     pub(super) async fn write<T>(
         &self,
@@ -575,6 +593,50 @@ mod tests {
         // Alone, a write commits at once.
         add_child(&group, 1, "alone").await.expect("alone");
         assert_eq!(commits(&group), 2);
+    }
+
+    #[tokio::test]
+    async fn work_between_batches_commits_the_batch_open_at_its_turn() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (group, reader) = group(&dir, true).await;
+        let held = group.open.clone().lock_owned().await;
+        let first = tokio::spawn(added(&group, 1, "a"));
+        while group.queued.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        // Queued for the writer after "a" and before "b": "a"'s batch is still open when its turn comes ("b"
+        // would have joined it).
+        let between = tokio::spawn({
+            let group = group.clone();
+            async move {
+                group
+                    .between_batches(async |conn| {
+                        Ok(
+                            sqlx::query_scalar::<_, String>("select note from child order by id")
+                                .fetch_all(conn)
+                                .await?,
+                        )
+                    })
+                    .await
+            }
+        });
+        tokio::task::yield_now().await;
+        let second = tokio::spawn(added(&group, 2, "b"));
+        while group.queued.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+
+        first.await.expect("task").expect("a");
+        let seen = between.await.expect("task").expect("work");
+        second.await.expect("task").expect("b");
+        assert_eq!(
+            commits(&group),
+            2,
+            "\"a\"'s batch committed when the work's turn came, so \"b\" began another"
+        );
+        assert_eq!(seen, ["a", "b"], "the work ran outside both batches");
+        assert_eq!(notes(&reader).await, ["a", "b"]);
     }
 
     #[tokio::test]

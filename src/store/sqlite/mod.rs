@@ -357,8 +357,13 @@ const EVENTS_SINCE: &str = "select type, count(*) as n, max(position) as top fro
      group by type";
 
 /// How often the WAL is folded into the database file while writes go on: each checkpoint copies many batches'
-/// pages at once and costs the database file one fsync, and the WAL stays at a few megabytes at the writer's pace.
+/// pages at once and costs the database file one fsync.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// WAL frames (pages of 4 KiB) past which the writer pauses once to let SQLite start the WAL over: a bound on
+/// the file's size under sustained writes (about 256 MiB), seldom enough that the pause (tens of milliseconds
+/// on a loaded disk) stays out of the latency's tail.
+const RESTART_WAL_AT: i64 = 65_536;
 
 impl SqliteStore {
     /// Writes number their events as they commit; this wakes the feed's readers after each write, counts the
@@ -370,7 +375,7 @@ impl SqliteStore {
 
     /// After writes, at most every `CHECKPOINT_EVERY`, copies the WAL's pages into the database file on a reader
     /// connection (docs/adr/0149-sqlite-checkpoints-off-the-writer.md). Passive: it waits for neither readers nor
-    /// the writer, and copies what no reader still needs; SQLite starts the WAL over once all of it is copied.
+    /// the writer, and copies what no reader still needs. `fold_wal` says when the WAL starts over.
     async fn checkpoint_wal(&self) {
         let mut checkpointed_at = self.writer.commits();
         loop {
@@ -379,20 +384,32 @@ impl SqliteStore {
             if commits == checkpointed_at {
                 continue;
             }
-            match self.checkpoint().await {
+            match self.fold_wal(RESTART_WAL_AT).await {
                 Ok(_) => checkpointed_at = commits,
                 Err(error) => tracing::debug!(%error, "could not checkpoint the WAL (will retry)"),
             }
         }
     }
 
-    /// One passive checkpoint: the WAL's frames, and how many of them are now in the database file.
+    /// One round of `checkpoint_wal`: a passive checkpoint on a reader connection and, once the WAL holds
+    /// `restart_at` frames, what it takes for SQLite to start it over. SQLite does so when a write transaction
+    /// begins with every frame already copied; under a steady stream of batches some are always committed during
+    /// the checkpoint, so without this the file would grow for as long as the writes go on. A second pass
+    /// copies what was written during the first (its fsync is the slow part), then the writer copies the few
+    /// frames left between two batches, which wait for it (docs/adr/0151-sqlite-wal-restarts-under-load.md).
+    pub(in crate::store) async fn fold_wal(&self, restart_at: i64) -> Result<WalFrames> {
+        let wal = self.checkpoint().await?;
+        if wal.frames < restart_at {
+            return Ok(wal);
+        }
+        self.checkpoint().await?;
+        self.writer.between_batches(checkpoint_on).await
+    }
+
+    /// One passive checkpoint on a reader connection: the WAL's frames, and how many of them are now in the
+    /// database file.
     pub(in crate::store) async fn checkpoint(&self) -> Result<WalFrames> {
-        let (_busy, frames, copied): (i64, i64, i64) =
-            sqlx::query_as("pragma wal_checkpoint(passive)")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(WalFrames { frames, copied })
+        checkpoint_on(&mut *acquire(&self.pool).await?).await
     }
 
     async fn announce_events(&self) {
@@ -432,6 +449,14 @@ impl SqliteStore {
             }
         }
     }
+}
+
+/// A passive checkpoint on `conn`.
+async fn checkpoint_on(conn: &mut SqliteConnection) -> Result<WalFrames> {
+    let (_busy, frames, copied): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(passive)")
+        .fetch_one(conn)
+        .await?;
+    Ok(WalFrames { frames, copied })
 }
 
 /// The WAL's length in frames (pages written), and how many of them a checkpoint has copied into the database.
@@ -498,6 +523,73 @@ mod tests {
         assert_eq!(
             written.copied, written.frames,
             "the checkpoint copied all of it"
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_wal_starts_over_though_a_batch_commits_during_every_checkpoint() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = two_reader_store(&dir).await;
+        let eur = Currency::parse("EUR").expect("EUR");
+        let open_wallet = async |n: usize| {
+            store
+                .create_wallet(
+                    &format!("owner {n}"),
+                    eur,
+                    Amount::ZERO,
+                    &Memo::default(),
+                    None,
+                )
+                .await
+                .expect("wallet");
+        };
+        for n in 0..100 {
+            open_wallet(n).await;
+        }
+        // A batch open while a reader's checkpoint runs, as under a steady stream of batches: the checkpoint
+        // copies every frame committed before it, and the batch commits more after it.
+        let checkpoint_during_a_batch = async |key: &str| {
+            store
+                .write(async |conn| {
+                    sqlx::query(
+                        "insert into idempotency_keys (key, request_hash) values ($1, 'h')",
+                    )
+                    .bind(key)
+                    .execute(&mut *conn)
+                    .await?;
+                    store.checkpoint().await
+                })
+                .await
+                .expect("write with a checkpoint during it")
+        };
+
+        let first = checkpoint_during_a_batch("first").await;
+        let second = checkpoint_during_a_batch("second").await;
+        assert!(
+            second.frames > first.frames,
+            "a batch that begins with frames not yet copied appends to the WAL: {first:?} then {second:?}"
+        );
+        store
+            .writer
+            .between_batches(checkpoint_on)
+            .await
+            .expect("the writer's checkpoint");
+        open_wallet(100).await;
+        let restarted = store.checkpoint().await.expect("checkpoint");
+        assert!(
+            restarted.frames < first.frames,
+            "after the writer copied the rest, the next write starts the WAL over: {second:?} then {restarted:?}"
+        );
+
+        // `fold_wal` does the same past its threshold, and only a reader's checkpoint below it.
+        open_wallet(102).await;
+        let below = store.fold_wal(i64::MAX).await.expect("fold");
+        assert_eq!(below.copied, below.frames);
+        let folded = store.fold_wal(0).await.expect("fold");
+        assert_eq!(
+            folded.copied, folded.frames,
+            "every frame copied: {folded:?}"
         );
         store.close().await;
     }
