@@ -487,6 +487,23 @@ async fn two_reader_store(dir: &tempfile::TempDir) -> SqliteStore {
 mod tests {
     use super::*;
 
+    /// A wallet for each number in `owners`, each opened by a write of its own.
+    async fn open_wallets(store: &SqliteStore, owners: std::ops::Range<usize>) {
+        let eur = Currency::parse("EUR").expect("EUR");
+        for n in owners {
+            store
+                .create_wallet(
+                    &format!("owner {n}"),
+                    eur,
+                    Amount::ZERO,
+                    &Memo::default(),
+                    None,
+                )
+                .await
+                .expect("wallet");
+        }
+    }
+
     #[tokio::test]
     async fn the_writer_leaves_checkpoints_to_a_reader_connection() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -500,21 +517,9 @@ mod tests {
             .await
             .expect("pragma");
         assert_eq!(autocheckpoint, 0, "the writer never checkpoints");
-        let eur = Currency::parse("EUR").expect("EUR");
         let before = store.checkpoint().await.expect("checkpoint");
         // Enough pages that the writer would have checkpointed on its own with SQLite's default (1,000).
-        for n in 0..300 {
-            store
-                .create_wallet(
-                    &format!("owner {n}"),
-                    eur,
-                    Amount::ZERO,
-                    &Memo::default(),
-                    None,
-                )
-                .await
-                .expect("wallet");
-        }
+        open_wallets(&store, 0..300).await;
         let written = store.checkpoint().await.expect("checkpoint");
         assert!(
             written.frames > before.frames && written.frames >= 1_000,
@@ -531,22 +536,7 @@ mod tests {
     async fn the_wal_starts_over_though_a_batch_commits_during_every_checkpoint() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = two_reader_store(&dir).await;
-        let eur = Currency::parse("EUR").expect("EUR");
-        let open_wallet = async |n: usize| {
-            store
-                .create_wallet(
-                    &format!("owner {n}"),
-                    eur,
-                    Amount::ZERO,
-                    &Memo::default(),
-                    None,
-                )
-                .await
-                .expect("wallet");
-        };
-        for n in 0..100 {
-            open_wallet(n).await;
-        }
+        open_wallets(&store, 0..100).await;
         // A batch open while a reader's checkpoint runs, as under a steady stream of batches: the checkpoint
         // copies every frame committed before it, and the batch commits more after it.
         let checkpoint_during_a_batch = async |key: &str| {
@@ -575,7 +565,7 @@ mod tests {
             .between_batches(checkpoint_on)
             .await
             .expect("the writer's checkpoint");
-        open_wallet(100).await;
+        open_wallets(&store, 100..101).await;
         let restarted = store.checkpoint().await.expect("checkpoint");
         assert!(
             restarted.frames < first.frames,
@@ -583,7 +573,7 @@ mod tests {
         );
 
         // `fold_wal` does the same past its threshold, and only a reader's checkpoint below it.
-        open_wallet(102).await;
+        open_wallets(&store, 101..102).await;
         let below = store.fold_wal(i64::MAX).await.expect("fold");
         assert_eq!(below.copied, below.frames);
         let folded = store.fold_wal(0).await.expect("fold");
