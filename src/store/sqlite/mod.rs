@@ -12,7 +12,7 @@ use group_commit::{Isolation, KeyClaim};
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use sqlx::SqliteConnection;
@@ -403,7 +403,22 @@ impl SqliteStore {
             return Ok(wal);
         }
         self.checkpoint().await?;
-        self.writer.between_batches(checkpoint_on).await
+        let (copied, paused) = self
+            .writer
+            .between_batches(async |conn| {
+                let started = Instant::now();
+                let copied = checkpoint_on(conn).await?;
+                Ok((copied, started.elapsed()))
+            })
+            .await?;
+        // Writes waited this long: the tail latency a restart adds, worth seeing next to the p99s.
+        tracing::info!(
+            frames = copied.frames,
+            copied = copied.copied,
+            writes_paused_ms = paused.as_millis() as u64,
+            "the writer checkpointed the WAL so that it starts over"
+        );
+        Ok(copied)
     }
 
     /// One passive checkpoint on a reader connection: the WAL's frames, and how many of them are now in the
