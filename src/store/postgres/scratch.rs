@@ -38,8 +38,19 @@ pub(crate) async fn scratch() -> Option<(PgStore, String, String)> {
 pub(crate) async fn drop_scratch(store: PgStore, admin: &str, name: &str) {
     store.close().await;
     let admin_pool = PgPool::connect(admin).await.expect("admin connection");
-    sqlx::query(&format!("drop database if exists {name} with (force)"))
-        .execute(&admin_pool)
-        .await
-        .expect("drop database");
+    // `with (force)` refuses while an autovacuum worker is in the database (the test role may not end it); the
+    // worker is done with a fresh database in moments. A database left behind is the test server's clutter,
+    // not the test's failure.
+    for attempt in 1..=20 {
+        match sqlx::query(&format!("drop database if exists {name} with (force)"))
+            .execute(&admin_pool)
+            .await
+        {
+            Ok(_) => return,
+            Err(error) if attempt == 20 => {
+                eprintln!("could not drop scratch database {name}: {error}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
