@@ -360,9 +360,9 @@ const EVENTS_SINCE: &str = "select type, count(*) as n, max(position) as top fro
 /// pages at once and costs the database file one fsync.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
-/// WAL frames (pages of 4 KiB) past which the writer pauses once to let SQLite start the WAL over: a bound on
-/// the file's size under sustained writes (about 256 MiB), seldom enough that the pause (tens of milliseconds
-/// on a loaded disk) stays out of the latency's tail.
+/// WAL frames (pages of 4 KiB, 256 MiB) past which the writer pauses once to let SQLite start the WAL over,
+/// seldom enough that the pause (tens of milliseconds on a loaded disk) stays out of the latency's tail. Under
+/// sustained writes the file has still reached 950 MiB, the restart coming rounds late (ADR 0151).
 const RESTART_WAL_AT: i64 = 65_536;
 
 impl SqliteStore {
