@@ -13,9 +13,10 @@
 //!
 //! Hold operations in a batch lock their holds first (in id order) and then, with every other wallet of the
 //! batch, their wallets (in id order): the order every path takes (a lone void or capture locks its hold, then
-//! its wallets), so nothing deadlocks. Voids and placements go in one statement each (`holds_together`), the
-//! rest one by one (a capture into another wallet in one statement too), before the movements are decided on
-//! the rows as they leave them; so a batch is some serial order of its writes, and all share one commit.
+//! its wallets), so nothing deadlocks. Voids, placements and captures go in one statement each
+//! (`holds_together`), the rest one by one (a second write on one hold or wallet, a refusal to explain), before
+//! the movements are decided on the rows as they leave them; so a batch is some serial order of its writes, and
+//! all share one commit.
 //!
 //! `--write-batching false` turns this off (each write its own transaction), so the bench can measure both.
 
@@ -27,8 +28,8 @@ use tokio::sync::oneshot;
 
 use super::batcher::Batcher;
 use super::holds::{
-    Placement, capture_alone, capture_in, capture_into_once, place_alone, place_in, place_many,
-    void_alone, void_many, void_once,
+    Capturing, Placement, capture_alone, capture_in, capture_into_once, capture_many, place_alone,
+    place_in, place_many, void_alone, void_many, void_once,
 };
 use super::{
     apply_movement_releasing, apply_transfer, lock_two_wallets, move_once, record, record_answer,
@@ -591,8 +592,8 @@ async fn together(pool: &PgPool, batch: &[Queued]) -> Result<Tried> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     // Hold operations first: the movements are then decided on the rows as they left them.
     let hold_outcomes = if batch.iter().any(|q| !q.is_movement()) {
-        lock_holds_then_wallets(&mut tx, batch).await?;
-        holds_together(&mut tx, batch, now).await?
+        let hold_wallets = lock_holds_then_wallets(&mut tx, batch).await?;
+        holds_together(&mut tx, batch, &hold_wallets, now).await?
     } else {
         batch.iter().map(|_| None).collect()
     };
@@ -940,8 +941,11 @@ async fn apply_one(conn: &mut PgConnection, queued: &Queued) -> Result<Done> {
 }
 
 /// Locks the holds the batch voids or captures (in id order), then every wallet it touches (in id order): those
-/// its writes name and those of its holds.
-async fn lock_holds_then_wallets(tx: &mut PgConnection, batch: &[Queued]) -> Result<()> {
+/// its writes name and those of its holds. Returns the wallet of each hold locked (those still pending).
+async fn lock_holds_then_wallets(
+    tx: &mut PgConnection,
+    batch: &[Queued],
+) -> Result<HashMap<i64, i64>> {
     let mut ids: Vec<i64> = batch
         .iter()
         .flat_map(Queued::wallets)
@@ -952,6 +956,7 @@ async fn lock_holds_then_wallets(tx: &mut PgConnection, batch: &[Queued]) -> Res
         .filter_map(Queued::hold)
         .map(HoldId::get)
         .collect();
+    let mut hold_wallets = HashMap::new();
     if !holds.is_empty() {
         holds.sort_unstable();
         holds.dedup();
@@ -960,23 +965,27 @@ async fn lock_holds_then_wallets(tx: &mut PgConnection, batch: &[Queued]) -> Res
             .bind(Utc::now())
             .fetch_all(&mut *tx)
             .await?;
-        ids.extend(locked.into_iter().map(|(_, wallet)| wallet));
+        ids.extend(locked.iter().map(|(_, wallet)| *wallet));
+        hold_wallets.extend(locked);
     }
     ids.sort_unstable();
     ids.dedup();
     sqlx::query(LOCK_IDS).bind(&ids).execute(&mut *tx).await?;
-    Ok(())
+    Ok(hold_wallets)
 }
 
 /// The batch's hold operations, each with its outcome (`None` for a movement), in one serial order: the voids
 /// of holds no other write of the batch names, in one statement; then the placements on wallets no other
-/// placement of the batch names, in one statement; then every other hold operation in arrival order, one
-/// statement each (a capture, a second write on one hold or wallet, and a void or placement the set statement
+/// placement of the batch names, in one statement; then the captures of such holds whose wallets no other
+/// capture of the set touches, in one statement; then every other hold operation in arrival order, one
+/// statement each (a second write on one hold or wallet, and a void, placement or capture the set statement
 /// refused, which runs again alone to be explained, or placed after expired holds are released). The holds and
-/// wallets are locked already. `Err` only for a failure of the transaction itself.
+/// wallets are locked already (`hold_wallets`: each pending hold's wallet). `Err` only for a failure of the
+/// transaction itself.
 async fn holds_together(
     tx: &mut PgConnection,
     batch: &[Queued],
+    hold_wallets: &HashMap<i64, i64>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Option<Result<Done>>>> {
     let mut outcomes: Vec<Option<Result<Done>>> = batch.iter().map(|_| None).collect();
@@ -1041,12 +1050,68 @@ async fn holds_together(
             }
         }
     }
+    let (captures, wallets) = captures_apart(batch, &holds_named, hold_wallets);
+    if !captures.is_empty() {
+        let mut made = capture_many(tx, &captures, &wallets, now).await?;
+        for (queued, outcome) in batch.iter().zip(&mut outcomes) {
+            if let Write::Capture { hold, .. } = queued.write
+                && let Some(capture) = made.remove(&hold.get())
+            {
+                *outcome = Some(Ok(Done::Captured(capture)));
+            }
+        }
+    }
     for (queued, outcome) in batch.iter().zip(&mut outcomes) {
         if !queued.is_movement() && outcome.is_none() {
             *outcome = Some(hold_in_batch(tx, queued).await?);
         }
     }
     Ok(outcomes)
+}
+
+/// The captures that can go in one statement, and every wallet of their legs: each of a pending hold (one in
+/// `hold_wallets`) that no other write of the batch names, whose legs (the hold's wallet, and the target if
+/// any) no other such capture touches.
+fn captures_apart<'a>(
+    batch: &'a [Queued],
+    holds_named: &HashMap<i64, usize>,
+    hold_wallets: &HashMap<i64, i64>,
+) -> (Vec<Capturing<'a>>, Vec<i64>) {
+    let candidates: Vec<(&Queued, HoldId, Option<WalletId>, i64)> = batch
+        .iter()
+        .filter_map(|queued| match queued.write {
+            Write::Capture { hold, to, .. } if holds_named.get(&hold.get()) == Some(&1) => {
+                let wallet = *hold_wallets.get(&hold.get())?;
+                Some((queued, hold, to, wallet))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut legs: HashMap<i64, usize> = HashMap::new();
+    for (_, _, to, wallet) in &candidates {
+        for leg in std::iter::once(*wallet).chain(to.map(WalletId::get)) {
+            *legs.entry(leg).or_default() += 1;
+        }
+    }
+    let mut wallets = Vec::new();
+    let captures = candidates
+        .into_iter()
+        .filter(|(_, _, to, wallet)| {
+            std::iter::once(*wallet)
+                .chain(to.map(WalletId::get))
+                .all(|leg| legs.get(&leg) == Some(&1))
+        })
+        .map(|(queued, hold, to, wallet)| {
+            wallets.extend(std::iter::once(wallet).chain(to.map(WalletId::get)));
+            Capturing {
+                hold,
+                amount: queued.amount,
+                to,
+                memo: &queued.memo,
+            }
+        })
+        .collect();
+    (captures, wallets)
 }
 
 /// A hold operation in the batch's transaction: refused, it changes nothing. `Err` only for a failure of the
@@ -1489,6 +1554,124 @@ mod tests {
                 ("hold.captured".to_owned(), Some(h1.get()), None),
                 ("transaction.created".to_owned(), None, Some(out.entry.id)),
                 ("transaction.created".to_owned(), None, Some(into.entry.id)),
+            ]
+        );
+        let audit = store.audit().await.expect("audit");
+        assert!(audit.is_empty(), "{audit:?}");
+        drop_scratch(store, &admin, &name).await;
+    }
+
+    #[tokio::test]
+    async fn captures_on_wallets_apart_go_in_one_statement_and_the_rest_one_by_one() {
+        let Some((store, admin, name)) = scratch().await else {
+            return;
+        };
+        let (a, b, c) = (
+            wallet(&store, 1_000).await,
+            wallet(&store, 1_000).await,
+            wallet(&store, 0).await,
+        );
+        let (d, e, f) = (
+            wallet(&store, 1_000).await,
+            wallet(&store, 1_000).await,
+            wallet(&store, 1_000).await,
+        );
+        let h1 = placed(&store, a, 300).await;
+        let h2 = placed(&store, b, 200).await;
+        let h3 = placed(&store, d, 100).await;
+        let h4 = placed(&store, e, 100).await;
+        let closed = wallet(&store, 0).await;
+        store
+            .close_wallet(closed, &Memo::default(), None)
+            .await
+            .expect("closed");
+        let (h5, h6) = (placed(&store, f, 100).await, placed(&store, f, 50).await);
+        let last_event: i64 = sqlx::query_scalar("select coalesce(max(id), 0) from events")
+            .fetch_one(&store.pool)
+            .await
+            .expect("events");
+        let batch = vec![
+            capture(h5, 60, None), // f has two captures: each alone, in arrival order
+            capture(h1, 250, None),
+            capture(h2, 150, Some(c)),
+            capture(h3, 101, None), // more than the hold: refused, explained alone
+            capture(h4, 10, Some(closed)), // into a closed wallet: refused, explained alone
+            capture(h6, 50, None),
+        ];
+        let outcomes = committed(together(&store.pool, &batch).await);
+        let taken = |i: usize| match &outcomes[i] {
+            Ok(Done::Captured(capture)) => (
+                capture.hold.id,
+                capture.from.entry.kind,
+                capture.from.entry.balance_after.minor_units(),
+                capture.from.wallet.held.minor_units(),
+                capture.to.as_ref().map(|to| {
+                    (
+                        to.wallet.id,
+                        to.entry.kind,
+                        to.entry.counterparty_id,
+                        to.entry.balance_after.minor_units(),
+                    )
+                }),
+            ),
+            other => panic!("{i}: {:?}", other.as_ref().err()),
+        };
+        use LedgerEntryKind::{TransferIn, TransferOut, Withdrawal};
+        assert_eq!(taken(0), (h5, Withdrawal, 940, 50, None));
+        assert_eq!(taken(1), (h1, Withdrawal, 750, 0, None));
+        assert_eq!(
+            taken(2),
+            (h2, TransferOut, 850, 0, Some((c, TransferIn, Some(b), 150)))
+        );
+        assert!(matches!(
+            &outcomes[3],
+            Err(StoreError::CaptureTooLarge(hold)) if hold.id == h3
+        ));
+        assert!(
+            outcomes[4].is_err(),
+            "a closed wallet cannot take a capture"
+        );
+        assert_eq!(taken(5), (h6, Withdrawal, 890, 0, None));
+        for (id, balance, held) in [
+            (a, 750, 0),
+            (b, 850, 0),
+            (c, 150, 0),
+            (d, 1_000, 100),
+            (e, 1_000, 100),
+            (f, 890, 0),
+        ] {
+            let now = store.get_wallet(id).await.expect("wallet");
+            assert_eq!(
+                (now.balance.minor_units(), now.held.minor_units()),
+                (balance, held),
+                "{id}"
+            );
+        }
+        for pending in [h3, h4] {
+            let hold = store.get_hold(pending).await.expect("hold");
+            assert_eq!(hold.status.as_str(), "pending");
+        }
+        // The set statement first (its holds, then its entries, out legs first), then f's captures alone.
+        let events: Vec<(String, Option<i64>)> =
+            sqlx::query_as("select type, hold_id from events where id > $1 order by id")
+                .bind(last_event)
+                .fetch_all(&store.pool)
+                .await
+                .expect("events");
+        let captured = |hold: HoldId| ("hold.captured".to_owned(), Some(hold.get()));
+        let entry = ("transaction.created".to_owned(), None);
+        assert_eq!(
+            events,
+            [
+                captured(h1),
+                captured(h2),
+                entry.clone(),
+                entry.clone(),
+                entry.clone(),
+                captured(h5),
+                entry.clone(),
+                captured(h6),
+                entry,
             ]
         );
         let audit = store.audit().await.expect("audit");

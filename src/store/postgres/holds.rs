@@ -3,6 +3,7 @@
 //! A capture paid into another wallet is a transaction that locks the hold, then both wallets in id order, as
 //! transfers do, so it never deadlocks with them.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
@@ -147,6 +148,138 @@ static PLACE_HOLDS: LazyLock<String> = LazyLock::new(|| {
         columns = hold_columns!("$7"),
     )
 });
+
+/// Captures several holds in one statement, each as a withdrawal (no target) or into another wallet, inside a
+/// batch whose holds and wallets are locked. Each capture's legs are its hold's wallet and its target, and no
+/// wallet may be in two legs of the set (the caller sees to it): an `UPDATE … FROM` applies one row per wallet.
+/// A capture into another wallet finishes its hold only if the target can take the money, as `CAPTURE_INTO`.
+/// `$1` holds (each once), `$2` amounts, `$3` targets (null: a withdrawal), `$4`–`$7` actors, references,
+/// descriptions, metadata, `$8` now, `$9` every wallet of the set. One row per leg, out legs first; a hold not
+/// returned was refused and changed nothing.
+static CAPTURE_HOLDS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with wanted as ( \
+             select * from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], \
+                                  $6::text[], $7::text[]) with ordinality \
+                  as w(hold_id, taken, target, actor, memo_reference, memo_description, memo_metadata, ord)), \
+         finished as ( \
+             update holds set status = 'captured', finished_at = $8, captured = w.taken from wanted w \
+             where holds.id = w.hold_id and holds.id = any($1) and holds.status = 'pending' \
+               and holds.expires_at > $8 and holds.amount >= w.taken \
+               and (w.target is null or exists (select 1 from wallets t where t.id = w.target \
+                    and t.id <> holds.wallet_id and t.closed_at is null \
+                    and t.balance <= 9223372036854775807 - w.taken)) \
+             returning {hold}, w.taken, w.target, w.actor, w.memo_reference, w.memo_description, \
+                       w.memo_metadata, w.ord), \
+         legs as ( \
+             select wallet_id as leg_wallet, -taken as delta, amount as released, \
+                    case when target is null then 'withdrawal' else 'transfer_out' end as kind, \
+                    target as counterparty, ord, 0 as leg \
+             from finished \
+             union all \
+             select target, taken, 0, 'transfer_in', wallet_id, ord, 1 from finished where target is not null), \
+         moved as ( \
+             update wallets set balance = balance + l.delta, held = held - l.released from legs l \
+             where wallets.id = l.leg_wallet and wallets.id = any($9) returning {wallet}), \
+         entry as ( \
+             insert into transactions (wallet_id, kind, amount, balance_after, counterparty_id, created_at, \
+                                       actor, reference, description, metadata) \
+             select l.leg_wallet, l.kind, f.taken, m.balance, l.counterparty, $8, f.actor, f.memo_reference, \
+                    f.memo_description, f.memo_metadata \
+             from legs l join moved m on m.id = l.leg_wallet join finished f on f.ord = l.ord \
+             order by l.ord, l.leg \
+             returning {entry}) \
+         select {capture} \
+         from finished f join legs l on l.ord = f.ord join moved m on m.id = l.leg_wallet \
+              join entry e on e.wallet_id = m.id \
+         order by f.ord, l.leg",
+        hold = hold_columns!("$8"),
+        wallet = wallet_columns!("$8"),
+        entry = ENTRY_RETURNED,
+        capture = CAPTURE_COLUMNS,
+    )
+});
+
+/// A capture for `capture_many`.
+pub(super) struct Capturing<'a> {
+    pub hold: HoldId,
+    pub amount: Amount,
+    pub to: Option<WalletId>,
+    pub memo: &'a Memo,
+}
+
+/// Captures `captures` (distinct holds, no wallet in two legs) in one statement inside the caller's
+/// transaction, whose holds and wallets are locked. Returns the captures made, by hold; the others were refused
+/// and changed nothing (`capture_in` explains why). `wallets` are every wallet of the set's legs.
+pub(super) async fn capture_many(
+    tx: &mut PgConnection,
+    captures: &[Capturing<'_>],
+    wallets: &[i64],
+    now: DateTime<Utc>,
+) -> Result<HashMap<i64, Capture>> {
+    let column = |text: fn(&Memo) -> Option<&str>| -> Vec<Option<&str>> {
+        captures.iter().map(|c| text(c.memo)).collect()
+    };
+    let rows: Vec<CaptureRow> = sqlx::query_as(CAPTURE_HOLDS.as_str())
+        .bind(captures.iter().map(|c| c.hold.get()).collect::<Vec<_>>())
+        .bind(
+            captures
+                .iter()
+                .map(|c| c.amount.minor_units())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            captures
+                .iter()
+                .map(|c| c.to.map(WalletId::get))
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(|memo| memo.actor.as_deref()))
+        .bind(column(|memo| memo.reference.as_deref()))
+        .bind(column(|memo| memo.description.as_deref()))
+        .bind(column(|memo| memo.metadata.as_deref()))
+        .bind(now)
+        .bind(wallets)
+        .fetch_all(tx)
+        .await?;
+    let mut made: HashMap<i64, Capture> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let (hold, leg) = row.parts()?;
+        match made.get_mut(&hold.id.get()) {
+            None => {
+                made.insert(
+                    hold.id.get(),
+                    Capture {
+                        hold,
+                        from: leg,
+                        to: None,
+                    },
+                );
+            }
+            Some(capture) if capture.to.is_none() => capture.to = Some(leg),
+            Some(_) => return Err(not_as_asked(hold.id)),
+        }
+    }
+    // Each capture made must have exactly the legs it asked for: otherwise the batch must not commit.
+    for capture in made.values() {
+        let wanted = captures.iter().find(|c| c.hold == capture.hold.id);
+        let legs_match = wanted.is_some_and(|wanted| {
+            capture.from.wallet.id == capture.hold.wallet_id
+                && capture.to.as_ref().map(|to| to.wallet.id) == wanted.to
+        });
+        if !legs_match {
+            return Err(not_as_asked(capture.hold.id));
+        }
+    }
+    Ok(made)
+}
+
+fn not_as_asked(hold: HoldId) -> StoreError {
+    StoreError::Internal(format!(
+        "capturing hold {} with others did not write the legs it asked for",
+        hold.get()
+    ))
+}
 
 /// A placement for `place_many`.
 pub(super) struct Placement<'a> {
