@@ -58,17 +58,19 @@ COLOURS = {
 AUTH_COST_WORKLOADS = ("reads", "deposits")
 AUTH_COST_MINIMUM = 0.8
 
-# (workload, ceiling, lowest acceptable revwallet/ceiling ratio); None: shown for information, no target.
+# (workload, ceiling, lowest acceptable revwallet/ceiling ratio, whether it holds at every client count or only at
+# the highest); None: shown for information, no target. The group-commit targets (reads, hot, keyed) are set at
+# 64 clients: at 16 there is little queued to batch, and those rows are shown for information.
 RATIO_TARGETS = (
-    ("reads", "pgbench-textbook", 0.5),
-    ("reads", "pgbench-revwallet-sql", None),
-    ("deposits", "pgbench-revwallet-sql", 0.8),
-    ("deposits", "pgbench-textbook", 1.0),
-    ("hot", "pgbench-textbook", 10.0),
-    ("hot", "pgbench-revwallet-sql", None),
-    # The path real clients take (every write keyed): the group-commit targets.
-    ("keyed", "pgbench-revwallet-sql", 1.5),
-    ("keyed", "pgbench-textbook", 2.0),
+    ("reads", "pgbench-textbook", 0.5, "top"),
+    ("reads", "pgbench-revwallet-sql", None, "top"),
+    ("deposits", "pgbench-revwallet-sql", 0.8, "every"),
+    ("deposits", "pgbench-textbook", 1.0, "every"),
+    ("hot", "pgbench-textbook", 10.0, "top"),
+    ("hot", "pgbench-revwallet-sql", None, "top"),
+    # The path real clients take (every write keyed).
+    ("keyed", "pgbench-revwallet-sql", 1.5, "top"),
+    ("keyed", "pgbench-textbook", 2.0, "top"),
 )
 # Workloads whose p99 must stay under P99_LIMIT_MS at the highest client count, on both backends.
 P99_WORKLOADS = ("reads", "deposits", "mix", "zipf", "hotpair", "holds")
@@ -86,8 +88,9 @@ def find(measurements: list[dict], target: str, workload: str, clients: int) -> 
 
 def ratios(measurements: list[dict], clients: list[int]) -> list[dict]:
     rows = []
-    for workload, ceiling, minimum in RATIO_TARGETS:
+    for workload, ceiling, target, held_at in RATIO_TARGETS:
         for c in clients:
+            minimum = target if held_at == "every" or c == max(clients) else None
             ours = find(measurements, "revwallet-postgres", workload, c)
             theirs = find(measurements, ceiling, CEILING_WORKLOAD.get(workload, workload), c)
             ratio = None
