@@ -1077,38 +1077,36 @@ fn captures_apart<'a>(
     holds_named: &HashMap<i64, usize>,
     hold_wallets: &HashMap<i64, i64>,
 ) -> (Vec<Capturing<'a>>, Vec<i64>) {
-    let candidates: Vec<(&Queued, HoldId, Option<WalletId>, i64)> = batch
+    let candidates: Vec<(&Queued, HoldId, Option<WalletId>, Vec<i64>)> = batch
         .iter()
         .filter_map(|queued| match queued.write {
             Write::Capture { hold, to, .. } if holds_named.get(&hold.get()) == Some(&1) => {
                 let wallet = *hold_wallets.get(&hold.get())?;
-                Some((queued, hold, to, wallet))
+                let legs = std::iter::once(wallet).chain(to.map(WalletId::get));
+                Some((queued, hold, to, legs.collect()))
             }
             _ => None,
         })
         .collect();
-    let mut legs: HashMap<i64, usize> = HashMap::new();
-    for (_, _, to, wallet) in &candidates {
-        for leg in std::iter::once(*wallet).chain(to.map(WalletId::get)) {
-            *legs.entry(leg).or_default() += 1;
-        }
+    let mut times_named: HashMap<i64, usize> = HashMap::new();
+    for leg in candidates.iter().flat_map(|(.., legs)| legs) {
+        *times_named.entry(*leg).or_default() += 1;
     }
-    let mut wallets = Vec::new();
-    let captures = candidates
+    let apart: Vec<_> = candidates
         .into_iter()
-        .filter(|(_, _, to, wallet)| {
-            std::iter::once(*wallet)
-                .chain(to.map(WalletId::get))
-                .all(|leg| legs.get(&leg) == Some(&1))
-        })
-        .map(|(queued, hold, to, wallet)| {
-            wallets.extend(std::iter::once(wallet).chain(to.map(WalletId::get)));
-            Capturing {
-                hold,
-                amount: queued.amount,
-                to,
-                memo: &queued.memo,
-            }
+        .filter(|(.., legs)| legs.iter().all(|leg| times_named.get(leg) == Some(&1)))
+        .collect();
+    let wallets = apart
+        .iter()
+        .flat_map(|(.., legs)| legs.iter().copied())
+        .collect();
+    let captures = apart
+        .into_iter()
+        .map(|(queued, hold, to, _)| Capturing {
+            hold,
+            amount: queued.amount,
+            to,
+            memo: &queued.memo,
         })
         .collect();
     (captures, wallets)
