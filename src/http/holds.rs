@@ -20,11 +20,11 @@ use super::schema::{
 };
 use super::wallets::{counted, visible};
 use crate::auth::Caller;
-use crate::domain::{Currency, HoldId, HoldLifetime, HoldStatus, rfc3339};
+use crate::domain::{Currency, HoldId, HoldLifetime, HoldStatus, WalletId, rfc3339};
 use crate::idempotency::run_once;
 use crate::outcome::{Operation, OperationKind, ProblemKind};
 use crate::state::AppState;
-use crate::store::{Capture, Hold, Render};
+use crate::store::{Capture, Hold, HoldFacts, Render};
 use serde_json::value::RawValue;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -290,8 +290,30 @@ pub async fn get_hold(
 /// A hold and its wallet's currency, if the caller may see the wallet: another owner's hold is a missing one.
 async fn visible_hold(app: &AppState, caller: &Caller, id: HoldId) -> Result<(Hold, Currency)> {
     let hold = app.store.get_hold(id).await?;
-    match visible(app, caller, hold.wallet_id).await {
-        Ok(facts) => Ok((hold, facts.currency)),
+    let currency = hold_currency(app, caller, id, hold.wallet_id).await?;
+    Ok((hold, currency))
+}
+
+/// A hold's wallet and amount (cached: capturing or voiding a hold this process placed reads nothing first)
+/// and its wallet's currency, if the caller may see the wallet.
+async fn visible_hold_facts(
+    app: &AppState,
+    caller: &Caller,
+    id: HoldId,
+) -> Result<(HoldFacts, Currency)> {
+    let hold = app.store.hold_facts(id).await?;
+    let currency = hold_currency(app, caller, id, hold.wallet_id).await?;
+    Ok((hold, currency))
+}
+
+async fn hold_currency(
+    app: &AppState,
+    caller: &Caller,
+    id: HoldId,
+    wallet: WalletId,
+) -> Result<Currency> {
+    match visible(app, caller, wallet).await {
+        Ok(facts) => Ok(facts.currency),
         Err(_) => Err(ApiError::from(crate::store::StoreError::HoldNotFound(id))),
     }
 }
@@ -355,15 +377,15 @@ pub async fn capture_hold(
     };
     let result = async {
         let memo = request.value.memo(caller.actor())?;
-        let (hold, code) = visible_hold(&app, &caller, id).await?;
+        let (hold, code) = visible_hold_facts(&app, &caller, id).await?;
         let code = op.currency(code);
         let amount = match &request.value.amount {
             Some(text) => text.positive(code)?,
             None => hold.amount,
         };
         // A finished hold is 409 whatever the amount (SPEC §9): the store says so, under the idempotency key, so a
-        // repeated capture still replays its first answer.
-        if hold.status == HoldStatus::Pending && amount > hold.amount {
+        // repeated capture still replays its first answer. Only then does the status need reading here.
+        if amount > hold.amount && app.store.get_hold(id).await?.status == HoldStatus::Pending {
             return Err(ApiError::new(
                 ProblemKind::InvalidAmount,
                 format!("hold {id} reserved {} {code}; cannot capture {} {code}", hold.amount.format(code), amount.format(code)),
@@ -407,7 +429,7 @@ pub async fn void_hold(
 ) -> Result<Response> {
     let mut op = Operation::new(OperationKind::Void);
     let prepared = async {
-        let (_, code) = visible_hold(&app, &caller, id).await?;
+        let (_, code) = visible_hold_facts(&app, &caller, id).await?;
         Ok::<_, ApiError>(op.currency(code))
     }
     .await;

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{Amount, Currency, HoldId, HoldStatus, LedgerEntryKind, WalletId};
 
-pub use cache::WalletFacts;
+pub use cache::{HoldFacts, WalletFacts};
 pub use error::{Result, StoreError};
 pub use events::{Event, EventKind, EventSubject, Feed};
 pub use idempotency::{
@@ -279,7 +279,10 @@ impl Store {
         memo: &Memo,
         finish: Option<Finish<'_, Hold>>,
     ) -> Result<Hold> {
-        dispatch!(self, s => s.place_hold(wallet, amount, expires_at, memo, finish).await)
+        let hold =
+            dispatch!(self, s => s.place_hold(wallet, amount, expires_at, memo, finish).await)?;
+        self.remember_hold(&hold);
+        Ok(hold)
     }
 
     /// Takes `amount` (at most the hold) out of the hold's wallet, as a withdrawal or a transfer into `to`
@@ -292,16 +295,45 @@ impl Store {
         memo: &Memo,
         finish: Option<Finish<'_, Capture>>,
     ) -> Result<Capture> {
-        dispatch!(self, s => s.capture_hold(id, amount, to, memo, finish).await)
+        let capture = dispatch!(self, s => s.capture_hold(id, amount, to, memo, finish).await)?;
+        dispatch!(self, s => s.holds.forget(id));
+        Ok(capture)
     }
 
     pub async fn void_hold(&self, id: HoldId, finish: Option<Finish<'_, Hold>>) -> Result<Hold> {
-        dispatch!(self, s => s.void_hold(id, finish).await)
+        let hold = dispatch!(self, s => s.void_hold(id, finish).await)?;
+        dispatch!(self, s => s.holds.forget(id));
+        Ok(hold)
     }
 
     /// A hold of an open wallet; a pending one past its expiry reads `expired`.
     pub async fn get_hold(&self, id: HoldId) -> Result<Hold> {
-        dispatch!(self, s => s.get_hold(id).await)
+        let hold = dispatch!(self, s => s.get_hold(id).await)?;
+        self.remember_hold(&hold);
+        Ok(hold)
+    }
+
+    /// A hold's wallet and amount, from the cache when this process placed or read it while pending; else as
+    /// `get_hold` finds it (a hold of a closed wallet is not found). What a capture or void checks before the
+    /// store decides, under the hold's current status, whether it applies.
+    pub async fn hold_facts(&self, id: HoldId) -> Result<HoldFacts> {
+        match dispatch!(self, s => s.holds.get(id)) {
+            Some(facts) => Ok(facts),
+            None => self.get_hold(id).await.map(|hold| HoldFacts {
+                wallet_id: hold.wallet_id,
+                amount: hold.amount,
+            }),
+        }
+    }
+
+    fn remember_hold(&self, hold: &Hold) {
+        if hold.status == HoldStatus::Pending {
+            let facts = HoldFacts {
+                wallet_id: hold.wallet_id,
+                amount: hold.amount,
+            };
+            dispatch!(self, s => s.holds.put(hold.id, facts));
+        }
     }
 
     /// A page of a wallet's holds, newest first, strictly before the hold id `before`.

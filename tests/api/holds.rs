@@ -30,6 +30,7 @@ crate::on_both_backends!(
     mixed_concurrent_operations_keep_held_within_balance_and_audit_clean,
     random_sequences_of_operations_match_a_simple_model,
     kill_9_during_holds_and_captures_loses_no_acknowledged_operation,
+    a_hold_finished_by_another_replica_is_refused_here_as_it_would_be_there,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -534,6 +535,15 @@ async fn closing_a_wallet_with_a_pending_hold_is_409_until_it_is_released(backen
     app.get(&format!("/wallet/{id}"))
         .await
         .assert_problem(404, "wallet_not_found");
+    // Holds of a closed wallet are not found, whether this process still remembers placing them or not.
+    for hold in [&pending, &expired] {
+        let hold_id = hold["id"].as_str().expect("id");
+        for action in ["capture", "void"] {
+            app.post(&format!("/wallet/holds/{hold_id}/{action}"), json!({}))
+                .await
+                .assert_problem(404, "not_found");
+        }
+    }
     assert_eq!(app.audit_findings().await, 0);
 }
 
@@ -1098,4 +1108,55 @@ async fn kill_9_during_holds_and_captures_loses_no_acknowledged_operation(backen
     drop(restarted);
     let (clean, output) = run_audit(&database.url);
     assert!(clean, "audit after kill -9: {output}");
+}
+
+/// A replica remembers the wallet and amount of the holds it placed, so that capturing or voiding one reads
+/// nothing first; a hold another replica finished must still be refused as finished (409), whatever amount is
+/// asked, and a pending one asked for more than it reserved is still 422.
+async fn a_hold_finished_by_another_replica_is_refused_here_as_it_would_be_there(backend: Backend) {
+    let app = app(backend).await;
+    let other = Process::start(&app.database.url, &[]).await;
+    let client = crate::helpers::admin_client();
+    let id = app.create_wallet("buyer", "EUR", "100.00").await;
+    let finished = place(&app, &id, "30.00").await;
+    let pending = place(&app, &id, "20.00").await;
+    let finished_id = finished["id"].as_str().expect("id");
+    let voided = client
+        .post(other.url(&format!("/wallet/holds/{finished_id}/void")))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("void on the other replica");
+    assert_eq!(voided.status(), 200);
+    let before = snapshot(&app).await;
+    for body in [
+        json!({}),
+        json!({"amount": "30.01"}),
+        json!({"amount": "5.00"}),
+    ] {
+        app.post(&format!("/wallet/holds/{finished_id}/capture"), body)
+            .await
+            .assert_problem(409, "hold_not_pending");
+    }
+    app.post(&format!("/wallet/holds/{finished_id}/void"), json!({}))
+        .await
+        .assert_problem(409, "hold_not_pending");
+    let pending_id = pending["id"].as_str().expect("id");
+    app.post(
+        &format!("/wallet/holds/{pending_id}/capture"),
+        json!({"amount": "20.01"}),
+    )
+    .await
+    .assert_problem(422, "invalid_amount");
+    assert_eq!(snapshot(&app).await, before);
+    let captured = app
+        .post(&format!("/wallet/holds/{pending_id}/capture"), json!({}))
+        .await;
+    assert_eq!(captured.status, 200, "{}", captured.text);
+    let w = wallet(&app, &id).await;
+    assert_eq!(
+        (&w["balance"], &w["held"]),
+        (&json!("80.00"), &json!("0.00"))
+    );
+    assert_eq!(app.audit_findings().await, 0);
 }

@@ -18,7 +18,7 @@ use chrono::Utc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection};
 
-use super::cache::{FactsCache, WalletFacts};
+use super::cache::{FactsCache, HoldsCache, WalletFacts};
 use super::events::Feed;
 use super::idempotency::{FailedClaims, KeyRow, cutoff};
 use super::rows::{EntryRow, WalletRow};
@@ -137,6 +137,7 @@ impl TryFrom<MovementRow> for Movement {
 pub struct PgStore {
     pub(in crate::store) pool: PgPool,
     facts: FactsCache,
+    pub(in crate::store) holds: HoldsCache,
     failed_claims: FailedClaims,
     /// Deposits, withdrawals and transfers, batched across wallets into shared transactions.
     writes: group_commit::GroupCommit,
@@ -169,6 +170,7 @@ impl PgStore {
             pool,
             reads: reads::Reads::new(),
             facts: FactsCache::default(),
+            holds: HoldsCache::default(),
             failed_claims: FailedClaims::default(),
             writes: group_commit::GroupCommit::new(options.batch_writes),
             feed: Feed::default(),

@@ -20,7 +20,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::cache::{FactsCache, WalletFacts};
+use super::cache::{FactsCache, HoldsCache, WalletFacts};
 use super::events::{Feed, count_written};
 use super::idempotency::{FailedClaims, KeyRow, cutoff};
 use super::shared::{acquire, shared_statements};
@@ -53,6 +53,7 @@ pub struct SqliteStore {
     /// The one writer connection and its batches.
     writer: Arc<group_commit::GroupCommit>,
     facts: FactsCache,
+    pub(in crate::store) holds: HoldsCache,
     failed_claims: FailedClaims,
     feed: Feed,
 }
@@ -89,6 +90,7 @@ impl SqliteStore {
                 feed.clone(),
             )),
             facts: FactsCache::default(),
+            holds: HoldsCache::default(),
             failed_claims: FailedClaims::default(),
             feed,
         })
