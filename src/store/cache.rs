@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, RwLock};
 
+use super::Hold;
 use crate::domain::{Amount, Currency, HoldId, WalletId};
 
 /// A wallet's currency and owner: fixed at creation.
@@ -18,6 +19,15 @@ pub struct WalletFacts {
 pub struct HoldFacts {
     pub wallet_id: WalletId,
     pub amount: Amount,
+}
+
+impl From<&Hold> for HoldFacts {
+    fn from(hold: &Hold) -> Self {
+        Self {
+            wallet_id: hold.wallet_id,
+            amount: hold.amount,
+        }
+    }
 }
 
 /// Currencies and owners never change, so a process-wide cache lets an amount be parsed in the wallet's currency,

@@ -319,20 +319,13 @@ impl Store {
     pub async fn hold_facts(&self, id: HoldId) -> Result<HoldFacts> {
         match dispatch!(self, s => s.holds.get(id)) {
             Some(facts) => Ok(facts),
-            None => self.get_hold(id).await.map(|hold| HoldFacts {
-                wallet_id: hold.wallet_id,
-                amount: hold.amount,
-            }),
+            None => self.get_hold(id).await.map(|hold| HoldFacts::from(&hold)),
         }
     }
 
     fn remember_hold(&self, hold: &Hold) {
         if hold.status == HoldStatus::Pending {
-            let facts = HoldFacts {
-                wallet_id: hold.wallet_id,
-                amount: hold.amount,
-            };
-            dispatch!(self, s => s.holds.put(hold.id, facts));
+            dispatch!(self, s => s.holds.put(hold.id, HoldFacts::from(hold)));
         }
     }
 
