@@ -17,7 +17,7 @@ use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Either, Executor as _, FromRow as _, Sqlite, SqliteConnection};
 
-use super::group_commit::KeyClaim;
+use super::group_commit::{BatchOutcome, KeyClaim};
 use crate::domain::{Amount, HoldId, LedgerEntryKind, WalletId};
 use crate::store::rows::{EntryRow, HoldRow, WalletRow};
 use crate::store::shared::is_debit;
@@ -444,6 +444,154 @@ fn half_done() -> StoreError {
     StoreError::Internal("a balance moved without the rest of its write".to_owned())
 }
 
+/// One deposit or withdrawal of a call carrying several (`move_many`), over `$1`–`$13` as `movement`'s with
+/// `$13` whether it is a debit. The same text serves all four kinds, so a call's text depends only on how many
+/// writes it carries, and sqlx prepares at most `MOVES_PER_CALL` of them. Its three statements always run: the
+/// claim inserts nothing without a key (`$9` null), and the balance's update does not ask it to have.
+const MOVE: &str = concat!(
+    "insert into idempotency_keys (key, request_hash, created_at) select $9, $10, $4 where $9 is not null \
+     on conflict (key) do nothing;",
+    "update wallets set balance = balance + (case when $13 then -$3 else $3 end) \
+     where id = $1 and ($9 is null or changes() = 1) and closed_at is null \
+     and (case when $13 then balance - held >= $3 else balance <= 9223372036854775807 - $3 end) returning ",
+    sql::wallet_columns!("$4"),
+    ";",
+    step!(entry "$1", "$11", "null")
+);
+
+/// Parameters of one write in `MOVE`.
+const MOVE_PARAMETERS: usize = 13;
+
+/// Most writes in one call: bounds the statement's text and parameters (and how long one call holds the writer).
+pub(super) const MOVES_PER_CALL: usize = 16;
+
+/// `MOVE` for `n` writes, its parameters renumbered for each: `$1`–`$13` the first write's, `$14`–`$26` the
+/// second's, and so on.
+fn moves_text(n: usize) -> &'static str {
+    static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        (1..=MOVES_PER_CALL)
+            .map(|n| {
+                (0..n)
+                    .map(|i| renumbered(MOVE, i * MOVE_PARAMETERS))
+                    .collect()
+            })
+            .collect()
+    });
+    texts
+        .get(n.clamp(1, MOVES_PER_CALL) - 1)
+        .map_or(MOVE, String::as_str)
+}
+
+/// `statements` with every `$n` made `$(n + offset)`.
+fn renumbered(statements: &str, offset: usize) -> String {
+    let mut text = String::with_capacity(statements.len() + 64);
+    let mut rest = statements;
+    while let Some(dollar) = rest.find('$') {
+        text.push_str(&rest[..=dollar]);
+        rest = &rest[dollar + 1..];
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => text.push_str(&(n + offset).to_string()),
+            Err(_) => text.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    text.push_str(rest);
+    text
+}
+
+/// A deposit or withdrawal waiting for the writer, owned, so that whichever write gets the writer's turn first
+/// can run it with its own (`SqliteStore::move_money`).
+#[derive(Debug)]
+pub(super) struct MoveOrder {
+    pub id: WalletId,
+    pub kind: LedgerEntryKind,
+    pub amount: Amount,
+    pub memo: Memo,
+    /// The idempotency key and its request's fingerprint.
+    pub key: Option<(String, String)>,
+    /// Tells the write apart from the others queued.
+    pub seq: u64,
+    /// Tells the order's own write how it went.
+    pub done: tokio::sync::oneshot::Sender<MoveOutcome>,
+}
+
+/// How a queued move went (`Ok(None)`: it changed nothing, and its write runs it afresh), and in which batch;
+/// `None` when no batch holds any of it.
+pub(super) type MoveOutcome = (Result<Option<Movement>>, Option<BatchOutcome>);
+
+/// Runs up to `MOVES_PER_CALL` deposits and withdrawals in one call to the database thread; their outcomes, in
+/// order, each as `move_money`'s. A write refused at a step changes nothing (its key's claim is taken back) and
+/// does not stop the writes after it. `Err` when the call itself failed: the transaction is then in doubt.
+pub(super) async fn move_many(
+    conn: &mut SqliteConnection,
+    orders: &[MoveOrder],
+) -> Result<Vec<Result<Option<Movement>>>> {
+    let mut query = sqlx::query(moves_text(orders.len()));
+    let now = Utc::now();
+    for order in orders {
+        query = query
+            .bind(order.id.get())
+            .bind(None::<i64>)
+            .bind(order.amount.minor_units())
+            .bind(now)
+            .bind(order.memo.actor.as_deref())
+            .bind(order.memo.reference.as_deref())
+            .bind(order.memo.description.as_deref())
+            .bind(order.memo.metadata.as_deref())
+            .bind(order.key.as_ref().map(|(key, _)| key.as_str()))
+            .bind(order.key.as_ref().map(|(_, hash)| hash.as_str()))
+            .bind(order.kind.as_str())
+            .bind(order.kind.as_str())
+            .bind(is_debit(order.kind));
+    }
+    // Read to the end: the database thread stops running the statements when their stream is dropped.
+    let steps: Vec<Either<_, SqliteRow>> = conn.fetch_many(query).try_collect().await?;
+    let mut steps = steps.into_iter();
+    let mut outcomes = Vec::with_capacity(orders.len());
+    let mut unclaim = Vec::new();
+    for order in orders {
+        // Each statement's rows come before its result; three statements per write.
+        let mut rows = Vec::with_capacity(2);
+        let mut claimed = true;
+        for statement in 0..3 {
+            loop {
+                match steps.next() {
+                    Some(Either::Right(row)) => rows.push(row),
+                    Some(Either::Left(done)) => {
+                        if statement == 0 && order.key.is_some() && done.rows_affected() != 1 {
+                            claimed = false;
+                        }
+                        break;
+                    }
+                    None => return Err(half_done()),
+                }
+            }
+        }
+        let mut rows = rows.into_iter();
+        let outcome = match (claimed, rows.next(), rows.next()) {
+            (false, _, _) => Err(StoreError::IdempotencyKeyInUse),
+            (true, Some(wallet), Some(entry)) => moved(&wallet, &entry).map(Some),
+            (true, None, _) => {
+                unclaim.extend(order.key.as_ref().map(|(key, _)| key.as_str()));
+                Ok(None)
+            }
+            (true, Some(_), None) => return Err(half_done()),
+        };
+        outcomes.push(outcome);
+    }
+    for key in unclaim {
+        sqlx::query(sql::RELEASE_KEY)
+            .bind(key)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(outcomes)
+}
+
 #[cfg(test)]
 mod tests {
     use sqlx::Transaction;
@@ -554,6 +702,115 @@ mod tests {
             assert!(matches!(tried, Ok(None)), "{what}: {tried:?}");
         }
         assert_eq!(&everything(tx).await, after, "{what}");
+    }
+
+    /// Owned orders for `move_many`, and the receivers of their outcomes (unused here: `move_many` returns them).
+    fn orders(
+        moves: &[(WalletId, LedgerEntryKind, i64, Option<&str>)],
+    ) -> (
+        Vec<MoveOrder>,
+        Vec<tokio::sync::oneshot::Receiver<MoveOutcome>>,
+    ) {
+        moves
+            .iter()
+            .zip(0..)
+            .map(|(&(id, kind, minor, key), seq)| {
+                let (done, outcome) = tokio::sync::oneshot::channel();
+                let order = MoveOrder {
+                    id,
+                    kind,
+                    amount: amount(minor),
+                    memo: Memo {
+                        reference: Some(format!("move {seq}")),
+                        ..Memo::default()
+                    },
+                    key: key.map(|key| (key.to_owned(), "hash".to_owned())),
+                    seq,
+                    done,
+                };
+                (order, outcome)
+            })
+            .unzip()
+    }
+
+    #[tokio::test]
+    async fn moves_in_one_call_each_keep_their_own_outcome() {
+        let (_dir, _store, [one, two, closed, full], mut tx) = scratch().await;
+        sqlx::query("insert into idempotency_keys (key, request_hash, created_at) values ('taken', 'x', $1)")
+            .bind(Utc::now())
+            .execute(&mut *tx)
+            .await
+            .expect("a key another request holds");
+        let before = everything(&mut tx).await;
+        use LedgerEntryKind::{Deposit, Withdrawal};
+        let (moves, _outcomes) = orders(&[
+            (one, Withdrawal, 400, Some("k1")),
+            (two, Withdrawal, 1, Some("k2")),
+            (two, Deposit, 250, None),
+            (closed, Deposit, 5, Some("k3")),
+            (one, Deposit, 7, Some("taken")),
+            (full, Deposit, 10, None),
+            (one, Withdrawal, 600, None),
+            (two, Withdrawal, 250, Some("k4")),
+        ]);
+        let outcomes = move_many(&mut tx, &moves).await.expect("one call");
+        assert_eq!(outcomes.len(), moves.len());
+        let balance = |n: usize| match &outcomes[n] {
+            Ok(Some(moved)) => {
+                assert_eq!(moved.entry.amount, moves[n].amount, "move {n}'s entry");
+                assert_eq!(moved.entry.kind, moves[n].kind, "move {n}'s entry");
+                assert_eq!(
+                    moved.entry.reference.as_deref(),
+                    Some(format!("move {n}").as_str())
+                );
+                moved.wallet.balance.minor_units()
+            }
+            other => panic!("move {n}: {other:?}"),
+        };
+        // In order, each against the balance the moves before it left.
+        assert_eq!(balance(0), 600);
+        assert!(
+            matches!(outcomes[1], Ok(None)),
+            "too little money: {:?}",
+            outcomes[1]
+        );
+        assert_eq!(balance(2), 250);
+        assert!(
+            matches!(outcomes[3], Ok(None)),
+            "a closed wallet: {:?}",
+            outcomes[3]
+        );
+        assert!(
+            matches!(outcomes[4], Err(StoreError::IdempotencyKeyInUse)),
+            "{:?}",
+            outcomes[4]
+        );
+        assert!(
+            matches!(outcomes[5], Ok(None)),
+            "past the bound: {:?}",
+            outcomes[5]
+        );
+        assert_eq!(balance(6), 0);
+        assert_eq!(balance(7), 0);
+        let after = everything(&mut tx).await;
+        assert_eq!(after.wallets[0].0, 0);
+        assert_eq!(after.wallets[1].0, 0);
+        assert_eq!(
+            after.wallets[3], before.wallets[3],
+            "the full wallet is unchanged"
+        );
+        assert_eq!(
+            after.entries,
+            before.entries + 4,
+            "one entry per move that moved money"
+        );
+        assert_eq!(
+            after.events,
+            before.events + 4,
+            "one event per move that moved money"
+        );
+        // The refused moves' keys are not left claimed; the others' are, for their answers.
+        assert_eq!(after.keys, ["k1", "k4", "taken"]);
     }
 
     #[tokio::test]

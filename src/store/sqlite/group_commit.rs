@@ -13,14 +13,16 @@
 //! a write dropped before it has decided whether to commit hands that decision to a task too, so a batch is never
 //! left open behind a cancelled request.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use chrono::Utc;
 use sqlx::sqlite::SqlitePool;
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
+use super::at_once::{MoveOrder, MoveOutcome};
 use crate::store::events::Feed;
 use crate::store::{Finish, Result, StoreError, StoredResponse, sql};
 
@@ -43,6 +45,18 @@ pub(super) struct GroupCommit {
     feed: Feed,
     /// Transactions committed (or tried): fewer than writes when batching works.
     commits: Arc<std::sync::atomic::AtomicU64>,
+    /// What the batch open now will come to, for work done in it on behalf of writes that join it later
+    /// (`SqliteStore::move_money`). Set under `open`'s lock.
+    current: std::sync::Mutex<Option<watch::Receiver<Option<Outcome>>>>,
+    /// Deposits and withdrawals waiting for the writer: the first write to get a turn runs several in one call
+    /// (`SqliteStore::move_in_turn`, docs/adr/0153-sqlite-deposits-share-a-call.md).
+    moves: std::sync::Mutex<VecDeque<MoveOrder>>,
+    /// Queued moves whose outcome was sent and not yet taken by their own write: their work may sit in the open
+    /// batch without their answers, so no batch commits while there are some (unless every write has had its
+    /// turn, which takes them all).
+    ahead: Arc<AtomicUsize>,
+    /// Set while a turn between batches waits: writes then run only their own move, so `ahead` drains.
+    quiesce: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -63,7 +77,80 @@ impl GroupCommit {
             max_batch: if batching { MAX_BATCH } else { 1 },
             feed,
             commits: Arc::default(),
+            current: std::sync::Mutex::default(),
+            moves: std::sync::Mutex::default(),
+            ahead: Arc::default(),
+            quiesce: AtomicBool::new(false),
         }
+    }
+
+    /// Queues a move for the first turn at the writer (`take_moves`).
+    pub(super) fn queue_move(&self, order: MoveOrder) {
+        self.moves_queue().push_back(order);
+    }
+
+    /// In a write's turn: the moves to run now, in queue order. Up to `max` of them; only the write's own
+    /// (`seq`) while a turn between batches waits. Their outcomes must then be `sent`.
+    pub(super) fn take_moves(&self, seq: u64, max: usize) -> Vec<MoveOrder> {
+        let mut queue = self.moves_queue();
+        if self.quiesce.load(Ordering::SeqCst) {
+            let own = queue.iter().position(|order| order.seq == seq);
+            return own.and_then(|at| queue.remove(at)).into_iter().collect();
+        }
+        let n = queue.len().min(max);
+        queue.drain(..n).collect()
+    }
+
+    /// Sends a move's outcome to its write, which takes it at its turn (`took_outcome`).
+    pub(super) fn send_outcome(&self, order: MoveOrder, outcome: MoveOutcome) {
+        self.ahead.fetch_add(1, Ordering::SeqCst);
+        if order.done.send(outcome).is_err() {
+            // Its write is gone (only a task aborted at shutdown: requests run to completion).
+            self.took_outcome();
+        }
+    }
+
+    /// A write took its move's outcome.
+    pub(super) fn took_outcome(&self) {
+        self.ahead.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Takes the write's move `seq` out of the queue, if it is still there.
+    pub(super) fn withdraw_move(&self, seq: u64) {
+        self.moves_queue().retain(|order| order.seq != seq);
+    }
+
+    /// A turn that could not begin a batch: every queued move is told to run afresh in its own turn.
+    fn release_moves(&self) {
+        let orders: Vec<MoveOrder> = self.moves_queue().drain(..).collect();
+        for order in orders {
+            self.send_outcome(order, (Ok(None), None));
+        }
+    }
+
+    fn moves_queue(&self) -> std::sync::MutexGuard<'_, VecDeque<MoveOrder>> {
+        self.moves
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// No outcome sent and not yet taken: the open batch holds no work without its answer.
+    fn nothing_ahead(&self) -> bool {
+        self.ahead.load(Ordering::SeqCst) == 0
+    }
+
+    /// Whether writes share transactions (`false`: each commits alone).
+    pub(super) fn batching(&self) -> bool {
+        self.max_batch > 1
+    }
+
+    /// What the open batch will come to; to be called in a write's turn (from its work), when there is one.
+    pub(super) fn open_batch(&self) -> Option<BatchOutcome> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .map(BatchOutcome)
     }
 
     /// Transactions committed (or tried) so far.
@@ -83,12 +170,23 @@ impl GroupCommit {
         &self,
         work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T>,
     ) -> Result<T> {
+        // No move runs ahead of its write meanwhile, and the batch committed here holds no move without its
+        // answer: writes with an outcome to take have their turns first (they are ahead in the lock's queue).
+        let quiesced = Quiesced::new(&self.quiesce);
         let mut open = self.open.clone().lock_owned().await;
-        while open.tx.is_some() {
-            // In a task of its own, as every commit: this future may be dropped.
-            tokio::spawn(commit(open, self.feed.clone(), self.commits.clone()));
+        loop {
+            if !self.nothing_ahead() {
+                drop(open);
+                tokio::task::yield_now().await;
+            } else if open.tx.is_some() {
+                // In a task of its own, as every commit: this future may be dropped.
+                tokio::spawn(commit(open, self.feed.clone(), self.commits.clone()));
+            } else {
+                break;
+            }
             open = self.open.clone().lock_owned().await;
         }
+        drop(quiesced);
         let mut conn = self.pool.acquire().await?;
         let done = work(&mut conn).await;
         drop(open);
@@ -161,8 +259,19 @@ impl GroupCommit {
         let mut open = self.open.clone().lock_owned().await;
         turn.started();
         if open.tx.is_none() {
-            open.tx = Some(self.pool.begin_with("BEGIN IMMEDIATE").await?);
-            open.committed = Some(watch::channel(None).0);
+            match self.pool.begin_with("BEGIN IMMEDIATE").await {
+                Ok(tx) => open.tx = Some(tx),
+                Err(error) => {
+                    self.release_moves();
+                    return Err(error.into());
+                }
+            }
+            let (committed, outcome) = watch::channel(None);
+            open.committed = Some(committed);
+            *self
+                .current
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome);
             open.members = 0;
             open.answers.clear();
         }
@@ -188,7 +297,8 @@ impl GroupCommit {
             end_batch(open, Err("the write transaction failed".to_owned()));
             return result;
         }
-        if self.queued.load(Ordering::SeqCst) == 0 || open.members >= self.max_batch {
+        let full = open.members >= self.max_batch;
+        if (self.queued.load(Ordering::SeqCst) == 0 || full) && self.nothing_ahead() {
             tokio::spawn(commit(open, self.feed.clone(), self.commits.clone()));
         } else {
             drop(open);
@@ -208,6 +318,38 @@ impl GroupCommit {
             Some(Err(error)) => Err(unknown(error)),
             None => Err(unknown("the batch ended without a commit".to_owned())),
         }
+    }
+}
+
+/// Moves run only in their own writes' turns while this lives (`take_moves`).
+struct Quiesced<'a>(&'a AtomicBool);
+
+impl<'a> Quiesced<'a> {
+    fn new(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::SeqCst);
+        Self(flag)
+    }
+}
+
+impl Drop for Quiesced<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// What one batch came to, or will: whether work done in it on another write's behalf is durable.
+#[derive(Debug, Clone)]
+pub(super) struct BatchOutcome(watch::Receiver<Option<Outcome>>);
+
+impl BatchOutcome {
+    /// Whether this is the batch that is open now (so work done in it stands or falls with the caller's).
+    pub(super) fn is(&self, other: &BatchOutcome) -> bool {
+        self.0.same_channel(&other.0)
+    }
+
+    /// Whether the batch committed; `false` while it is open or once it failed.
+    pub(super) fn committed(&self) -> bool {
+        matches!(*self.0.borrow(), Some(Ok(())))
     }
 }
 
@@ -425,7 +567,10 @@ fn end_batch(mut open: OwnedMutexGuard<OpenBatch>, outcome: Outcome) {
 /// decides in turn).
 async fn settle(group: Settle) {
     let open = group.open.lock_owned().await;
-    if open.tx.is_some() && group.queued.load(Ordering::SeqCst) == 0 {
+    if open.tx.is_some()
+        && group.queued.load(Ordering::SeqCst) == 0
+        && group.ahead.load(Ordering::SeqCst) == 0
+    {
         commit(open, group.feed, group.commits).await;
     }
 }
@@ -434,6 +579,7 @@ async fn settle(group: Settle) {
 struct Settle {
     open: Arc<Mutex<OpenBatch>>,
     queued: Arc<AtomicUsize>,
+    ahead: Arc<AtomicUsize>,
     feed: Feed,
     commits: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -481,6 +627,7 @@ impl Drop for Turn<'_> {
             tokio::spawn(settle(Settle {
                 open: group.open.clone(),
                 queued: group.queued.clone(),
+                ahead: group.ahead.clone(),
                 feed: group.feed.clone(),
                 commits: group.commits.clone(),
             }));

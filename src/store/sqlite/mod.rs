@@ -12,6 +12,7 @@ use group_commit::{Isolation, KeyClaim};
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -19,6 +20,7 @@ use sqlx::SqliteConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use tokio::sync::oneshot;
 
 use super::cache::{FactsCache, HoldsCache, WalletFacts};
 use super::events::{Feed, count_written};
@@ -149,9 +151,31 @@ impl SqliteStore {
     ) -> Result<Movement> {
         // Bare: the balance's update refuses before any change but releasing expired holds, and the entry's
         // insert cannot be refused once the balance moved.
-        let at_once = async |conn: &mut SqliteConnection, claim: Option<KeyClaim<'_>>| {
-            at_once::move_money(conn, id, kind, amount, memo, claim).await
-        };
+        // Batched, the move waits in a queue for the first turn at the writer, its own or an earlier write's.
+        let mut queued = self.writer.batching().then(|| {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let (done, outcome) = oneshot::channel();
+            let seq = NEXT.fetch_add(1, Ordering::Relaxed);
+            self.writer.queue_move(at_once::MoveOrder {
+                id,
+                kind,
+                amount,
+                memo: memo.clone(),
+                key: finish.map(|finish| (finish.key.to_owned(), finish.request_hash.to_owned())),
+                seq,
+                done,
+            });
+            QueuedMove {
+                writer: &self.writer,
+                seq,
+                outcome,
+            }
+        });
+        let at_once =
+            async |conn: &mut SqliteConnection, claim: Option<KeyClaim<'_>>| match &mut queued {
+                Some(queued) => queued.run(conn).await,
+                None => at_once::move_money(conn, id, kind, amount, memo, claim).await,
+            };
         self.writer
             .write_keyed_at_once(Isolation::Bare, finish, at_once, async |conn| {
                 let wallet = change_balance(conn, id, kind, amount).await?;
@@ -498,6 +522,66 @@ async fn two_reader_store(dir: &tempfile::TempDir) -> SqliteStore {
     let store = SqliteStore::connect(&url, &options).expect("store");
     store.migrate().await.expect("migrate");
     store
+}
+
+/// A deposit or withdrawal queued for the writer (`GroupCommit::queue_move`), as its write holds it.
+struct QueuedMove<'a> {
+    writer: &'a group_commit::GroupCommit,
+    seq: u64,
+    outcome: oneshot::Receiver<at_once::MoveOutcome>,
+}
+
+impl QueuedMove<'_> {
+    /// The write's turn at the writer: it runs the moves queued first (`MOVES_PER_CALL` at a time, its own among
+    /// them) in one call, unless an earlier write's turn already ran its own. The batch that ran it is this
+    /// write's own, since none commits while an outcome is untaken; if that batch ended undone instead, nothing
+    /// of it happened and the write runs afresh (`Ok(None)`). docs/adr/0153-sqlite-deposits-share-a-call.md.
+    async fn run(&mut self, conn: &mut SqliteConnection) -> Result<Option<Movement>> {
+        let batch = self.writer.open_batch();
+        loop {
+            if let Ok((ran, ran_in)) = self.outcome.try_recv() {
+                self.writer.took_outcome();
+                return match (ran_in, &batch) {
+                    (Some(ran_in), Some(batch)) if ran_in.is(batch) => ran,
+                    // Not expected (no batch commits with an outcome untaken), but if it did, the move stands.
+                    (Some(ran_in), _) if ran_in.committed() => ran,
+                    _ => Ok(None),
+                };
+            }
+            let orders = self.writer.take_moves(self.seq, at_once::MOVES_PER_CALL);
+            if orders.is_empty() {
+                return Err(StoreError::Internal(
+                    "a queued deposit went missing".to_owned(),
+                ));
+            }
+            match at_once::move_many(conn, &orders).await {
+                Ok(outcomes) => {
+                    for (order, ran) in orders.into_iter().zip(outcomes) {
+                        self.writer.send_outcome(order, (ran, batch.clone()));
+                    }
+                }
+                // The call failed and this batch ends undone: the others run afresh in their own turns.
+                Err(error) => {
+                    for order in orders {
+                        self.writer.send_outcome(order, (Ok(None), None));
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for QueuedMove<'_> {
+    /// A write that ends without taking its move's outcome (its turn failed first) leaves nothing behind: its
+    /// move is no longer queued, and an outcome sent to it is counted as taken.
+    fn drop(&mut self) {
+        self.writer.withdraw_move(self.seq);
+        self.outcome.close();
+        if self.outcome.try_recv().is_ok() {
+            self.writer.took_outcome();
+        }
+    }
 }
 
 #[cfg(test)]
