@@ -560,11 +560,13 @@ impl QueuedMove<'_> {
                         self.writer.send_outcome(order, (ran, batch.clone()));
                     }
                 }
-                // The call failed and this batch ends undone: the others run afresh in their own turns.
+                // The call failed and this batch ends undone: the others run afresh in their own turns. This
+                // write's own move, if still queued, is withdrawn now, in its turn, so that no later turn runs it.
                 Err(error) => {
                     for order in orders {
                         self.writer.send_outcome(order, (Ok(None), None));
                     }
+                    self.writer.withdraw_move(self.seq);
                     return Err(error);
                 }
             }
@@ -573,8 +575,10 @@ impl QueuedMove<'_> {
 }
 
 impl Drop for QueuedMove<'_> {
-    /// A write that ends without taking its move's outcome (its turn failed first) leaves nothing behind: its
-    /// move is no longer queued, and an outcome sent to it is counted as taken.
+    /// A write that ends without taking its move's outcome leaves nothing behind: its move is no longer queued,
+    /// and an outcome sent to it is counted as taken. Every path of a turn that fails has already withdrawn the
+    /// move or been sent its outcome, under the writer's lock; this covers a write dropped while it waits for its
+    /// turn, which only a task aborted at shutdown is (requests run to completion).
     fn drop(&mut self) {
         self.writer.withdraw_move(self.seq);
         self.outcome.close();
