@@ -1118,6 +1118,23 @@ async fn kill_9_during_deposits_leaves_exactly_one_event_per_entry(backend: Back
     let mut conn = sqlx::AnyConnection::connect(&database.url)
         .await
         .expect("connect");
+    // PostgreSQL finishes a COMMIT that was in flight when its client died: read once the killed process's
+    // sessions are gone, or an entry may commit after this count.
+    if database.url.starts_with("postgres") {
+        for _ in 0..400 {
+            let others: i64 = sqlx::query_scalar(
+                "select count(*) from pg_stat_activity where datname = current_database() \
+                 and pid <> pg_backend_pid() and backend_type = 'client backend'",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .expect("sessions");
+            if others == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
     let pairs: Vec<(String, String)> = sqlx::query_as(
         "select cast(t.id as text), cast((select count(*) from events e where e.entry_id = t.id) as text) \
          from transactions t",
