@@ -10,7 +10,9 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use crate::helpers::{Backend, Process, REQUIRE_POSTGRES_ENV, TestDatabase, run_audit};
+use crate::helpers::{
+    Backend, Process, REQUIRE_POSTGRES_ENV, TestDatabase, run_audit, wait_until_unused,
+};
 
 crate::on_both_backends!(
     backup_taken_while_eight_clients_write_restores_to_a_clean_ledger_with_every_acknowledged_operation,
@@ -246,32 +248,6 @@ async fn owners(database_url: &str) -> Vec<String> {
         .expect("owners");
     conn.close().await.ok();
     owners
-}
-
-/// Waits until no other session is connected to a PostgreSQL database: a closed connection's server process
-/// leaves a moment after the client does. Nothing to wait for on SQLite.
-async fn wait_until_unused(backend: Backend, database_url: &str) {
-    if backend == Backend::Sqlite {
-        return;
-    }
-    let mut conn = sqlx::PgConnection::connect(database_url)
-        .await
-        .expect("connect");
-    for _ in 0..200 {
-        let others: i64 = sqlx::query_scalar(
-            "select count(*) from pg_stat_activity \
-             where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .expect("sessions");
-        if others == 0 {
-            conn.close().await.ok();
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("other sessions stay connected to {database_url}");
 }
 
 async fn restore_into_a_database_in_use_fails_and_changes_nothing(backend: Backend) {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sqlx::Connection as _;
 
 use crate::helpers::{
-    Backend, Process, TestApp, TestDatabase, client_with_key, postgres_admin_url,
+    Backend, Process, TestApp, TestDatabase, client_with_key, postgres_admin_url, wait_until_unused,
 };
 
 crate::on_both_backends!(
@@ -1115,26 +1115,12 @@ async fn kill_9_during_deposits_leaves_exactly_one_event_per_entry(backend: Back
 
     // In the database: exactly one event per entry, and no event without its entry.
     sqlx::any::install_default_drivers();
+    // PostgreSQL finishes a COMMIT that was in flight when its client died: count once the killed process's
+    // sessions are gone, or an entry may commit after the count.
+    wait_until_unused(backend, &database.url).await;
     let mut conn = sqlx::AnyConnection::connect(&database.url)
         .await
         .expect("connect");
-    // PostgreSQL finishes a COMMIT that was in flight when its client died: read once the killed process's
-    // sessions are gone, or an entry may commit after this count.
-    if database.url.starts_with("postgres") {
-        for _ in 0..400 {
-            let others: i64 = sqlx::query_scalar(
-                "select count(*) from pg_stat_activity where datname = current_database() \
-                 and pid <> pg_backend_pid() and backend_type = 'client backend'",
-            )
-            .fetch_one(&mut conn)
-            .await
-            .expect("sessions");
-            if others == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
     let pairs: Vec<(String, String)> = sqlx::query_as(
         "select cast(t.id as text), cast((select count(*) from events e where e.entry_id = t.id) as text) \
          from transactions t",

@@ -662,3 +662,29 @@ pub fn run_audit(database_url: &str) -> (bool, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
     )
 }
+
+/// Waits until no other session is connected to a PostgreSQL database: a closed connection's server process
+/// leaves a moment after the client does, and finishes a COMMIT in flight first. Nothing to wait for on SQLite.
+pub async fn wait_until_unused(backend: Backend, database_url: &str) {
+    if backend == Backend::Sqlite {
+        return;
+    }
+    let mut conn = sqlx::PgConnection::connect(database_url)
+        .await
+        .expect("connect");
+    for _ in 0..200 {
+        let others: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity \
+             where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("sessions");
+        if others == 0 {
+            conn.close().await.ok();
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("other sessions stay connected to {database_url}");
+}
