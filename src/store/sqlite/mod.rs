@@ -169,6 +169,7 @@ impl SqliteStore {
                 writer: &self.writer,
                 seq,
                 outcome,
+                taken: false,
             }
         });
         let at_once =
@@ -529,6 +530,8 @@ struct QueuedMove<'a> {
     writer: &'a group_commit::GroupCommit,
     seq: u64,
     outcome: oneshot::Receiver<at_once::MoveOutcome>,
+    /// The write took its outcome at its turn: nothing is left to clear up.
+    taken: bool,
 }
 
 impl QueuedMove<'_> {
@@ -540,6 +543,7 @@ impl QueuedMove<'_> {
         let batch = self.writer.open_batch();
         loop {
             if let Ok((ran, ran_in)) = self.outcome.try_recv() {
+                self.taken = true;
                 self.writer.took_outcome();
                 return match (ran_in, &batch) {
                     (Some(ran_in), Some(batch)) if ran_in.is(batch) => ran,
@@ -580,6 +584,9 @@ impl Drop for QueuedMove<'_> {
     /// move or been sent its outcome, under the writer's lock; this covers a write dropped while it waits for its
     /// turn, which only a task aborted at shutdown is (requests run to completion).
     fn drop(&mut self) {
+        if self.taken {
+            return;
+        }
         self.writer.withdraw_move(self.seq);
         self.outcome.close();
         if self.outcome.try_recv().is_ok() {
